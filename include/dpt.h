@@ -1,0 +1,251 @@
+/*
+ * libdpt — pure-C inference for DiffPoseTalk (speech-driven stylistic 3D facial animation and
+ * head pose via diffusion, ACM TOG 2024).
+ *
+ * Speech in; per-frame FLAME coefficients out: expression (50), pose (6 = global rotation
+ * axis-angle 3 + jaw axis-angle 3) and shape (100), in the layout of upstream's `--save_coef`.
+ *
+ * Conventions
+ *  - Every function that can fail returns a dpt_status (DPT_OK = 0) and, when the caller passes a
+ *    non-NULL dpt_error, writes one human-readable line into it naming the file (if any), what was
+ *    expected and what was found. The library never prints to stdout and never calls exit/abort;
+ *    warnings go to the log callback (default: stderr, see dpt_set_log_callback).
+ *  - Ownership: objects returned through `**out` belong to the caller and are released with the
+ *    matching *_free function (which accepts NULL). Input arrays are borrowed, never kept.
+ *  - Thread safety: a dpt_model is immutable after dpt_model_load and may be shared by any number
+ *    of threads running dpt_generate / dpt_encode_audio / dpt_extract_style at once; each call
+ *    allocates its own working state. dpt_set_log_callback is global and not thread-safe.
+ *  - Arrays are row-major float32.
+ */
+#ifndef DPT_H
+#define DPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DPT_VERSION_STRING "0.1.0"
+
+typedef enum dpt_status {
+    DPT_OK = 0,
+    DPT_ERR_INVALID_ARG = 1,   /* bad parameter value, shape or NaN/Inf input */
+    DPT_ERR_IO = 2,            /* file missing, unreadable or unwritable */
+    DPT_ERR_FORMAT = 3,        /* file exists but its contents are corrupt or inconsistent */
+    DPT_ERR_UNSUPPORTED = 4,   /* valid but not supported (option, dtype, model variant) */
+    DPT_ERR_NOMEM = 5,         /* allocation failed */
+    DPT_ERR_AUDIO = 6,         /* audio could not be decoded or resampled */
+    DPT_ERR_NOISE = 7,         /* the caller's noise source ran out or failed */
+    DPT_ERR_CANCELLED = 8      /* the progress callback asked to stop */
+} dpt_status;
+
+/* One line describing the last failure of a call. */
+typedef struct dpt_error {
+    dpt_status status;
+    char message[512];
+} dpt_error;
+
+/* Short static description of a status code ("invalid argument", ...). */
+const char *dpt_strerror(dpt_status status);
+
+/* Log callback for warnings and information (level 0 = info, 1 = warning). NULL restores the
+ * default, which writes warnings to stderr. */
+typedef void (*dpt_log_fn)(int level, const char *message, void *user);
+void dpt_set_log_callback(dpt_log_fn fn, void *user);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Model                                                                                        */
+
+typedef struct dpt_model dpt_model;
+
+typedef struct dpt_load_params {
+    int use_mmap;   /* 1 (default): map the file and use float32 tensors in place */
+} dpt_load_params;
+
+dpt_load_params dpt_load_default_params(void);
+
+/* Open and fully validate a .dpt file (see weights/FORMAT.md). */
+dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_model **out,
+                          dpt_error *err);
+void dpt_model_free(dpt_model *model);
+
+/* Hyperparameters of a loaded model (read from the file's metadata). */
+typedef struct dpt_model_info {
+    const char *path;
+    /* denoiser */
+    int target_is_noise;        /* 0: predicts x0 ("sample"), 1: predicts epsilon ("noise") */
+    int guide_audio, guide_style; /* guiding_conditions */
+    int cfg_independent;        /* model's default CFG mode: 0 incremental, 1 independent */
+    int n_diff_steps;
+    const char *diff_schedule;  /* linear | quadratic | sigmoid | cosine */
+    int no_head_pose;
+    int motion_dim;             /* 54 with head pose, 51 without */
+    int use_style, d_style;
+    const char *audio_model;    /* hubert | wav2vec2 */
+    int align_mask_width, use_learnable_pe, use_indicator;
+    int feature_dim, n_heads, n_layers, mlp_ratio;
+    int n_motions, n_prev_motions, fps;
+    int pad_replicate;          /* pad_mode: 0 zero, 1 replicate */
+    /* audio encoder */
+    int audio_hidden_size, audio_layers, audio_heads, audio_intermediate_size;
+    /* style encoder */
+    int has_style_encoder, style_feature_dim, style_n_motions, style_motion_dim;
+    /* storage */
+    int n_tensors;
+    int64_t n_params_audio, n_params_denoiser, n_params_style, n_params_total;
+    int any_f16;                /* some tensors are stored as float16 */
+    uint64_t file_size;
+} dpt_model_info;
+
+void dpt_model_get_info(const dpt_model *model, dpt_model_info *info);
+
+/* Tensor directory: names, dtypes and shapes exactly as stored. */
+typedef struct dpt_tensor_info {
+    const char *name;
+    int dtype;          /* 0 float32, 1 float16 */
+    int ndim;
+    int64_t shape[4];
+    int64_t n_elements;
+} dpt_tensor_info;
+
+int dpt_model_tensor_count(const dpt_model *model);
+dpt_status dpt_model_tensor_at(const dpt_model *model, int index, dpt_tensor_info *info);
+/* Find a tensor by name; returns its index or -1. */
+int dpt_model_tensor_find(const dpt_model *model, const char *name);
+/* Copy a tensor's values as float32 (converting float16) into dst[0..n_elements). */
+dpt_status dpt_model_tensor_read(const dpt_model *model, int index, float *dst, size_t capacity,
+                                 dpt_error *err);
+
+/* Metadata directory. type: 1 int, 2 float, 3 string. Values are valid while the model lives. */
+typedef struct dpt_meta_info {
+    const char *key;
+    int type;
+    int64_t i;
+    double f;
+    const char *s;
+} dpt_meta_info;
+
+int dpt_model_meta_count(const dpt_model *model);
+dpt_status dpt_model_meta_at(const dpt_model *model, int index, dpt_meta_info *info);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Audio                                                                                        */
+
+/* Load any file libsndfile reads (WAV, FLAC, OGG/Vorbis, MP3, ...), average the channels and
+ * resample to 16 kHz with libsoxr at librosa's default quality ("soxr_hq"). *samples is
+ * malloc'ed (free with dpt_free). Not normalised. */
+dpt_status dpt_audio_load(const char *path, float **samples, size_t *n_samples, dpt_error *err);
+
+/* Same, for samples already in memory: interleaved `channels`-channel float samples at
+ * `sample_rate` Hz → mono 16 kHz. */
+dpt_status dpt_audio_to_16k(const float *interleaved, size_t n_frames, int channels,
+                            double sample_rate, float **samples, size_t *n_samples,
+                            dpt_error *err);
+
+/* Longest clip accepted, in seconds of audio (documented limit; longer input is rejected). */
+#define DPT_MAX_AUDIO_SECONDS 3600.0
+
+void dpt_free(void *ptr);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Generation                                                                                   */
+
+/* Conditions for classifier-free guidance (bit mask). */
+#define DPT_COND_AUDIO 1u
+#define DPT_COND_STYLE 2u
+#define DPT_COND_MODEL_DEFAULT 0xFFFFFFFFu   /* use the model's guiding_conditions */
+
+#define DPT_CFG_MODEL_DEFAULT (-1)
+#define DPT_CFG_INCREMENTAL 0
+#define DPT_CFG_INDEPENDENT 1
+
+/* A source of standard-normal draws: fill dst[0..n) and return 0, or non-zero when exhausted. */
+typedef int (*dpt_noise_fn)(void *user, float *dst, size_t n);
+
+/* Progress: called once per diffusion step. Return non-zero to cancel (DPT_ERR_CANCELLED). */
+typedef int (*dpt_progress_fn)(void *user, int window, int n_windows, int step, int n_steps);
+
+typedef struct dpt_gen_params {
+    int n_repetitions;          /* independent samples generated in one batched call (default 1) */
+    float scale_audio;          /* CFG scale for audio (default 1.15, as upstream's demo) */
+    float scale_style;          /* CFG scale for style (default 3.0) */
+    int cfg_mode;               /* DPT_CFG_*; default: the model's own */
+    unsigned cfg_conds;         /* DPT_COND_* mask; default: the model's guiding_conditions */
+    float dt_ratio;             /* dynamic thresholding quantile; <= 0 disables (default 0) */
+    float dt_min, dt_max;       /* clamp range of the threshold (defaults 1.0, 4.0) */
+    uint64_t seed;              /* seed of the built-in generator (default 0) */
+    dpt_noise_fn noise_fn;      /* optional: replaces the built-in generator */
+    void *noise_user;
+    dpt_progress_fn progress_fn;
+    void *progress_user;
+    int n_threads;              /* 0 = all cores */
+    int steps;                  /* 0 = the model's full schedule; else strided DDIM-style sampling */
+    float eta;                  /* DDIM eta for steps > 0 (0 = deterministic) */
+    int zero_head_pose;         /* 1: zero the global rotation in the output (demo's --no_head) */
+} dpt_gen_params;
+
+dpt_gen_params dpt_gen_default_params(void);
+
+/* Output of a generation: n_repetitions samples of n_frames frames each. */
+typedef struct dpt_result {
+    int n_repetitions;
+    int n_frames;
+    float *exp;     /* n_repetitions × n_frames × 50 */
+    float *pose;    /* n_repetitions × n_frames × 6  */
+    float *shape;   /* n_frames × 100 (the input shape repeated) */
+} dpt_result;
+
+void dpt_result_free(dpt_result *result);
+
+/* Generate coefficients for 16 kHz mono samples (as returned by dpt_audio_load).
+ * shape: 100 FLAME shape values (un-normalised). style: d_style values or NULL (null style). */
+dpt_status dpt_generate(const dpt_model *model, const float *samples16k, size_t n_samples,
+                        const float *shape, const float *style, const dpt_gen_params *params,
+                        dpt_result **out, dpt_error *err);
+
+/* Convenience: dpt_audio_load + dpt_generate. */
+dpt_status dpt_generate_file(const dpt_model *model, const char *audio_path, const float *shape,
+                             const float *style, const dpt_gen_params *params, dpt_result **out,
+                             dpt_error *err);
+
+/* The audio features of the whole padded clip (upstream's extract_audio_feature output):
+ * *features is malloc'ed, n_frames × feature_dim. */
+dpt_status dpt_encode_audio(const dpt_model *model, const float *samples16k, size_t n_samples,
+                            int n_threads, float **features, int *n_frames, dpt_error *err);
+
+/* Style vector (d_style values written to style_out) from a motion clip: exp (n_frames × 50) and
+ * pose (n_frames × 6), frames [start, start + n_motions) (fewer, with a warning, if short). */
+dpt_status dpt_extract_style(const dpt_model *model, const float *exp, const float *pose,
+                             int n_frames, int start, float *style_out, dpt_error *err);
+
+/* ------------------------------------------------------------------------------------------ */
+/* NumPy files                                                                                  */
+
+/* An array read from or written to .npy / .npz. Data is float32, C order. */
+typedef struct dpt_array {
+    int ndim;             /* 0…4 */
+    int64_t shape[4];
+    float *data;          /* malloc'ed by the readers; free with dpt_array_free */
+} dpt_array;
+
+void dpt_array_free(dpt_array *a);   /* frees data, leaves the struct zeroed */
+
+/* Read a .npy (v1/v2/v3 header, little-endian float32 or float64, C order; float64 converted). */
+dpt_status dpt_npy_read(const char *path, dpt_array *out, dpt_error *err);
+/* Read array `key` (without ".npy") from an .npz, stored or deflate-compressed. */
+dpt_status dpt_npz_read(const char *path, const char *key, dpt_array *out, dpt_error *err);
+/* 1 if the .npz at path has an array named key, 0 if not, -1 on error (err filled). */
+int dpt_npz_has(const char *path, const char *key, dpt_error *err);
+/* Write float32 .npy. */
+dpt_status dpt_npy_write(const char *path, const float *data, int ndim, const int64_t *shape,
+                         dpt_error *err);
+/* Write n arrays into one .npz (compress: 1 = deflate as np.savez_compressed, 0 = stored). */
+dpt_status dpt_npz_write(const char *path, int n, const char *const *keys,
+                         const dpt_array *arrays, int compress, dpt_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DPT_H */

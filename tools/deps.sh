@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install what libdpt still needs on Debian 12: system packages (only the missing ones) and the
+# Python venv (.venv, system interpreter with system site packages, pinned tools/requirements.txt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PKGS="build-essential pkg-config libopenblas-dev libsndfile1-dev libsoxr-dev zlib1g-dev check
+      python3 python3-venv python3-pip python3-numpy python3-torch python3-pytest"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "deps: installing Debian packages:$missing"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+stamp=.venv/.requirements
+if [ ! -x .venv/bin/python ] || ! cmp -s tools/requirements.txt "$stamp"; then
+  echo "deps: preparing .venv (transformers, soxr, soundfile)"
+  /usr/bin/python3 -m venv --system-site-packages .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
+  cp tools/requirements.txt "$stamp"
+fi
