@@ -1,0 +1,158 @@
+/* dpt-info: describe a .dpt model file — parts, hyperparameters, parameter counts, dtype, size —
+ * and dump single tensors. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dpt.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: dpt-info MODEL.dpt [options]\n"
+            "  (no option)        summary: parts, hyperparameters, parameter counts, dtype, size\n"
+            "  --tensors          list every tensor: name, dtype, shape\n"
+            "  --meta             list every metadata key and value\n"
+            "  --dump NAME        print tensor NAME's shape and values\n"
+            "  --npy OUT.npy      with --dump: write the tensor (float32) to OUT.npy instead\n"
+            "  -h, --help         this help\n");
+}
+
+static const char *human(double bytes, char *buf, size_t n) {
+    const char *units[] = {"B", "KiB", "MiB", "GiB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 3) {
+        bytes /= 1024;
+        u++;
+    }
+    snprintf(buf, n, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+    return buf;
+}
+
+static void print_summary(const dpt_model *m) {
+    dpt_model_info i;
+    dpt_model_get_info(m, &i);
+    char size[32];
+    printf("file            %s (%s, %llu bytes)\n", i.path, human((double)i.file_size, size, sizeof size),
+           (unsigned long long)i.file_size);
+    printf("dtype           %s\n", i.any_f16 ? "f16 (matrices) + f32" : "f32");
+    printf("tensors         %d\n", i.n_tensors);
+    printf("parameters      %lld total: audio encoder %lld, denoiser %lld, style encoder %lld\n",
+           (long long)i.n_params_total, (long long)i.n_params_audio,
+           (long long)i.n_params_denoiser, (long long)i.n_params_style);
+    printf("audio encoder   %s: hidden %d, %d layers, %d heads, FFN %d\n", i.audio_model,
+           i.audio_hidden_size, i.audio_layers, i.audio_heads, i.audio_intermediate_size);
+    printf("denoiser        D %d, %d layers, %d heads, mlp_ratio %d; motion dim %d (%s)\n",
+           i.feature_dim, i.n_layers, i.n_heads, i.mlp_ratio, i.motion_dim,
+           i.no_head_pose ? "no head pose" : "with head pose");
+    printf("windows         n_motions %d, n_prev_motions %d, fps %d, pad_mode %s\n", i.n_motions,
+           i.n_prev_motions, i.fps, i.pad_replicate ? "replicate" : "zero");
+    printf("diffusion       target %s, %d steps, %s schedule\n",
+           i.target_is_noise ? "noise" : "sample", i.n_diff_steps, i.diff_schedule);
+    printf("guidance        conditions %s%s%s, cfg_mode %s\n", i.guide_audio ? "audio" : "",
+           i.guide_audio && i.guide_style ? "," : "",
+           i.guide_style ? "style" : (i.guide_audio ? "" : "(none)"),
+           i.cfg_independent ? "independent" : "incremental");
+    printf("conditioning    style input %s (d_style %d); indicator %s; alignment mask width %d; "
+           "%s PE\n",
+           i.use_style ? "yes" : "no", i.d_style, i.use_indicator ? "yes" : "no",
+           i.align_mask_width, i.use_learnable_pe ? "learnable" : "sinusoidal");
+    if (i.has_style_encoder)
+        printf("style encoder   D %d, %d frames, motion dim %d\n", i.style_feature_dim,
+               i.style_n_motions, i.style_motion_dim);
+    else
+        printf("style encoder   none\n");
+}
+
+int main(int argc, char **argv) {
+    const char *path = NULL, *dump = NULL, *npy = NULL;
+    int list_tensors = 0, list_meta = 0;
+    for (int a = 1; a < argc; a++) {
+        if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[a], "--tensors")) {
+            list_tensors = 1;
+        } else if (!strcmp(argv[a], "--meta")) {
+            list_meta = 1;
+        } else if (!strcmp(argv[a], "--dump") && a + 1 < argc) {
+            dump = argv[++a];
+        } else if (!strcmp(argv[a], "--npy") && a + 1 < argc) {
+            npy = argv[++a];
+        } else if (argv[a][0] == '-') {
+            fprintf(stderr, "dpt-info: unknown or incomplete option '%s' (see --help)\n", argv[a]);
+            return 2;
+        } else if (!path) {
+            path = argv[a];
+        } else {
+            fprintf(stderr, "dpt-info: more than one model file given ('%s')\n", argv[a]);
+            return 2;
+        }
+    }
+    if (!path) {
+        usage(stderr);
+        return 2;
+    }
+    if (npy && !dump) {
+        fprintf(stderr, "dpt-info: --npy needs --dump NAME\n");
+        return 2;
+    }
+    dpt_error err = {0};
+    dpt_model *m = NULL;
+    if (dpt_model_load(path, NULL, &m, &err) != DPT_OK) {
+        fprintf(stderr, "dpt-info: %s\n", err.message);
+        return 1;
+    }
+    int rc = 0;
+    if (dump) {
+        int idx = dpt_model_tensor_find(m, dump);
+        dpt_tensor_info t;
+        if (idx < 0 || dpt_model_tensor_at(m, idx, &t) != DPT_OK) {
+            fprintf(stderr, "dpt-info: %s: no tensor named '%s' (see --tensors)\n", path, dump);
+            dpt_model_free(m);
+            return 1;
+        }
+        float *v = malloc(sizeof(float) * (size_t)t.n_elements);
+        if (!v || dpt_model_tensor_read(m, idx, v, (size_t)t.n_elements, &err) != DPT_OK) {
+            fprintf(stderr, "dpt-info: %s: %s\n", path, v ? err.message : "out of memory");
+            free(v);
+            dpt_model_free(m);
+            return 1;
+        }
+        if (npy) {
+            if (dpt_npy_write(npy, v, t.ndim, t.shape, &err) != DPT_OK) {
+                fprintf(stderr, "dpt-info: %s\n", err.message);
+                rc = 1;
+            }
+        } else {
+            printf("%s %s (", t.name, t.dtype ? "f16" : "f32");
+            for (int d = 0; d < t.ndim; d++) printf("%s%lld", d ? ", " : "", (long long)t.shape[d]);
+            printf(")\n");
+            for (int64_t i = 0; i < t.n_elements; i++)
+                printf("%.9g%c", v[i], (i + 1) % 8 == 0 || i + 1 == t.n_elements ? '\n' : ' ');
+        }
+        free(v);
+    } else if (list_tensors) {
+        for (int i = 0; i < dpt_model_tensor_count(m); i++) {
+            dpt_tensor_info t;
+            dpt_model_tensor_at(m, i, &t);
+            printf("%-72s %s (", t.name, t.dtype ? "f16" : "f32");
+            for (int d = 0; d < t.ndim; d++) printf("%s%lld", d ? ", " : "", (long long)t.shape[d]);
+            printf(")\n");
+        }
+    } else if (list_meta) {
+        for (int i = 0; i < dpt_model_meta_count(m); i++) {
+            dpt_meta_info e;
+            dpt_model_meta_at(m, i, &e);
+            if (e.type == 1)
+                printf("%s = %lld\n", e.key, (long long)e.i);
+            else if (e.type == 2)
+                printf("%s = %.17g\n", e.key, e.f);
+            else
+                printf("%s = '%s'\n", e.key, e.s);
+        }
+    } else {
+        print_summary(m);
+    }
+    dpt_model_free(m);
+    return rc;
+}
