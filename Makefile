@@ -54,7 +54,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/libdpt.a
 
 $(BUILD)/dpt.pc: Makefile
 	@mkdir -p $(BUILD)
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: dpt\nDescription: DiffPoseTalk inference in C\nVersion: 0.1.0\nCflags: -I$${includedir}\nLibs: -L$${libdir} -ldpt\nLibs.private: %s\nRequires.private: sndfile soxr zlib\n' \
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: dpt\nDescription: DiffPoseTalk inference in C\nVersion: 0.1.0\nCflags: -I$${includedir}\nLibs: -L$${libdir} -ldpt %s\nRequires: sndfile soxr zlib\n' \
 	  '$(PREFIX)' '$(BLAS_LIBS) -lpthread -lm' > $@
 
 test-c: all $(addprefix $(BUILD)/tests/,$(C_TESTS) $(HARNESSES))
