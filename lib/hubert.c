@@ -1,0 +1,530 @@
+/* HuBERT / wav2vec 2.0 base audio encoder (spec §4) and the public dpt_encode_audio.
+ *
+ * Layout: all activations are time-major (T, C). Configuration comes only from m->audio.
+ *
+ * Memory (beyond the weights), T = 2·L_tot tokens = 50 per second of audio at 25 fps,
+ * H = hidden size (768), Cc = last conv dim (512), F = FFN size (3072), K = pos-conv kernel (128):
+ *   - conv feature extractor, streamed in chunks of CONV_CHUNK output frames; layer 0's GroupNorm
+ *     needs whole-clip per-channel statistics, so a first pass runs conv0 alone over the clip and
+ *     accumulates mean / M2 in double (Chan's merge of per-chunk two-pass moments), and the second
+ *     pass recomputes conv0 chunk by chunk and runs the whole stack. Fixed cost: two ping-pong
+ *     chunk buffers ≈ 2·(64·CONV_CHUNK + 16)·512 floats (≈ 34 MB) + the repacked conv weights
+ *     (≈ 17 MB); growing: the stack output, T·Cc floats (2 KB per token).
+ *   - transformer: h, q, k, v, ctx: 5·T·H floats (15 KB per token); attention scores are
+ *     computed one head and one block of query rows at a time, ≈ ATT_SCORE_FLOATS floats (16 MB)
+ *     whatever the length; FFN runs on FFN_ROWS-row chunks (FFN_ROWS·F floats, 6 MB);
+ *     the positional conv uses a repacked weight copy (H·H/groups·K floats, 19 MB) and an
+ *     im2col block of POS_ROWS·K·H/groups floats (3 MB) while it runs.
+ *   - an interpolation buffer of T·Cc floats only when the conv output is resampled
+ *     (n_pad ≤ 0 clips, fps ≠ 25).
+ * Growth: ≈ 17 KB per token ≈ 0.85 MB per second of audio, plus ≈ 75 MB fixed:
+ * 60 s ≈ 125 MB, 5 min ≈ 330 MB, 1 h ≈ 3.1 GB. Time grows as T² in attention (and linearly
+ * elsewhere). The caller's padded clip (64 KB per second) is not counted. */
+#include "hubert.h"
+
+#if defined(__has_include)
+#if __has_include("audio.h")
+#include "audio.h"
+#define DPT_HAVE_AUDIO_H 1
+#endif
+#endif
+#include "conv.h"
+#include "kernels.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CONV_CHUNK 128               /* final conv frames per streamed chunk */
+#define ATT_SCORE_FLOATS (1L << 22)  /* score block budget: rows·T ≤ this */
+#define FFN_ROWS 512
+#define POS_ROWS 256
+#define GROUPNORM_EPS 1e-5           /* nn.GroupNorm default; not a config value */
+#define PAD_AUDIO_UNIT 320           /* models/common.py pad_audio defaults */
+#define PAD_AUDIO_THRESHOLD 80
+#define MAX_THREADS 64
+
+/* ---- tiny fork-join helper for the element-wise work BLAS does not do ---- */
+
+typedef void (*range_fn)(void *ctx, long begin, long end);
+
+typedef struct par_job {
+    range_fn fn;
+    void *ctx;
+    long begin, end;
+} par_job;
+
+static void *par_run(void *p) {
+    par_job *j = p;
+    j->fn(j->ctx, j->begin, j->end);
+    return NULL;
+}
+
+/* Run fn over [0, n) split into nt contiguous ranges of at least `grain` items. */
+static void par_for(int nt, long n, long grain, range_fn fn, void *ctx) {
+    if (n <= 0) return;
+    if (nt > MAX_THREADS) nt = MAX_THREADS;
+    if (grain < 1) grain = 1;
+    if ((long)nt > n / grain) nt = (int)(n / grain);
+    if (nt <= 1) {
+        fn(ctx, 0, n);
+        return;
+    }
+    pthread_t th[MAX_THREADS];
+    par_job jobs[MAX_THREADS];
+    int started[MAX_THREADS];
+    for (int i = 0; i < nt; i++) {
+        jobs[i].fn = fn;
+        jobs[i].ctx = ctx;
+        jobs[i].begin = n * i / nt;
+        jobs[i].end = n * (i + 1) / nt;
+    }
+    for (int i = 1; i < nt; i++) {
+        started[i] = pthread_create(&th[i], NULL, par_run, &jobs[i]) == 0;
+        if (!started[i]) par_run(&jobs[i]);
+    }
+    par_run(&jobs[0]);
+    for (int i = 1; i < nt; i++)
+        if (started[i]) pthread_join(th[i], NULL);
+}
+
+static void gelu_range(void *ctx, long b, long e) { dpt_k_gelu((float *)ctx + b, (size_t)(e - b)); }
+
+static void par_gelu(int nt, float *x, size_t n) { par_for(nt, (long)n, 1L << 15, gelu_range, x); }
+
+typedef struct softmax_ctx {
+    float *s;
+    int cols;
+} softmax_ctx;
+
+static void softmax_range(void *ctx, long b, long e) {
+    softmax_ctx *c = ctx;
+    dpt_k_softmax(c->s + (size_t)b * c->cols, (int)(e - b), c->cols);
+}
+
+/* ---- pad_audio (§4.3) as an index map: padded index i → source index ---- */
+
+typedef struct pad_geom {
+    long n;   /* source length */
+    long r;   /* reflect width (applied twice) */
+    long p;   /* replicate width (0/1) */
+    long len; /* n + 4r + 2p */
+} pad_geom;
+
+static pad_geom pad_geometry(long n) {
+    pad_geom g = {n, 0, 0, n};
+    long units = n / PAD_AUDIO_UNIT;
+    long v = PAD_AUDIO_UNIT * units + PAD_AUDIO_THRESHOLD - n; /* side = ceil(v / 2) */
+    if (v > 0) {
+        long side = (v + 1) / 2;
+        g.r = side / 2;
+        g.p = side % 2;
+    } /* v ∈ {0, −1}: side = 0, nothing to pad; v < −1: side < 0, no padding */
+    g.len = n + 4 * g.r + 2 * g.p;
+    return g;
+}
+
+/* Reflect index j into [0, len) (one reflection, |overshoot| < len). */
+static long reflect_index(long j, long len) {
+    if (j < 0) return -j;
+    if (j >= len) return 2 * (len - 1) - j;
+    return j;
+}
+
+static long pad_source(const pad_geom *g, long i) {
+    long j = i - g->p; /* replicate pad: clamp into the double-reflected signal */
+    long len2 = g->n + 4 * g->r;
+    if (j < 0) j = 0;
+    if (j > len2 - 1) j = len2 - 1;
+    long u = reflect_index(j - g->r, g->n + 2 * g->r); /* second reflect */
+    return reflect_index(u - g->r, g->n);              /* first reflect */
+}
+
+/* dst[0..count) = padded[i0 .. i0+count) */
+static void pad_fetch(const pad_geom *g, const float *x, long i0, long count, float *dst) {
+    long lo = 2 * g->r + g->p, hi = lo + g->n; /* padded indices that map to x directly */
+    for (long t = 0; t < count; t++) {
+        long i = i0 + t;
+        if (i >= lo && i < hi) {
+            long run = (hi - i < count - t) ? hi - i : count - t;
+            memcpy(dst + t, x + (i - lo), sizeof(float) * (size_t)run);
+            t += run - 1;
+        } else {
+            dst[t] = x[pad_source(g, i)];
+        }
+    }
+}
+
+/* Python round() of a non-negative double: half to even. */
+static long py_round(double v) {
+    double f = floor(v), d = v - f;
+    long r = (long)f;
+    if (d > 0.5 || (d == 0.5 && (r & 1))) r++;
+    return r;
+}
+
+/* ---- conv feature extractor, streamed ---- */
+
+typedef struct conv_plan {
+    int n;                          /* layers */
+    int cin[DPT_MAX_CONV_LAYERS];   /* input channels */
+    long len[DPT_MAX_CONV_LAYERS];  /* output length of each layer over the whole clip */
+    float *w_r[DPT_MAX_CONV_LAYERS];/* repacked (dim, k, cin) */
+} conv_plan;
+
+static void conv_plan_free(conv_plan *P) {
+    for (int i = 0; i < P->n; i++) dpt_alloc_free(P->w_r[i]);
+}
+
+/* out (c_used, conv_dim[n−1]) = conv stack over the padded clip, frames [0, c_used). */
+static dpt_status conv_stack(const dpt_audio_encoder *a, const pad_geom *g, const float *x,
+                             long c_used, int nt, float *out, dpt_error *err) {
+    const int N = a->n_conv;
+    const int *K = a->conv_kernel, *S = a->conv_stride, *dim = a->conv_dim;
+    conv_plan P;
+    memset(&P, 0, sizeof P);
+    P.n = N;
+    long t = g->len;
+    for (int i = 0; i < N; i++) {
+        P.cin[i] = i ? dim[i - 1] : 1;
+        t = dpt_k_conv_out_len(t, K[i], S[i]);
+        P.len[i] = t;
+    }
+    dpt_status st = DPT_OK;
+    float *sbuf = NULL, *buf0 = NULL, *buf1 = NULL, *scale = NULL, *shift = NULL;
+    double *mean = NULL, *m2 = NULL, *bmean = NULL, *bm2 = NULL;
+
+    for (int i = 0; i < N; i++) {
+        P.w_r[i] = dpt_alloc(sizeof(float) * (size_t)dim[i] * K[i] * P.cin[i]);
+        if (!P.w_r[i]) goto nomem;
+        dpt_k_conv_repack(a->conv_w[i], dim[i], P.cin[i], K[i], P.w_r[i]);
+    }
+    /* chunk geometry: rows of each layer needed for CONV_CHUNK final frames */
+    long clen[DPT_MAX_CONV_LAYERS], maxbuf = 0;
+    clen[N - 1] = CONV_CHUNK;
+    for (int i = N - 1; i > 0; i--) clen[i - 1] = (clen[i] - 1) * S[i] + K[i];
+    long nsamp = (clen[0] - 1) * S[0] + K[0];
+    for (int i = 0; i < N; i++)
+        if (clen[i] * dim[i] > maxbuf) maxbuf = clen[i] * dim[i];
+    int D0 = dim[0];
+    sbuf = dpt_alloc(sizeof(float) * (size_t)nsamp);
+    buf0 = dpt_alloc(sizeof(float) * (size_t)maxbuf);
+    buf1 = dpt_alloc(sizeof(float) * (size_t)maxbuf);
+    scale = dpt_alloc(sizeof(float) * D0);
+    shift = dpt_alloc(sizeof(float) * D0);
+    mean = dpt_alloc(sizeof(double) * D0);
+    m2 = dpt_alloc(sizeof(double) * D0);
+    bmean = dpt_alloc(sizeof(double) * D0);
+    bm2 = dpt_alloc(sizeof(double) * D0);
+    if (!sbuf || !buf0 || !buf1 || !scale || !shift || !mean || !m2 || !bmean || !bm2) goto nomem;
+
+    /* Pass 1: GroupNorm(D0 groups = channels) statistics of conv0 over all P.len[0] frames. */
+    long n_acc = 0;
+    for (long g0 = 0; g0 < P.len[0]; g0 += clen[0]) {
+        long rows = P.len[0] - g0 < clen[0] ? P.len[0] - g0 : clen[0];
+        pad_fetch(g, x, g0 * S[0], (rows - 1) * S[0] + K[0], sbuf);
+        dpt_k_conv1d_strided(sbuf, 1, P.w_r[0], a->conv_b[0], D0, K[0], S[0], rows, buf0);
+        dpt_k_col_moments(buf0, rows, D0, bmean, bm2);
+        n_acc = dpt_k_moments_merge(n_acc, mean, m2, rows, bmean, bm2, D0);
+    }
+    /* y = (x − μ)·rstd·γ + β folded into x·scale + shift (as PyTorch applies it) */
+    for (int c = 0; c < D0; c++) {
+        double var = m2[c] / (double)n_acc;
+        float rstd = (float)(1.0 / sqrt(var + GROUPNORM_EPS));
+        scale[c] = rstd * a->group_norm.gamma[c];
+        shift[c] = a->group_norm.beta[c] - (float)mean[c] * scale[c];
+    }
+
+    /* Pass 2: the whole stack, CONV_CHUNK final frames at a time. Layer i's output rows
+     * [ra[i], rb[i]) need its input rows [ra[i]·s, (rb[i]−1)·s + k); consecutive chunks
+     * recompute the k − s overlapping rows of each layer. */
+    for (long f0 = 0; f0 < c_used; f0 += CONV_CHUNK) {
+        long f1 = f0 + CONV_CHUNK < c_used ? f0 + CONV_CHUNK : c_used;
+        long ra[DPT_MAX_CONV_LAYERS], rb[DPT_MAX_CONV_LAYERS];
+        ra[N - 1] = f0;
+        rb[N - 1] = f1;
+        for (int i = N - 1; i > 0; i--) {
+            ra[i - 1] = ra[i] * S[i];
+            rb[i - 1] = (rb[i] - 1) * S[i] + K[i];
+        }
+        long rows0 = rb[0] - ra[0];
+        pad_fetch(g, x, ra[0] * S[0], (rows0 - 1) * S[0] + K[0], sbuf);
+        float *cur = N == 1 ? out + (size_t)f0 * dim[0] : buf0, *nxt = buf1;
+        dpt_k_conv1d_strided(sbuf, 1, P.w_r[0], a->conv_b[0], D0, K[0], S[0], rows0, cur);
+        dpt_k_col_affine(cur, rows0, D0, scale, shift);
+        par_gelu(nt, cur, (size_t)rows0 * D0);
+        for (int i = 1; i < N; i++) {
+            long rows = rb[i] - ra[i];
+            float *dst = i == N - 1 ? out + (size_t)f0 * dim[i] : nxt;
+            dpt_k_conv1d_strided(cur, P.cin[i], P.w_r[i], a->conv_b[i], dim[i], K[i], S[i], rows,
+                                 dst);
+            par_gelu(nt, dst, (size_t)rows * dim[i]);
+            nxt = cur;
+            cur = dst;
+        }
+    }
+    goto done;
+nomem:
+    st = dpt_fail(err, DPT_ERR_NOMEM, "audio encoder: out of memory (conv feature extractor)");
+done:
+    conv_plan_free(&P);
+    dpt_alloc_free(sbuf);
+    dpt_alloc_free(buf0);
+    dpt_alloc_free(buf1);
+    dpt_alloc_free(scale);
+    dpt_alloc_free(shift);
+    dpt_alloc_free(mean);
+    dpt_alloc_free(m2);
+    dpt_alloc_free(bmean);
+    dpt_alloc_free(bm2);
+    return st;
+}
+
+/* ---- transformer ---- */
+
+typedef struct enc_bufs {
+    float *q, *k, *v, *ctx; /* (T, H) each */
+    float *scores;          /* (qb, T) */
+    int qb;                 /* query rows per score block */
+    float *inter;           /* (FFN_ROWS, F) */
+} enc_bufs;
+
+static void scale_range(void *ctx, long b, long e) {
+    float *x = ((float **)ctx)[0];
+    float s = *((float **)ctx)[1];
+    for (long i = b; i < e; i++) x[i] *= s;
+}
+
+/* One post-LN encoder layer, h (T, H) in place. */
+static void encoder_layer(const dpt_audio_encoder *a, const dpt_audio_layer *y, float *h, int T,
+                          int nt, enc_bufs *B) {
+    const int H = a->hidden, nh = a->n_heads, dh = H / nh, F = a->ffn;
+    /* q = (h·Wqᵀ + bq)·dh^−½ (scaling after the bias, as transformers does); k, v likewise unscaled */
+    dpt_k_linear(h, T, H, y->q.w, y->q.b, H, B->q);
+    dpt_k_linear(h, T, H, y->k.w, y->k.b, H, B->k);
+    dpt_k_linear(h, T, H, y->v.w, y->v.b, H, B->v);
+    float sc = (float)(1.0 / sqrt((double)dh));
+    float *sctx[2] = {B->q, &sc};
+    par_for(nt, (long)T * H, 1L << 16, scale_range, sctx);
+
+    /* per head j (columns [j·dh, (j+1)·dh)), per block of query rows:
+     * S (nb, T) = q_blk · k_jᵀ → softmax over keys → ctx_blk (nb, dh) = S · v_j */
+    for (int j = 0; j < nh; j++) {
+        for (int i0 = 0; i0 < T; i0 += B->qb) {
+            int nb = T - i0 < B->qb ? T - i0 : B->qb;
+            dpt_k_gemm_nt(nb, T, dh, 1.0f, B->q + (size_t)i0 * H + (size_t)j * dh, H,
+                          B->k + (size_t)j * dh, H, 0.0f, B->scores, T);
+            softmax_ctx c = {B->scores, T};
+            par_for(nt, nb, 8, softmax_range, &c);
+            dpt_k_gemm_nn(nb, dh, T, 1.0f, B->scores, T, B->v + (size_t)j * dh, H, 0.0f,
+                          B->ctx + (size_t)i0 * H + (size_t)j * dh, H);
+        }
+    }
+    /* h = LN(h + ctx·Woᵀ + bo); q is free now and takes the projection */
+    dpt_k_linear(B->ctx, T, H, y->out.w, y->out.b, H, B->q);
+    dpt_k_add_layernorm(h, B->q, T, H, y->ln.gamma, y->ln.beta, a->ln_eps);
+    /* h = FinalLN(h + W2·GELU(W1·h + b1) + b2), row chunks (rows are independent) */
+    for (int r0 = 0; r0 < T; r0 += FFN_ROWS) {
+        int rows = T - r0 < FFN_ROWS ? T - r0 : FFN_ROWS;
+        float *hr = h + (size_t)r0 * H;
+        dpt_k_linear(hr, rows, H, y->ff_in.w, y->ff_in.b, F, B->inter);
+        par_gelu(nt, B->inter, (size_t)rows * F);
+        dpt_k_linear(B->inter, rows, F, y->ff_out.w, y->ff_out.b, H, B->q);
+        dpt_k_add_layernorm(hr, B->q, rows, H, y->final_ln.gamma, y->final_ln.beta, a->ln_eps);
+    }
+}
+
+static void dump_stage(const dpt_hubert_dump *d, const char *stage, const float *x, long rows,
+                       int cols) {
+    if (d && d->fn) d->fn(d->user, stage, x, rows, cols);
+}
+
+static int resolve_threads(int n_threads) {
+    if (n_threads > 0) return n_threads > MAX_THREADS ? MAX_THREADS : n_threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    return n > MAX_THREADS ? MAX_THREADS : (int)n;
+}
+
+dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t n_padded,
+                                int n_frames_total, int n_threads, const dpt_hubert_dump *dump,
+                                float **features, dpt_error *err) {
+    if (features) *features = NULL;
+    if (!m || !padded || !features)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_hubert_encode: NULL argument");
+    const dpt_audio_encoder *a = &m->audio;
+    if (n_frames_total < 1 || n_padded < 1)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG,
+                        "dpt_hubert_encode: empty clip (%zu samples, %d frames)", n_padded,
+                        n_frames_total);
+    if (n_padded > (size_t)1 << 40 || n_frames_total > (1 << 28))
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_hubert_encode: clip too long");
+    if (a->n_conv < 1 || !a->layers || a->hidden < 1 || a->n_heads < 1 || !a->feature_map.w)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_hubert_encode: model has no audio encoder");
+    int fps = m->info.fps;
+    if (fps < 1)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_hubert_encode: model fps %d invalid", fps);
+    if (!dpt_all_finite(padded, n_padded))
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_hubert_encode: audio contains NaN or Inf");
+
+    const int H = a->hidden, Nc = a->n_conv, Cc = a->conv_dim[Nc - 1], D = a->feature_map.n_out;
+    const long L = n_frames_total, T = 2 * L; /* frame_num = 2·L_tot */
+    const int nt = resolve_threads(n_threads);
+
+    pad_geom g = pad_geometry((long)n_padded);
+    if (g.r > 0 && g.r >= g.n)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG,
+                        "dpt_hubert_encode: clip of %zu samples is too short for pad_audio",
+                        n_padded);
+    long C = g.len;
+    for (int i = 0; i < Nc; i++) C = dpt_k_conv_out_len(C, a->conv_kernel[i], a->conv_stride[i]);
+    if (C < 1)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG,
+                        "dpt_hubert_encode: clip of %zu samples is too short for the conv "
+                        "feature extractor",
+                        n_padded);
+    /* §4.4.2: keep the first round(frame_num·50/fps) frames (a no-op for window-padded clips) */
+    long limit = py_round((double)T * 50.0 / (double)fps);
+    long c_used = C < limit ? C : limit;
+    if (c_used < 1)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_hubert_encode: no audio frames");
+
+    dpt_k_set_threads(nt);
+    dpt_status st = DPT_OK;
+    float *conv = NULL, *ext = NULL, *h = NULL, *pos_wr = NULL, *pos_scr = NULL, *out = NULL;
+    enc_bufs B;
+    memset(&B, 0, sizeof B);
+
+    if (dump && dump->fn) {
+        float *pa = dpt_alloc(sizeof(float) * (size_t)g.len);
+        if (!pa) goto nomem;
+        pad_fetch(&g, padded, 0, g.len, pa);
+        dump_stage(dump, "pad_audio", pa, g.len, 1);
+        dpt_alloc_free(pa);
+    }
+
+    /* 1. conv feature extractor → conv (c_used, Cc) */
+    conv = dpt_alloc(sizeof(float) * (size_t)c_used * Cc);
+    if (!conv) goto nomem;
+    st = conv_stack(a, &g, padded, c_used, nt, conv, err);
+    if (st != DPT_OK) goto done;
+    dump_stage(dump, "conv", conv, c_used, Cc);
+
+    /* 2. linear interpolation c_used → T (identity in the normal case) */
+    if (c_used != T) {
+        ext = dpt_alloc(sizeof(float) * (size_t)T * Cc);
+        if (!ext) goto nomem;
+        dpt_k_interp_linear(conv, c_used, Cc, T, ext);
+        dpt_alloc_free(conv);
+        conv = ext;
+        ext = NULL;
+    }
+    dump_stage(dump, "extract_features", conv, T, Cc);
+
+    /* 3. feature projection: LayerNorm(Cc) (if present) → Linear(Cc → H) */
+    if (a->fp_ln.gamma)
+        dpt_k_layernorm(conv, (int)T, Cc, a->fp_ln.gamma, a->fp_ln.beta, a->ln_eps);
+    h = dpt_alloc(sizeof(float) * (size_t)T * H);
+    if (!h) goto nomem;
+    dpt_k_linear(conv, (int)T, Cc, a->fp_proj.w, a->fp_proj.b, H, h);
+    dpt_alloc_free(conv);
+    conv = NULL;
+    dump_stage(dump, "feature_projection", h, T, H);
+
+    /* working buffers of the transformer */
+    B.qb = (int)(ATT_SCORE_FLOATS / T);
+    if (B.qb < 16) B.qb = 16;
+    if (B.qb > T) B.qb = (int)T;
+    B.q = dpt_alloc(sizeof(float) * (size_t)T * H);
+    B.k = dpt_alloc(sizeof(float) * (size_t)T * H);
+    B.v = dpt_alloc(sizeof(float) * (size_t)T * H);
+    B.ctx = dpt_alloc(sizeof(float) * (size_t)T * H);
+    B.scores = dpt_alloc(sizeof(float) * (size_t)B.qb * T);
+    B.inter = dpt_alloc(sizeof(float) * (size_t)FFN_ROWS * a->ffn);
+    if (!B.q || !B.k || !B.v || !B.ctx || !B.scores || !B.inter) goto nomem;
+
+    /* 4. positional conv: pos (T, H) = conv(h) with K/2 zero padding, `groups` groups; computing
+     * only T outputs drops the extra last frame of an even kernel ("same pad" layer). Then
+     * h = LayerNorm(h + GELU(pos)). */
+    {
+        int Kp = a->pos_kernel, G = a->pos_groups, cg = H / G;
+        pos_wr = dpt_alloc(sizeof(float) * (size_t)H * cg * Kp);
+        pos_scr = dpt_alloc(sizeof(float) * (size_t)POS_ROWS * cg * Kp);
+        if (!pos_wr || !pos_scr) goto nomem;
+        dpt_k_conv_repack(a->pos_w, H, cg, Kp, pos_wr);
+        dpt_k_conv1d_grouped(h, T, H, pos_wr, a->pos_b, H, Kp, G, Kp / 2, T, B.q, pos_scr,
+                             POS_ROWS);
+        dpt_alloc_free(pos_wr);
+        dpt_alloc_free(pos_scr);
+        pos_wr = pos_scr = NULL;
+        par_gelu(nt, B.q, (size_t)T * H);
+        dump_stage(dump, "pos_conv", B.q, T, H);
+        dpt_k_add_layernorm(h, B.q, (int)T, H, a->enc_ln.gamma, a->enc_ln.beta, a->ln_eps);
+        dump_stage(dump, "encoder_ln", h, T, H);
+    }
+
+    /* 5. post-LN layers (no final LayerNorm) */
+    for (int l = 0; l < a->n_layers; l++) encoder_layer(a, &a->layers[l], h, (int)T, nt, &B);
+    dump_stage(dump, "last_hidden_state", h, T, H);
+
+    /* 6. back-resample T → L (mean of frame pairs) into k, then audio_feature_map → (L, D) */
+    dpt_k_interp_linear(h, T, H, L, B.k);
+    dump_stage(dump, "back_resample", B.k, L, H);
+    out = malloc(sizeof(float) * (size_t)L * D);
+    if (!out) goto nomem;
+    dpt_k_linear(B.k, (int)L, H, a->feature_map.w, a->feature_map.b, D, out);
+    dump_stage(dump, "audio_feat", out, L, D);
+    *features = out;
+    out = NULL;
+    goto done;
+
+nomem:
+    st = dpt_fail(err, DPT_ERR_NOMEM, "audio encoder: out of memory (%ld tokens)", T);
+done:
+    free(out);
+    dpt_alloc_free(conv);
+    dpt_alloc_free(ext);
+    dpt_alloc_free(h);
+    dpt_alloc_free(pos_wr);
+    dpt_alloc_free(pos_scr);
+    dpt_alloc_free(B.q);
+    dpt_alloc_free(B.k);
+    dpt_alloc_free(B.v);
+    dpt_alloc_free(B.ctx);
+    dpt_alloc_free(B.scores);
+    dpt_alloc_free(B.inter);
+    return st;
+}
+
+dpt_status dpt_hubert_encode(const dpt_model *m, const float *padded, size_t n_padded,
+                             int n_frames_total, int n_threads, float **features, dpt_error *err) {
+    return dpt_hubert_encode_ex(m, padded, n_padded, n_frames_total, n_threads, NULL, features,
+                                err);
+}
+
+/* Public: the whole-clip audio features, as upstream's demo computes them (§3 then §4). */
+dpt_status dpt_encode_audio(const dpt_model *model, const float *samples16k, size_t n_samples,
+                            int n_threads, float **features, int *n_frames, dpt_error *err) {
+    if (features) *features = NULL;
+    if (n_frames) *n_frames = 0;
+    if (!model || !features || !n_frames || (!samples16k && n_samples))
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_encode_audio: NULL argument");
+#ifndef DPT_HAVE_AUDIO_H /* transitional: lib/audio.h not in the tree yet */
+    (void)n_threads;
+    return dpt_fail(err, DPT_ERR_UNSUPPORTED, "dpt_encode_audio: built without the audio front end");
+#else
+    float *padded = NULL;
+    size_t n_padded = 0;
+    dpt_clip_layout lay;
+    dpt_status st = dpt_audio_prepare(samples16k, n_samples, model->info.fps,
+                                      model->info.n_motions, model->info.pad_replicate, &padded,
+                                      &n_padded, &lay, err);
+    if (st != DPT_OK) return st;
+    st = dpt_hubert_encode(model, padded, n_padded, lay.n_frames_total, n_threads, features, err);
+    dpt_free(padded);
+    if (st == DPT_OK) *n_frames = lay.n_frames_total;
+    return st;
+#endif
+}
