@@ -4,6 +4,7 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 void dpt_k_conv_repack(const float *w, int c_out, int c_in, int k, float *w_r) {
@@ -137,5 +138,58 @@ void dpt_k_interp_linear(const float *x, long n_in, int cols, long n_out, float 
         const float *a = x + (size_t)i0 * cols, *b = x + (size_t)i1 * cols;
         float *dst = y + (size_t)i * cols;
         for (int c = 0; c < cols; c++) dst[c] = a[c] * l0 + b[c] * l1;
+    }
+}
+
+/* ---- GELU ---- */
+
+#define GELU_BLOCK 8
+
+/* 8 values in place; straight-line per-lane code (no branches, bit tricks via memcpy) so that the
+ * fixed-trip loops vectorise. erf(z) = sign(z)·(1 − t·P(t)·e^(−z²)), t = 1/(1 + p|z|), A&S 7.1.26;
+ * e^v (v ≤ 0) = 2^k·e^r, k = round(v/ln2) (round-to-nearest by the 1.5·2^23 trick), r = v − k·ln2
+ * in two parts (Cody–Waite), e^r by its degree-6 Taylor polynomial (|r| ≤ ln2/2: rel. error < 2e-7).
+ * v is clamped at −87 so 2^k stays a normal number (e^−87 ≈ 1.6e-38: erf is ±1 there). */
+static void gelu_block(float *x) {
+    float z[GELU_BLOCK], a[GELU_BLOCK], t[GELU_BLOCK], k[GELU_BLOCK], r[GELU_BLOCK],
+        e[GELU_BLOCK], s[GELU_BLOCK];
+    uint32_t zb[GELU_BLOCK], ub[GELU_BLOCK];
+    int32_t kb[GELU_BLOCK];
+    for (int j = 0; j < GELU_BLOCK; j++) z[j] = x[j] * 0.707106781186547524f;
+    memcpy(zb, z, sizeof zb);
+    for (int j = 0; j < GELU_BLOCK; j++) ub[j] = zb[j] & 0x7fffffffu;
+    memcpy(a, ub, sizeof a); /* |z| */
+    for (int j = 0; j < GELU_BLOCK; j++) t[j] = 1.0f / (1.0f + 0.3275911f * a[j]);
+    for (int j = 0; j < GELU_BLOCK; j++) {
+        float v = -a[j] * a[j];
+        v = v < -87.0f ? -87.0f : v;
+        k[j] = (v * 1.44269504088896341f - 12582912.0f) + 12582912.0f;
+        r[j] = (v - k[j] * 0.693145751953125f) - k[j] * 1.428606765330187045e-06f;
+    }
+    for (int j = 0; j < GELU_BLOCK; j++) kb[j] = ((int32_t)k[j] + 127) * (1 << 23);
+    memcpy(s, kb, sizeof s); /* 2^k */
+    for (int j = 0; j < GELU_BLOCK; j++) {
+        float q = r[j];
+        float ex = 1.0f + q * (1.0f + q * (0.5f + q * (0.166666672f + q * (0.0416666679f +
+                                                    q * (0.00833333377f + q * 0.00138888892f)))));
+        float u = t[j];
+        float poly = (((1.061405429f * u - 1.453152027f) * u + 1.421413741f) * u - 0.284496736f) *
+                         u + 0.254829592f;
+        e[j] = 1.0f - poly * u * (ex * s[j]); /* erf(|z|) */
+    }
+    memcpy(ub, e, sizeof ub);
+    for (int j = 0; j < GELU_BLOCK; j++) ub[j] |= zb[j] & 0x80000000u; /* sign of z */
+    memcpy(e, ub, sizeof e);
+    for (int j = 0; j < GELU_BLOCK; j++) x[j] = 0.5f * x[j] * (1.0f + e[j]);
+}
+
+void dpt_k_gelu_fast(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + GELU_BLOCK <= n; i += GELU_BLOCK) gelu_block(x + i);
+    if (i < n) {
+        float tail[GELU_BLOCK] = {0};
+        memcpy(tail, x + i, sizeof(float) * (n - i));
+        gelu_block(tail);
+        memcpy(x + i, tail, sizeof(float) * (n - i));
     }
 }

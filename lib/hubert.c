@@ -90,7 +90,9 @@ static void par_for(int nt, long n, long grain, range_fn fn, void *ctx) {
         if (started[i]) pthread_join(th[i], NULL);
 }
 
-static void gelu_range(void *ctx, long b, long e) { dpt_k_gelu((float *)ctx + b, (size_t)(e - b)); }
+static void gelu_range(void *ctx, long b, long e) {
+    dpt_k_gelu_fast((float *)ctx + b, (size_t)(e - b));
+}
 
 static void par_gelu(int nt, float *x, size_t n) { par_for(nt, (long)n, 1L << 15, gelu_range, x); }
 

@@ -1,7 +1,7 @@
 /* Audio-encoder harness for the Python parity tests.
  *
  *   harness_hubert MODEL.dpt SAMPLES.npy OUTDIR [--threads N] [--padded L_TOT] [--no-stages]
- *                  [--repeat N]
+ *                  [--repeat N] [--stage-times]
  *
  * SAMPLES.npy: 1-D float32/float64 16 kHz mono samples. By default they are raw (unnormalised)
  * and go through dpt_audio_prepare (normalisation + window padding, §3) first; with
@@ -10,7 +10,8 @@
  *   padded.npy, pad_audio.npy, conv.npy, extract_features.npy, feature_projection.npy,
  *   pos_conv.npy, encoder_ln.npy, last_hidden_state.npy, back_resample.npy, audio_feat.npy
  * (only padded.npy and audio_feat.npy with --no-stages). Prints "encode_seconds S" (wall time of
- * the fastest of --repeat runs) on stdout. Exit status 0 on success, 1 on failure (message on
+ * the fastest of --repeat runs) on stdout; --stage-times writes no stages but prints the time
+ * spent before each stage boundary on stderr (the "pad_audio" stage then costs one clip copy). Exit status 0 on success, 1 on failure (message on
  * stderr). */
 #if defined(__has_include)
 #if __has_include("audio.h")
@@ -120,10 +121,20 @@ fail:
 typedef struct dump_ctx {
     const char *dir;
     int failed;
+    int times_only; /* --stage-times: report the time since the previous stage instead */
+    double last;
 } dump_ctx;
+
+static double now_seconds(void);
 
 static void on_stage(void *user, const char *stage, const float *data, long rows, int cols) {
     dump_ctx *d = user;
+    if (d->times_only) {
+        double t = now_seconds();
+        fprintf(stderr, "stage %-20s %8.4f s\n", stage, t - d->last);
+        d->last = now_seconds();
+        return;
+    }
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.npy", d->dir, stage);
     int64_t shape[2] = {rows, cols};
@@ -148,11 +159,12 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *model_path = argv[1], *samples_path = argv[2], *outdir = argv[3];
-    int threads = 0, padded_frames = 0, stages = 1, repeat = 1;
+    int threads = 0, padded_frames = 0, stages = 1, repeat = 1, times_only = 0;
     for (int i = 4; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--padded") && i + 1 < argc) padded_frames = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-stages")) stages = 0;
+        else if (!strcmp(argv[i], "--stage-times")) times_only = 1;
         else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = atoi(argv[++i]);
         else {
             fprintf(stderr, "harness_hubert: unknown option %s\n", argv[i]);
@@ -208,15 +220,18 @@ int main(int argc, char **argv) {
         fprintf(stderr, "harness_hubert: cannot write %s\n", path);
         goto out;
     }
-    dump_ctx dc = {outdir, 0};
+    dump_ctx dc = {outdir, 0, times_only, 0.0};
+    if (times_only) stages = 0;
     dpt_hubert_dump dump = {on_stage, &dc};
     double best = 1e30;
     for (int r = 0; r < repeat; r++) {
         free(feat);
         feat = NULL;
         double t0 = now_seconds();
+        dc.last = t0;
         dpt_status st = dpt_hubert_encode_ex(m, padded, n_padded, L, threads,
-                                             stages && r == 0 ? &dump : NULL, &feat, &err);
+                                             (stages && r == 0) || times_only ? &dump : NULL,
+                                             &feat, &err);
         double t1 = now_seconds();
         if (st != DPT_OK) {
             fprintf(stderr, "harness_hubert: %s\n", err.message);
