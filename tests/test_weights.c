@@ -129,7 +129,7 @@ static unsigned char *serialise(const model_desc *d, size_t *n_out) {
             put(&meta, e->s, strlen(e->s));
         }
     }
-    uint64_t off = 0;
+    uint64_t off = 0, end = 0;
     uint64_t offsets[512];
     for (int i = 0; i < d->n_tensors; i++) {
         const dpt_tensor_entry *t = &d->t[i];
@@ -142,11 +142,12 @@ static unsigned char *serialise(const model_desc *d, size_t *n_out) {
         for (int k = 0; k < t->ndim; k++) put_le(&table, (uint64_t)t->shape[k], 8);
         put_le(&table, offsets[i], 8);
         put_le(&table, nbytes, 8);
+        end = off + t->nbytes; /* the last tensor is not padded */
         off += (t->nbytes + 63) & ~(uint64_t)63;
     }
     uint64_t meta_off = 64, table_off = meta_off + meta.n;
     uint64_t data_off = (table_off + table.n + 63) & ~(uint64_t)63;
-    uint64_t file_size = data_off + off;
+    uint64_t file_size = data_off + end;
     buf out = {0};
     put(&out, "DPTW", 4);
     put_le(&out, 1, 4);
