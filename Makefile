@@ -28,7 +28,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
 LIB_SRC    := $(wildcard lib/*.c)
 KERNEL_SRC := $(wildcard kernels/*.c)
-PROGRAMS   := dpt-generate dpt-style dpt-info
+PROGRAMS   := $(patsubst examples/%.c,%,$(wildcard examples/dpt-*.c))
 C_TESTS    := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 HARNESSES  := $(patsubst tests/%.c,%,$(wildcard tests/harness_*.c))
 

@@ -14,6 +14,7 @@ static void usage(FILE *f) {
             "  --meta             list every metadata key and value\n"
             "  --dump NAME        print tensor NAME's shape and values\n"
             "  --npy OUT.npy      with --dump: write the tensor (float32) to OUT.npy instead\n"
+            "  --dump-all DIR     write every tensor to DIR/NAME.npy (float32; DIR must exist)\n"
             "  -h, --help         this help\n");
 }
 
@@ -64,7 +65,7 @@ static void print_summary(const dpt_model *m) {
 }
 
 int main(int argc, char **argv) {
-    const char *path = NULL, *dump = NULL, *npy = NULL;
+    const char *path = NULL, *dump = NULL, *npy = NULL, *dump_all = NULL;
     int list_tensors = 0, list_meta = 0;
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
@@ -76,6 +77,8 @@ int main(int argc, char **argv) {
             list_meta = 1;
         } else if (!strcmp(argv[a], "--dump") && a + 1 < argc) {
             dump = argv[++a];
+        } else if (!strcmp(argv[a], "--dump-all") && a + 1 < argc) {
+            dump_all = argv[++a];
         } else if (!strcmp(argv[a], "--npy") && a + 1 < argc) {
             npy = argv[++a];
         } else if (argv[a][0] == '-') {
@@ -103,7 +106,21 @@ int main(int argc, char **argv) {
         return 1;
     }
     int rc = 0;
-    if (dump) {
+    if (dump_all) {
+        for (int k = 0; k < dpt_model_tensor_count(m) && rc == 0; k++) {
+            dpt_tensor_info t;
+            dpt_model_tensor_at(m, k, &t);
+            float *v = malloc(sizeof(float) * (size_t)t.n_elements);
+            char out[4096];
+            snprintf(out, sizeof out, "%s/%s.npy", dump_all, t.name);
+            if (!v || dpt_model_tensor_read(m, k, v, (size_t)t.n_elements, &err) != DPT_OK ||
+                dpt_npy_write(out, v, t.ndim, t.shape, &err) != DPT_OK) {
+                fprintf(stderr, "dpt-info: %s\n", v ? err.message : "out of memory");
+                rc = 1;
+            }
+            free(v);
+        }
+    } else if (dump) {
         int idx = dpt_model_tensor_find(m, dump);
         dpt_tensor_info t;
         if (idx < 0 || dpt_model_tensor_at(m, idx, &t) != DPT_OK) {
