@@ -6,8 +6,8 @@ out=build/demo
 mkdir -p "$out"
 build/dpt-info weights/demo-tiny.dpt
 echo
-[ -f "$out/shape.npy" ] || .venv/bin/python -c "import numpy as np; np.save('$out/shape.npy', np.zeros(100, np.float32))"
-build/dpt-generate -m weights/demo-tiny.dpt -a examples/data/speech.flac -c "$out/shape.npy" \
+
+build/dpt-generate -m weights/demo-tiny.dpt -a examples/data/speech.flac -c examples/data/shape.npy \
   -o "$out/speech.npz" "$@"
 .venv/bin/python - "$out/speech.npz" <<'PY'
 import sys, numpy as np
