@@ -370,7 +370,7 @@ def _dpt_args(size, o):
     a['pad_mode'] = o['pad_mode']
     a['exp_name'] = ('' if o['no_head_pose'] else 'head-') + ('SA-' if use_style else '') + o['audio_model'] + '-WM'
     a.update(max_iter=200000, lr=0.0001, gradient_accumulation_steps=1, scheduler='None', criterion='l2',
-             l_vert=2e6, l_vel=1e7, l_smooth=1e5, l_head_angle=0.05, l_head_vel=5.0, l_head_smooth=0.5,
+             l_vert=2e6, l_vel=1e7, l_smooth=1e5, l_head_angle=0.05, l_head_vel=5, l_head_smooth=0.5,
              l_head_trans=0.5, no_constrain_prev=False, use_context_audio_feat=False, trunc_prob1=0.3,
              trunc_prob2=0.4, save_iter=10000, val_iter=5000, log_iter=50, log_smooth_win=50)
     return argparse.Namespace(**a)
