@@ -22,12 +22,7 @@
  * elsewhere). The caller's padded clip (64 KB per second) is not counted. */
 #include "hubert.h"
 
-#if defined(__has_include)
-#if __has_include("audio.h")
 #include "audio.h"
-#define DPT_HAVE_AUDIO_H 1
-#endif
-#endif
 #include "conv.h"
 #include "kernels.h"
 
@@ -513,10 +508,6 @@ dpt_status dpt_encode_audio(const dpt_model *model, const float *samples16k, siz
     if (n_frames) *n_frames = 0;
     if (!model || !features || !n_frames || (!samples16k && n_samples))
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_encode_audio: NULL argument");
-#ifndef DPT_HAVE_AUDIO_H /* transitional: lib/audio.h not in the tree yet */
-    (void)n_threads;
-    return dpt_fail(err, DPT_ERR_UNSUPPORTED, "dpt_encode_audio: built without the audio front end");
-#else
     float *padded = NULL;
     size_t n_padded = 0;
     dpt_clip_layout lay;
@@ -528,5 +519,4 @@ dpt_status dpt_encode_audio(const dpt_model *model, const float *samples16k, siz
     dpt_free(padded);
     if (st == DPT_OK) *n_frames = lay.n_frames_total;
     return st;
-#endif
 }
