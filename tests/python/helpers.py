@@ -26,25 +26,37 @@ for _p in (ROOT / 'tools', ROOT / 'tools' / 'reference'):
         sys.path.insert(0, str(_p))
 
 
-def cache_key(kind, params, sources=()):
-    """Short hex key of a JSON-able description plus the contents of the source files it depends on."""
-    h = hashlib.sha256(json.dumps([kind, params], sort_keys=True, default=str).encode())
+def _describe(kind, params):
+    return json.dumps([kind, params], sort_keys=True, default=str)
+
+
+def _sources_digest(sources):
+    h = hashlib.sha256()
     for src in sources:
         h.update(pathlib.Path(src).read_bytes())
     return h.hexdigest()[:16]
 
 
+def cache_key(kind, params, sources=()):
+    """Short hex key of a JSON-able description plus the contents of the source files it depends on."""
+    return hashlib.sha256((_describe(kind, params) + _sources_digest(sources)).encode()).hexdigest()[:16]
+
+
 def cached_dir(kind, params, build, sources=()):
-    """TESTDATA/<kind>-<key>/, made by build(tmp_dir) when absent. Returns the directory."""
+    """TESTDATA/<kind>-<key>/, made by build(tmp_dir) when absent. Returns the directory.
+
+    A new entry replaces the entries of the same kind and params made from older sources.
+    """
     key = cache_key(kind, params, sources)
     final = TESTDATA / f'{kind}-{key}'
     if (final / 'key.json').exists():
         return final
     TESTDATA.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f'.{kind}-{key}-', dir=TESTDATA))
+    desc = {'params': _describe(kind, params), 'sources': _sources_digest(sources)}
     try:
         build(tmp)
-        (tmp / 'key.json').write_text(json.dumps([kind, params], sort_keys=True, default=str) + '\n')
+        (tmp / 'key.json').write_text(json.dumps(desc) + '\n')
         try:
             os.rename(tmp, final)
         except OSError:                      # another run made it first
@@ -53,6 +65,14 @@ def cached_dir(kind, params, build, sources=()):
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    for old in TESTDATA.glob(f'{kind}-*'):   # stale versions of this entry
+        try:
+            d = json.loads((old / 'key.json').read_text())
+        except (OSError, ValueError):
+            continue
+        if old != final and isinstance(d, dict) and d.get('params') == desc['params'] \
+                and d.get('sources') != desc['sources']:
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 
