@@ -161,7 +161,12 @@ void dpt_free(void *ptr);
 #define DPT_CFG_INCREMENTAL 0
 #define DPT_CFG_INDEPENDENT 1
 
-/* A source of standard-normal draws: fill dst[0..n) and return 0, or non-zero when exhausted. */
+/* A source of standard-normal draws: fill dst[0..n) and return 0, or non-zero when exhausted.
+ * Consumed in upstream's order, each draw n = n_repetitions × n_motions × motion_dim values
+ * (row-major): window 0: the initial motion x_T, then one z per step for t = T … 2; every later
+ * window: one z per step for t = T … 2 (x_T is reused). Without a source the built-in generator
+ * (xoshiro256** seeded by splitmix64(seed), Marsaglia polar normals; see lib/rng.h) produces the
+ * same stream on every platform and thread count. */
 typedef int (*dpt_noise_fn)(void *user, float *dst, size_t n);
 
 /* Progress: called once per diffusion step. Return non-zero to cancel (DPT_ERR_CANCELLED). */
@@ -183,6 +188,7 @@ typedef struct dpt_gen_params {
     int n_threads;              /* 0 = all cores */
     int steps;                  /* 0 = the model's full schedule; else strided DDIM-style sampling */
     float eta;                  /* DDIM eta for steps > 0 (0 = deterministic) */
+    float flexibility;          /* σ_t = σ_flex·f + σ_inflex·(1−f) (default 0, as the demo) */
     int zero_head_pose;         /* 1: zero the global rotation in the output (demo's --no_head) */
 } dpt_gen_params;
 

@@ -1,0 +1,198 @@
+/* DenoisingNetwork forward (spec §6).
+ *
+ * Token layout of row b (tok = 1 + S tokens): token 0 the person token, tokens 1…Lp the
+ * previous frames, tokens Lp+1…S the current frames; activations of all rows are stacked
+ * row-major, h (B·tok, D). Memory of a slot: [pa ; af] (S, D), never position-encoded. */
+#include "denoiser.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "transformer.h"
+
+#define LN_EPS 1e-5f
+
+struct dpt_den_work {
+    const dpt_model *m;
+    const dpt_denoiser *n;
+    int max_rows, n_mem, n_person, tok;
+    float *mem_kv;   /* (n_mem, n_layers, 2, S, D): K then V of each layer */
+    float *person;   /* (n_person, D) */
+    float *h;        /* (max_rows·tok, D) hidden states */
+    float *qkv;      /* (max_rows·tok, 3D) self-attention q|k|v; cross-attention q uses (·, D) */
+    float *ctx;      /* (max_rows·tok, D) attention output before out_proj */
+    float *tmp;      /* (max_rows·tok, D) sublayer output */
+    float *ff;       /* (max_rows·tok, F) FFN hidden; also feature_proj input (B·S, dmi) */
+    float *temb;     /* (2, max_rows, D) time embedding scratch */
+    float *scores;   /* (tok, tok) attention scores */
+};
+
+void dpt_den_work_free(dpt_den_work *w) {
+    if (!w) return;
+    dpt_alloc_free(w->mem_kv);
+    dpt_alloc_free(w->person);
+    dpt_alloc_free(w->h);
+    dpt_alloc_free(w->qkv);
+    dpt_alloc_free(w->ctx);
+    dpt_alloc_free(w->tmp);
+    dpt_alloc_free(w->ff);
+    dpt_alloc_free(w->temb);
+    dpt_alloc_free(w->scores);
+    free(w);
+}
+
+static float *alloc_floats(size_t a, size_t b, size_t c, int *ok) {
+    size_t n, bytes;
+    if (!dpt_mul_ok(a, b, &n) || !dpt_mul_ok(n, c, &n) || !dpt_mul_ok(n, sizeof(float), &bytes)) {
+        *ok = 0;
+        return NULL;
+    }
+    float *p = dpt_alloc(bytes);
+    if (!p) *ok = 0;
+    return p;
+}
+
+dpt_status dpt_den_work_new(const dpt_model *m, int max_rows, int n_mem, int n_person,
+                            dpt_den_work **out, dpt_error *err) {
+    *out = NULL;
+    if (max_rows < 1 || n_mem < 1 || n_person < 1)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "denoiser: bad work sizes (%d rows, %d, %d)",
+                        max_rows, n_mem, n_person);
+    const dpt_denoiser *n = &m->den;
+    dpt_den_work *w = calloc(1, sizeof *w);
+    if (!w) return dpt_fail(err, DPT_ERR_NOMEM, "denoiser: out of memory");
+    w->m = m;
+    w->n = n;
+    w->max_rows = max_rows;
+    w->n_mem = n_mem;
+    w->n_person = n_person;
+    w->tok = 1 + n->S;
+    size_t D = (size_t)n->D, tokens = (size_t)max_rows * w->tok;
+    int ok = 1;
+    w->mem_kv = alloc_floats((size_t)n_mem * n->n_layers, 2 * (size_t)n->S, D, &ok);
+    w->person = alloc_floats((size_t)n_person, D, 1, &ok);
+    w->h = alloc_floats(tokens, D, 1, &ok);
+    w->qkv = alloc_floats(tokens, 3 * D, 1, &ok);
+    w->ctx = alloc_floats(tokens, D, 1, &ok);
+    w->tmp = alloc_floats(tokens, D, 1, &ok);
+    size_t ffc = (size_t)n->ffn > (size_t)n->dmi ? (size_t)n->ffn : (size_t)n->dmi;
+    w->ff = alloc_floats(tokens, ffc, 1, &ok);
+    w->temb = alloc_floats(2 * (size_t)max_rows, D, 1, &ok);
+    w->scores = alloc_floats((size_t)w->tok, (size_t)w->tok, 1, &ok);
+    if (!ok) {
+        dpt_den_work_free(w);
+        return dpt_fail(err, DPT_ERR_NOMEM, "denoiser: out of memory for %d rows", max_rows);
+    }
+    *out = w;
+    return DPT_OK;
+}
+
+void dpt_den_set_memory(dpt_den_work *w, int slot, const float *pa, const float *af) {
+    const dpt_denoiser *n = w->n;
+    int D = n->D, S = n->S;
+    size_t SD = (size_t)S * D;
+    /* assemble [pa ; af] (S, D) in the scratch qkv buffer (S ≤ max_rows·tok rows) */
+    float *mem = w->qkv;
+    memcpy(mem, pa, sizeof(float) * (size_t)n->Lp * D);
+    memcpy(mem + (size_t)n->Lp * D, af, sizeof(float) * (size_t)n->L * D);
+    float *kv = w->mem_kv + (size_t)slot * n->n_layers * 2 * SD;
+    for (int l = 0; l < n->n_layers; l++) {
+        const dpt_linear *ci = &n->layers[l].ca_in;
+        /* mem (S, D) · Wkᵀ → K (S, D); · Wvᵀ → V (S, D); Wk, Wv = rows [D, 2D), [2D, 3D) */
+        dpt_k_linear(mem, S, D, ci->w + (size_t)D * D, ci->b + D, D, kv + (size_t)(2 * l) * SD);
+        dpt_k_linear(mem, S, D, ci->w + (size_t)2 * D * D, ci->b + 2 * D, D,
+                     kv + (size_t)(2 * l + 1) * SD);
+    }
+}
+
+void dpt_den_set_person(dpt_den_work *w, int slot, const float *pf) {
+    const dpt_denoiser *n = w->n;
+    dpt_k_linear(pf, 1, n->dp, n->person_proj.w, n->person_proj.b, n->D,
+                 w->person + (size_t)slot * n->D);
+}
+
+void dpt_den_forward(dpt_den_work *w, int B, const dpt_den_row *rows, float *out) {
+    const dpt_denoiser *n = w->n;
+    const int D = n->D, S = n->S, L = n->L, Lp = n->Lp, dm = n->dm, dmi = n->dmi, F = n->ffn;
+    const int tok = w->tok, H = n->n_heads, dh = D / H;
+    const size_t SD = (size_t)S * D;
+    const int n_tok = B * tok;
+    float *h = w->h;
+
+    /* 1. time embedding e = step_map2(GELU(step_map1(TE[t]))) → (B, D) */
+    float *e0 = w->temb, *e1 = w->temb + (size_t)w->max_rows * D;
+    for (int b = 0; b < B; b++)
+        memcpy(e0 + (size_t)b * D, n->te_table + (size_t)rows[b].t * D, sizeof(float) * D);
+    dpt_k_linear(e0, B, D, n->step_map1.w, n->step_map1.b, D, e1);
+    dpt_k_gelu(e1, (size_t)B * D);
+    dpt_k_linear(e1, B, D, n->step_map2.w, n->step_map2.b, D, e0);
+
+    /* 2–4. motion input z = [pm ; x] (+ indicator channel: 0 for the previous frames) (B·S, dmi)
+     * → feature_proj → (B·S, D) */
+    float *z = w->ff;
+    const int use_ind = dmi > dm;
+    for (int b = 0; b < B; b++) {
+        float *zb = z + (size_t)b * S * dmi;
+        for (int f = 0; f < S; f++) {
+            float *row = zb + (size_t)f * dmi;
+            const float *src = f < Lp ? rows[b].pm + (size_t)f * dm : rows[b].x + (size_t)(f - Lp) * dm;
+            memcpy(row, src, sizeof(float) * dm);
+            if (use_ind) row[dm] = f < Lp ? 0.0f : (rows[b].ind ? rows[b].ind[f - Lp] : 1.0f);
+        }
+    }
+    dpt_k_linear(z, B * S, dmi, n->feature_proj.w, n->feature_proj.b, D, w->tmp);
+
+    /* 5. tokens u = [person_proj(pf) + e ; feature_proj(z)] + PE */
+    for (int b = 0; b < B; b++) {
+        float *hb = h + (size_t)b * tok * D;
+        const float *p = w->person + (size_t)rows[b].person * D, *eb = e0 + (size_t)b * D;
+        for (int c = 0; c < D; c++) hb[c] = p[c] + eb[c];
+        memcpy(hb + D, w->tmp + (size_t)b * SD, sizeof(float) * SD);
+        if (n->pe_is_row) {
+            for (int r = 0; r < tok; r++) dpt_k_add(hb + (size_t)r * D, n->pe, (size_t)D);
+        } else {
+            dpt_k_add(hb, n->pe, (size_t)tok * D);
+        }
+    }
+
+    /* 6–7. post-LN decoder layers */
+    for (int l = 0; l < n->n_layers; l++) {
+        const dpt_decoder_layer *y = &n->layers[l];
+        /* self-attention over the tok tokens of each row, unmasked */
+        dpt_k_linear(h, n_tok, D, y->sa_in.w, y->sa_in.b, 3 * D, w->qkv);
+        for (int b = 0; b < B; b++) {
+            const float *q = w->qkv + (size_t)b * tok * 3 * D;
+            dpt_k_mha(q, 3 * D, q + D, 3 * D, q + 2 * D, 3 * D, tok, tok, H, dh, NULL,
+                      w->ctx + (size_t)b * tok * D, D, w->scores);
+        }
+        dpt_k_linear(w->ctx, n_tok, D, y->sa_out.w, y->sa_out.b, D, w->tmp);
+        dpt_k_add_layernorm(h, w->tmp, n_tok, D, y->n1.gamma, y->n1.beta, LN_EPS);
+
+        /* cross-attention to the row's memory slot under the alignment mask (tok, S) */
+        dpt_k_linear(h, n_tok, D, y->ca_in.w, y->ca_in.b, D, w->qkv); /* q (n_tok, D) */
+        for (int b = 0; b < B; b++) {
+            const float *kv = w->mem_kv + ((size_t)rows[b].mem * n->n_layers + l) * 2 * SD;
+            dpt_k_mha(w->qkv + (size_t)b * tok * D, D, kv, D, kv + SD, D, tok, S, H, dh,
+                      n->align_mask, w->ctx + (size_t)b * tok * D, D, w->scores);
+        }
+        dpt_k_linear(w->ctx, n_tok, D, y->ca_out.w, y->ca_out.b, D, w->tmp);
+        dpt_k_add_layernorm(h, w->tmp, n_tok, D, y->n2.gamma, y->n2.beta, LN_EPS);
+
+        /* FFN */
+        dpt_k_linear(h, n_tok, D, y->ff1.w, y->ff1.b, F, w->ff);
+        dpt_k_gelu(w->ff, (size_t)n_tok * F);
+        dpt_k_linear(w->ff, n_tok, F, y->ff2.w, y->ff2.b, D, w->tmp);
+        dpt_k_add_layernorm(h, w->tmp, n_tok, D, y->n3.gamma, y->n3.beta, LN_EPS);
+    }
+
+    /* 8. motion_dec on the last L tokens of each row: (B·L, D) → (B·L, D/2) → (B·L, dm) */
+    float *last = w->ctx;
+    for (int b = 0; b < B; b++)
+        memcpy(last + (size_t)b * L * D, h + ((size_t)b * tok + 1 + Lp) * D,
+               sizeof(float) * (size_t)L * D);
+    dpt_k_linear(last, B * L, D, n->dec1.w, n->dec1.b, n->dec1.n_out, w->tmp);
+    dpt_k_gelu(w->tmp, (size_t)B * L * n->dec1.n_out);
+    dpt_k_linear(w->tmp, B * L, n->dec1.n_out, n->dec2.w, n->dec2.b, dm, out);
+}
