@@ -141,55 +141,99 @@ void dpt_k_interp_linear(const float *x, long n_in, int cols, long n_out, float 
     }
 }
 
-/* ---- GELU ---- */
+/* ---- element-wise kernels of the audio encoder (vectorisable plain C) ---- */
 
-#define GELU_BLOCK 8
+#define VBLOCK 8
 
-/* 8 values in place; straight-line per-lane code (no branches, bit tricks via memcpy) so that the
- * fixed-trip loops vectorise. erf(z) = sign(z)·(1 − t·P(t)·e^(−z²)), t = 1/(1 + p|z|), A&S 7.1.26;
- * e^v (v ≤ 0) = 2^k·e^r, k = round(v/ln2) (round-to-nearest by the 1.5·2^23 trick), r = v − k·ln2
- * in two parts (Cody–Waite), e^r by its degree-6 Taylor polynomial (|r| ≤ ln2/2: rel. error < 2e-7).
- * v is clamped at −87 so 2^k stays a normal number (e^−87 ≈ 1.6e-38: erf is ±1 there). */
-static void gelu_block(float *x) {
-    float z[GELU_BLOCK], a[GELU_BLOCK], t[GELU_BLOCK], k[GELU_BLOCK], r[GELU_BLOCK],
-        e[GELU_BLOCK], s[GELU_BLOCK];
-    uint32_t zb[GELU_BLOCK], ub[GELU_BLOCK];
-    int32_t kb[GELU_BLOCK];
-    for (int j = 0; j < GELU_BLOCK; j++) z[j] = x[j] * 0.707106781186547524f;
-    memcpy(zb, z, sizeof zb);
-    for (int j = 0; j < GELU_BLOCK; j++) ub[j] = zb[j] & 0x7fffffffu;
-    memcpy(a, ub, sizeof a); /* |z| */
-    for (int j = 0; j < GELU_BLOCK; j++) t[j] = 1.0f / (1.0f + 0.3275911f * a[j]);
-    for (int j = 0; j < GELU_BLOCK; j++) {
-        float v = -a[j] * a[j];
-        v = v < -87.0f ? -87.0f : v;
-        k[j] = (v * 1.44269504088896341f - 12582912.0f) + 12582912.0f;
-        r[j] = (v - k[j] * 0.693145751953125f) - k[j] * 1.428606765330187045e-06f;
+/* v[j] = e^v[j] for v ≤ 0 (clamped at −87 so 2^k stays normal: e^−87 ≈ 1.6e-38), 8 lanes.
+ * e^v = 2^k·e^r, k = round(v/ln2) (round-to-nearest by adding and subtracting 1.5·2^23),
+ * r = v − k·ln2 with ln2 in two parts (Cody–Waite, exact k·ln2_hi), e^r by its degree-6 Taylor
+ * polynomial (|r| ≤ ln2/2: truncation < 1.3e-7 relative), 2^k assembled in the exponent bits.
+ * Straight-line per-lane code with bit casts through memcpy, so the fixed-trip loops vectorise. */
+static inline void exp_block_nonpos(float *v) {
+    float k[VBLOCK], s[VBLOCK];
+    int32_t kb[VBLOCK];
+    uint32_t vb[VBLOCK];
+    /* clamp at −87 on the bit patterns: for v ≤ 0 a larger magnitude is a larger unsigned
+     * pattern, so the clamp is an unsigned min (branch-free; −inf and NaN also map to −87) */
+    memcpy(vb, v, sizeof vb);
+    for (int j = 0; j < VBLOCK; j++) vb[j] = vb[j] < 0xc2ae0000u ? vb[j] : 0xc2ae0000u;
+    memcpy(v, vb, sizeof vb);
+    for (int j = 0; j < VBLOCK; j++) {
+        float x = v[j];
+        k[j] = (x * 1.44269504088896341f - 12582912.0f) + 12582912.0f;
+        v[j] = (x - k[j] * 0.693145751953125f) - k[j] * 1.428606765330187045e-06f;
     }
-    for (int j = 0; j < GELU_BLOCK; j++) kb[j] = ((int32_t)k[j] + 127) * (1 << 23);
-    memcpy(s, kb, sizeof s); /* 2^k */
-    for (int j = 0; j < GELU_BLOCK; j++) {
-        float q = r[j];
-        float ex = 1.0f + q * (1.0f + q * (0.5f + q * (0.166666672f + q * (0.0416666679f +
-                                                    q * (0.00833333377f + q * 0.00138888892f)))));
+    for (int j = 0; j < VBLOCK; j++) kb[j] = ((int32_t)k[j] + 127) * (1 << 23);
+    memcpy(s, kb, sizeof s);
+    for (int j = 0; j < VBLOCK; j++) {
+        float q = v[j];
+        float p = 1.0f + q * (1.0f + q * (0.5f + q * (0.166666672f + q * (0.0416666679f +
+                                                  q * (0.00833333377f + q * 0.00138888892f)))));
+        v[j] = p * s[j];
+    }
+}
+
+/* 8 values in place: erf(z) = sign(z)·(1 − t·P(t)·e^(−z²)), t = 1/(1 + p|z|) (A&S 7.1.26). */
+static void gelu_block(float *x) {
+    float z[VBLOCK], a[VBLOCK], t[VBLOCK], e[VBLOCK];
+    uint32_t zb[VBLOCK], ub[VBLOCK];
+    for (int j = 0; j < VBLOCK; j++) z[j] = x[j] * 0.707106781186547524f;
+    memcpy(zb, z, sizeof zb);
+    for (int j = 0; j < VBLOCK; j++) ub[j] = zb[j] & 0x7fffffffu;
+    memcpy(a, ub, sizeof a); /* |z| */
+    for (int j = 0; j < VBLOCK; j++) {
+        t[j] = 1.0f / (1.0f + 0.3275911f * a[j]);
+        e[j] = -a[j] * a[j];
+    }
+    exp_block_nonpos(e);
+    for (int j = 0; j < VBLOCK; j++) {
         float u = t[j];
         float poly = (((1.061405429f * u - 1.453152027f) * u + 1.421413741f) * u - 0.284496736f) *
                          u + 0.254829592f;
-        e[j] = 1.0f - poly * u * (ex * s[j]); /* erf(|z|) */
+        e[j] = 1.0f - poly * u * e[j]; /* erf(|z|) */
     }
     memcpy(ub, e, sizeof ub);
-    for (int j = 0; j < GELU_BLOCK; j++) ub[j] |= zb[j] & 0x80000000u; /* sign of z */
+    for (int j = 0; j < VBLOCK; j++) ub[j] |= zb[j] & 0x80000000u; /* sign of z */
     memcpy(e, ub, sizeof e);
-    for (int j = 0; j < GELU_BLOCK; j++) x[j] = 0.5f * x[j] * (1.0f + e[j]);
+    for (int j = 0; j < VBLOCK; j++) x[j] = 0.5f * x[j] * (1.0f + e[j]);
 }
 
 void dpt_k_gelu_fast(float *x, size_t n) {
     size_t i = 0;
-    for (; i + GELU_BLOCK <= n; i += GELU_BLOCK) gelu_block(x + i);
+    for (; i + VBLOCK <= n; i += VBLOCK) gelu_block(x + i);
     if (i < n) {
-        float tail[GELU_BLOCK] = {0};
+        float tail[VBLOCK] = {0};
         memcpy(tail, x + i, sizeof(float) * (n - i));
         gelu_block(tail);
         memcpy(x + i, tail, sizeof(float) * (n - i));
+    }
+}
+
+void dpt_k_softmax_fast(float *x, int rows, int cols) {
+    for (int r = 0; r < rows; r++) {
+        float *row = x + (size_t)r * cols;
+        float mx = -INFINITY;
+        for (int c = 0; c < cols; c++) mx = row[c] > mx ? row[c] : mx;
+        if (mx == -INFINITY) { /* fully masked row (not produced by the audio encoder) */
+            memset(row, 0, sizeof(float) * (size_t)cols);
+            continue;
+        }
+        /* e^(x − max) block-wise; x − max ≤ 0 (−inf → −87 → ~0) */
+        int c = 0;
+        for (; c + VBLOCK <= cols; c += VBLOCK) {
+            for (int j = 0; j < VBLOCK; j++) row[c + j] -= mx;
+            exp_block_nonpos(row + c);
+        }
+        if (c < cols) {
+            float tail[VBLOCK];
+            for (int j = 0; j < VBLOCK; j++) tail[j] = c + j < cols ? row[c + j] - mx : -INFINITY;
+            exp_block_nonpos(tail);
+            memcpy(row + c, tail, sizeof(float) * (size_t)(cols - c));
+        }
+        double sum = 0.0;
+        for (c = 0; c < cols; c++) sum += row[c];
+        float inv = (float)(1.0 / sum);
+        for (c = 0; c < cols; c++) row[c] *= inv;
     }
 }

@@ -62,4 +62,9 @@ void dpt_k_interp_linear(const float *x, long n_in, int cols, long n_out, float 
  * dpt_k_gelu (libm erff). |error| vs exact erf-GELU ≤ 1e-7·max(1, |x|). */
 void dpt_k_gelu_fast(float *x, size_t n);
 
+/* Row-wise softmax in place, x (rows, cols), with the polynomial exp of dpt_k_gelu_fast
+ * (relative error < 3e-7 per term) and a double sum; ~4× faster than dpt_k_softmax (libm expf).
+ * Entries equal to -INFINITY get probability ~0 (e^−87), fully masked rows become 0. */
+void dpt_k_softmax_fast(float *x, int rows, int cols);
+
 #endif

@@ -98,7 +98,7 @@ typedef struct softmax_ctx {
 
 static void softmax_range(void *ctx, long b, long e) {
     softmax_ctx *c = ctx;
-    dpt_k_softmax(c->s + (size_t)b * c->cols, (int)(e - b), c->cols);
+    dpt_k_softmax_fast(c->s + (size_t)b * c->cols, (int)(e - b), c->cols);
 }
 
 /* ---- pad_audio (§4.3) as an index map: padded index i → source index ---- */
