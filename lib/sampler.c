@@ -243,8 +243,8 @@ dpt_status dpt_gen_check(const dpt_model *m, const dpt_gen_params *p, const floa
         return dpt_fail(err, DPT_ERR_INVALID_ARG,
                         "dynamic threshold range must satisfy 0 <= min <= max, got min %g max %g",
                         (double)p->dt_min, (double)p->dt_max);
-    if (!isfinite(p->flexibility))
-        return dpt_fail(err, DPT_ERR_INVALID_ARG, "flexibility must be finite, got %g",
+    if (!(p->flexibility >= 0.0f && p->flexibility <= 1.0f))
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "flexibility must be in [0, 1], got %g",
                         (double)p->flexibility);
     if (p->n_threads < 0)
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "n_threads must be >= 0, got %d", p->n_threads);
@@ -274,7 +274,11 @@ dpt_status dpt_gen_check(const dpt_model *m, const dpt_gen_params *p, const floa
                             "(its guiding_conditions lack 'style')");
         if (!style)
             return dpt_fail(err, DPT_ERR_INVALID_ARG,
-                            "style guidance requested but no style vector given");
+                            "style guidance%s needs a style vector: give one, or guide by "
+                            "audio only",
+                            p->cfg_conds == DPT_COND_MODEL_DEFAULT
+                                ? " (the model's default guiding conditions include 'style')"
+                                : "");
     }
     if (style && !inf->use_style)
         return dpt_fail(err, DPT_ERR_INVALID_ARG,
