@@ -281,10 +281,42 @@ static dpt_status check_duration(double frames, double rate, const char *what, d
 static dpt_status open_sf(const char *path, SNDFILE **sf, SF_INFO *info, dpt_error *err) {
     memset(info, 0, sizeof *info);
     *sf = sf_open(path, SFM_READ, info);
-    if (!*sf)
+    if (!*sf) {
+        /* The file exists and is readable (checked before); for data it cannot identify,
+         * libsndfile sometimes reports "does not exist or is not a regular file". */
+        const char *why = sf_strerror(NULL);
+        if (sf_error(NULL) == SF_ERR_UNRECOGNISED_FORMAT || strstr(why, "regular file"))
+            why = "format not recognised";
         return dpt_fail(err, DPT_ERR_AUDIO, "%s: not a readable audio file (libsndfile: %s)", path,
-                        sf_strerror(NULL));
+                        why);
+    }
     return DPT_OK;
+}
+
+/* Frames of a stream whose length libsndfile does not know (info.frames == SF_COUNT_MAX, e.g.
+ * an Ogg file cut short): decode it once, counting, within the length limit. */
+static dpt_status count_frames(file_src *src, double rate, long long *count, dpt_error *err) {
+    float *scratch = malloc(READ_BLOCK * sizeof(float));
+    if (!scratch) return dpt_fail(err, DPT_ERR_NOMEM, "%s: out of memory", src->path);
+    const double limit = DPT_MAX_AUDIO_SECONDS * rate;
+    dpt_status st = DPT_OK;
+    src->remaining = LLONG_MAX;
+    src->done = 0;
+    for (;;) {
+        long r = file_read(&src->base, scratch, READ_BLOCK, err);
+        if (r < 0) {
+            st = err ? err->status : DPT_ERR_AUDIO;
+            break;
+        }
+        if (r == 0) break;
+        if ((double)src->done > limit) {
+            st = check_duration((double)src->done, rate, src->path, err);
+            break;
+        }
+    }
+    free(scratch);
+    *count = src->done;
+    return st;
 }
 
 dpt_status dpt_audio_load(const char *path, float **samples, size_t *n_samples, dpt_error *err) {
@@ -318,23 +350,38 @@ dpt_status dpt_audio_load(const char *path, float **samples, size_t *n_samples, 
         return dpt_fail(err, DPT_ERR_UNSUPPORTED, "%s: unsupported sample rate %d Hz", path,
                         info.samplerate);
     }
-    if (info.frames <= 0) {
-        sf_close(sf);
-        return dpt_fail(err, DPT_ERR_AUDIO, "%s: no audio samples (zero-length audio)", path);
-    }
-    st = check_duration((double)info.frames, (double)info.samplerate, path, err);
-    if (st != DPT_OK) {
-        sf_close(sf);
-        return st;
-    }
-
     file_src src = {{file_read}, path, sf, info.channels, NULL, info.frames, 0};
     src.buf = malloc((size_t)READ_BLOCK * (size_t)info.channels * sizeof(float));
     if (!src.buf) {
         sf_close(sf);
         return dpt_fail(err, DPT_ERR_NOMEM, "%s: out of memory", path);
     }
-    size_t expected = (size_t)info.frames;
+    long long frames = info.frames;
+    if (frames == SF_COUNT_MAX) { /* length unknown to libsndfile: count, then decode again */
+        st = count_frames(&src, (double)info.samplerate, &frames, err);
+        sf_close(src.sf);
+        src.sf = NULL;
+        if (st == DPT_OK && frames > 0) st = open_sf(path, &src.sf, &info, err);
+        if (st != DPT_OK) {
+            if (src.sf) sf_close(src.sf);
+            free(src.buf);
+            return st;
+        }
+        src.remaining = frames;
+        src.done = 0;
+    }
+    if (frames <= 0) {
+        if (src.sf) sf_close(src.sf);
+        free(src.buf);
+        return dpt_fail(err, DPT_ERR_AUDIO, "%s: no audio samples (zero-length audio)", path);
+    }
+    st = check_duration((double)frames, (double)info.samplerate, path, err);
+    if (st != DPT_OK) {
+        sf_close(src.sf);
+        free(src.buf);
+        return st;
+    }
+    size_t expected = (size_t)frames;
     float *y = NULL;
     size_t n = 0, got = 0;
     for (int attempt = 0;; attempt++) {
