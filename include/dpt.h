@@ -135,11 +135,17 @@ dpt_status dpt_model_meta_at(const dpt_model *model, int index, dpt_meta_info *i
 
 /* Load any file libsndfile reads (WAV, FLAC, OGG/Vorbis, MP3, ...), average the channels and
  * resample to 16 kHz with libsoxr at librosa's default quality ("soxr_hq"). *samples is
- * malloc'ed (free with dpt_free). Not normalised. */
+ * malloc'ed (free with dpt_free). Not normalised. The result equals upstream's
+ * librosa.load(path, sr=16000, mono=True), including its length ceil(n·16000/rate).
+ * Errors: DPT_ERR_IO (missing or unreadable file), DPT_ERR_AUDIO (not audio, corrupt, no
+ * samples, NaN/Inf samples), DPT_ERR_UNSUPPORTED (longer than DPT_MAX_AUDIO_SECONDS, sample rate
+ * outside 1 Hz … 768 kHz). A file holding fewer frames than its header announces is decoded as
+ * far as it goes, with a warning. */
 dpt_status dpt_audio_load(const char *path, float **samples, size_t *n_samples, dpt_error *err);
 
 /* Same, for samples already in memory: interleaved `channels`-channel float samples at
- * `sample_rate` Hz → mono 16 kHz. */
+ * `sample_rate` Hz → mono 16 kHz. Errors: DPT_ERR_INVALID_ARG (no samples, NaN/Inf, channels or
+ * rate out of range), DPT_ERR_UNSUPPORTED (longer than DPT_MAX_AUDIO_SECONDS). */
 dpt_status dpt_audio_to_16k(const float *interleaved, size_t n_frames, int channels,
                             double sample_rate, float **samples, size_t *n_samples,
                             dpt_error *err);
@@ -238,9 +244,13 @@ typedef struct dpt_array {
 
 void dpt_array_free(dpt_array *a);   /* frees data, leaves the struct zeroed */
 
-/* Read a .npy (v1/v2/v3 header, little-endian float32 or float64, C order; float64 converted). */
+/* Read a .npy (v1/v2/v3 header, little-endian float32 or float64, C order; float64 converted).
+ * Errors: DPT_ERR_IO (missing/unreadable), DPT_ERR_FORMAT (not .npy, malformed header, truncated
+ * data), DPT_ERR_UNSUPPORTED (other dtypes, big-endian, Fortran order, more than 4 dims). */
 dpt_status dpt_npy_read(const char *path, dpt_array *out, dpt_error *err);
-/* Read array `key` (without ".npy") from an .npz, stored or deflate-compressed. */
+/* Read array `key` (without ".npy") from an .npz, stored or deflate-compressed (CRC checked).
+ * A missing key is DPT_ERR_FORMAT, its message listing the arrays present; zip64 archives
+ * (4 GB and more) are DPT_ERR_UNSUPPORTED. */
 dpt_status dpt_npz_read(const char *path, const char *key, dpt_array *out, dpt_error *err);
 /* 1 if the .npz at path has an array named key, 0 if not, -1 on error (err filled). */
 int dpt_npz_has(const char *path, const char *key, dpt_error *err);

@@ -135,8 +135,11 @@ def make_file(audio_dir, name, seconds=SECONDS, seed=0):
 
 
 def run(*args):
-    return subprocess.run([str(HARNESS)] + [str(a) for a in args], capture_output=True, text=True,
-                          timeout=300)
+    r = subprocess.run([str(HARNESS)] + [str(a) for a in args], capture_output=True, text=True,
+                       timeout=300)
+    # under DPT_BUILD=build-asan a sanitizer report (even a leak at exit) fails the test
+    assert 'Sanitizer' not in r.stderr and 'runtime error:' not in r.stderr, r.stderr
+    return r
 
 
 def c_load(path, out):
