@@ -18,7 +18,15 @@ struct dpt_den_work {
     const dpt_model *m;
     const dpt_denoiser *n;
     int max_rows, n_mem, n_person, tok;
-    float *mem_kv;   /* (n_mem, n_layers, 2, S, D): K then V of each layer */
+    /* Cross-attention fast path: when every frame token r ≥ 1 may attend to exactly one memory
+     * position key[r] (the default width-1 alignment mask), its softmax is exactly 1 there and its
+     * attention output is exactly V[key[r]], so out_proj(V) is computed once per memory slot and
+     * only the person token runs real cross-attention. */
+    int fast_ca;
+    int *key;        /* (tok) memory index of each frame token (fast path) */
+    int kv_per_layer; /* matrices of (S, D) per slot and layer: K, V (+ out_proj(V) if fast) */
+    float *mem_kv;   /* (n_mem, n_layers, kv_per_layer, S, D) */
+    float *p_h, *p_q, *p_ctx; /* (max_rows, D) person-token rows for the fast path */
     float *person;   /* (n_person, D) */
     float *h;        /* (max_rows·tok, D) hidden states */
     float *qkv;      /* (max_rows·tok, 3D) self-attention q|k|v; cross-attention q uses (·, D) */
@@ -31,6 +39,10 @@ struct dpt_den_work {
 
 void dpt_den_work_free(dpt_den_work *w) {
     if (!w) return;
+    free(w->key);
+    dpt_alloc_free(w->p_h);
+    dpt_alloc_free(w->p_q);
+    dpt_alloc_free(w->p_ctx);
     dpt_alloc_free(w->mem_kv);
     dpt_alloc_free(w->person);
     dpt_alloc_free(w->h);
@@ -71,7 +83,25 @@ dpt_status dpt_den_work_new(const dpt_model *m, int max_rows, int n_mem, int n_p
     w->tok = 1 + n->S;
     size_t D = (size_t)n->D, tokens = (size_t)max_rows * w->tok;
     int ok = 1;
-    w->mem_kv = alloc_floats((size_t)n_mem * n->n_layers, 2 * (size_t)n->S, D, &ok);
+    w->key = malloc(sizeof(int) * (size_t)w->tok);
+    if (!w->key) ok = 0;
+    w->fast_ca = ok && n->align_mask != NULL;
+    for (int r = 1; ok && w->fast_ca && r < w->tok; r++) {
+        int n_open = 0;
+        for (int j = 0; j < n->S; j++)
+            if (n->align_mask[(size_t)r * n->S + j] == 0.0f) {
+                n_open++;
+                w->key[r] = j;
+            }
+        if (n_open != 1) w->fast_ca = 0;
+    }
+    w->kv_per_layer = w->fast_ca ? 3 : 2;
+    w->mem_kv = alloc_floats((size_t)n_mem * n->n_layers, (size_t)w->kv_per_layer * n->S, D, &ok);
+    if (w->fast_ca) {
+        w->p_h = alloc_floats((size_t)max_rows, D, 1, &ok);
+        w->p_q = alloc_floats((size_t)max_rows, D, 1, &ok);
+        w->p_ctx = alloc_floats((size_t)max_rows, D, 1, &ok);
+    }
     w->person = alloc_floats((size_t)n_person, D, 1, &ok);
     w->h = alloc_floats(tokens, D, 1, &ok);
     w->qkv = alloc_floats(tokens, 3 * D, 1, &ok);
@@ -97,13 +127,16 @@ void dpt_den_set_memory(dpt_den_work *w, int slot, const float *pa, const float 
     float *mem = w->qkv;
     memcpy(mem, pa, sizeof(float) * (size_t)n->Lp * D);
     memcpy(mem + (size_t)n->Lp * D, af, sizeof(float) * (size_t)n->L * D);
-    float *kv = w->mem_kv + (size_t)slot * n->n_layers * 2 * SD;
+    const int kpl = w->kv_per_layer;
+    float *kv = w->mem_kv + (size_t)slot * n->n_layers * kpl * SD;
     for (int l = 0; l < n->n_layers; l++) {
-        const dpt_linear *ci = &n->layers[l].ca_in;
+        const dpt_linear *ci = &n->layers[l].ca_in, *co = &n->layers[l].ca_out;
+        float *k = kv + (size_t)l * kpl * SD, *v = k + SD;
         /* mem (S, D) · Wkᵀ → K (S, D); · Wvᵀ → V (S, D); Wk, Wv = rows [D, 2D), [2D, 3D) */
-        dpt_k_linear(mem, S, D, ci->w + (size_t)D * D, ci->b + D, D, kv + (size_t)(2 * l) * SD);
-        dpt_k_linear(mem, S, D, ci->w + (size_t)2 * D * D, ci->b + 2 * D, D,
-                     kv + (size_t)(2 * l + 1) * SD);
+        dpt_k_linear(mem, S, D, ci->w + (size_t)D * D, ci->b + D, D, k);
+        dpt_k_linear(mem, S, D, ci->w + (size_t)2 * D * D, ci->b + 2 * D, D, v);
+        /* fast path: out_proj(V) (S, D), the cross-attention sublayer output of a frame token */
+        if (w->fast_ca) dpt_k_linear(v, S, D, co->w, co->b, D, v + SD);
     }
 }
 
@@ -171,13 +204,35 @@ void dpt_den_forward(dpt_den_work *w, int B, const dpt_den_row *rows, float *out
         dpt_k_add_layernorm(h, w->tmp, n_tok, D, y->n1.gamma, y->n1.beta, LN_EPS);
 
         /* cross-attention to the row's memory slot under the alignment mask (tok, S) */
-        dpt_k_linear(h, n_tok, D, y->ca_in.w, y->ca_in.b, D, w->qkv); /* q (n_tok, D) */
-        for (int b = 0; b < B; b++) {
-            const float *kv = w->mem_kv + ((size_t)rows[b].mem * n->n_layers + l) * 2 * SD;
-            dpt_k_mha(w->qkv + (size_t)b * tok * D, D, kv, D, kv + SD, D, tok, S, H, dh,
-                      n->align_mask, w->ctx + (size_t)b * tok * D, D, w->scores);
+        const int kpl = w->kv_per_layer;
+        if (w->fast_ca) {
+            /* person tokens: real attention with mask row 0; frame tokens: out_proj(V)[key] */
+            for (int b = 0; b < B; b++)
+                memcpy(w->p_h + (size_t)b * D, h + (size_t)b * tok * D, sizeof(float) * D);
+            dpt_k_linear(w->p_h, B, D, y->ca_in.w, y->ca_in.b, D, w->p_q);
+            for (int b = 0; b < B; b++) {
+                const float *kv = w->mem_kv + ((size_t)rows[b].mem * n->n_layers + l) * kpl * SD;
+                dpt_k_mha(w->p_q + (size_t)b * D, D, kv, D, kv + SD, D, 1, S, H, dh, n->align_mask,
+                          w->p_ctx + (size_t)b * D, D, w->scores);
+            }
+            dpt_k_linear(w->p_ctx, B, D, y->ca_out.w, y->ca_out.b, D, w->p_h);
+            for (int b = 0; b < B; b++) {
+                const float *co = w->mem_kv + ((size_t)rows[b].mem * n->n_layers + l) * kpl * SD +
+                                  2 * SD;
+                float *tb = w->tmp + (size_t)b * tok * D;
+                memcpy(tb, w->p_h + (size_t)b * D, sizeof(float) * D);
+                for (int r = 1; r < tok; r++)
+                    memcpy(tb + (size_t)r * D, co + (size_t)w->key[r] * D, sizeof(float) * D);
+            }
+        } else {
+            dpt_k_linear(h, n_tok, D, y->ca_in.w, y->ca_in.b, D, w->qkv); /* q (n_tok, D) */
+            for (int b = 0; b < B; b++) {
+                const float *kv = w->mem_kv + ((size_t)rows[b].mem * n->n_layers + l) * kpl * SD;
+                dpt_k_mha(w->qkv + (size_t)b * tok * D, D, kv, D, kv + SD, D, tok, S, H, dh,
+                          n->align_mask, w->ctx + (size_t)b * tok * D, D, w->scores);
+            }
+            dpt_k_linear(w->ctx, n_tok, D, y->ca_out.w, y->ca_out.b, D, w->tmp);
         }
-        dpt_k_linear(w->ctx, n_tok, D, y->ca_out.w, y->ca_out.b, D, w->tmp);
         dpt_k_add_layernorm(h, w->tmp, n_tok, D, y->n2.gamma, y->n2.beta, LN_EPS);
 
         /* FFN */
