@@ -33,11 +33,13 @@ C_TESTS    := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 HARNESSES  := $(patsubst tests/%.c,%,$(wildcard tests/harness_*.c))
 
 LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC) $(KERNEL_SRC))
+# shared code of the programs (examples/cli/*.c), linked into each of them
+CLI_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard examples/cli/*.c))
 
 .PHONY: all clean test test-c test-asan test-python install demo bench deps venv
 all: $(BUILD)/libdpt.a $(addprefix $(BUILD)/,$(PROGRAMS)) $(BUILD)/dpt.pc
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h kernels/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h kernels/*.h examples/cli/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) $(BLAS_CFLAGS) -c $< -o $@
 
@@ -45,8 +47,8 @@ $(BUILD)/libdpt.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/dpt-%: $(BUILD)/obj/examples/dpt-%.o $(BUILD)/libdpt.a
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libdpt.a $(LIBS)
+$(BUILD)/dpt-%: $(BUILD)/obj/examples/dpt-%.o $(CLI_OBJ) $(BUILD)/libdpt.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(CLI_OBJ) $(BUILD)/libdpt.a $(LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/libdpt.a
 	@mkdir -p $(dir $@)

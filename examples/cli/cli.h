@@ -1,0 +1,186 @@
+/* Shared code of the command-line programs (examples/dpt-*.c): option parsing, input files,
+ * output writers, the progress bar, the SVG plot and the batch runner. Built on the public API
+ * (dpt.h) only; every .c file of examples/cli/ is linked into every program. */
+#ifndef DPT_CLI_H
+#define DPT_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dpt.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* messages                                                                                     */
+
+/* The program's name, prefixed to every message ("dpt-generate"). Set first thing in main. */
+extern const char *cli_prog;
+
+/* One failure, one line: "FILE: reason" (no program name, no newline). */
+typedef struct cli_err {
+    char msg[1536];
+} cli_err;
+
+#if defined(__GNUC__)
+#define CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define CLI_PRINTF(a, b)
+#endif
+
+/* Fill e (if not NULL) with a formatted one-line message. Returns 1 (the failure code). */
+int cli_fail(cli_err *e, const char *fmt, ...) CLI_PRINTF(2, 3);
+/* Print "prog: message" on stderr. Returns 1. */
+int cli_error(const char *fmt, ...) CLI_PRINTF(1, 2);
+/* Print "prog: warning: message" on stderr unless quiet. */
+void cli_warn(const char *fmt, ...) CLI_PRINTF(1, 2);
+extern int cli_quiet;
+/* Route the library's log messages through cli_warn (so --quiet silences them). */
+void cli_install_log(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* options                                                                                      */
+
+/* One option of a program. names: '|'-separated spellings, the first is the main one
+ * ("-sa|--scale-audio"); long names also match with '_' for '-' (upstream's argparse spelling)
+ * and as "--name=value". metavar NULL: a flag without value. help: one line; defaults are part
+ * of it ("(default 1.15)"). An id of 0 ends a table; a NULL names with an id is a section
+ * heading printed from help. */
+typedef struct cli_option {
+    int id;
+    const char *names;
+    const char *metavar;
+    const char *help;
+} cli_option;
+
+#define CLI_END 0            /* cli_next: no more arguments */
+#define CLI_POSITIONAL (-2)  /* cli_next: a non-option argument (in *value) */
+#define CLI_BAD (-1)         /* cli_next: an error was printed; exit with status 2 */
+
+typedef struct cli_parser {
+    int argc;
+    char **argv;
+    int i;
+    const cli_option *opts;
+    char name[64];           /* the spelling used of the last option returned */
+} cli_parser;
+
+void cli_parser_init(cli_parser *p, int argc, char **argv, const cli_option *opts);
+/* Next option: its id (value set for options that take one), CLI_POSITIONAL, CLI_END, or CLI_BAD
+ * after printing "prog: unknown option '--x' (see --help)" or "prog: option '-a' needs a value". */
+int cli_next(cli_parser *p, const char **value);
+/* usage: first line(s) after "usage: "; then every option with its metavar and help. */
+void cli_print_help(FILE *f, const char *usage, const char *intro, const cli_option *opts);
+
+/* Value parsers: 0 on success; on failure print "prog: OPT: 'v' is not ..." and return 1. */
+int cli_parse_int(const char *opt, const char *v, long lo, long hi, long *out);
+int cli_parse_u64(const char *opt, const char *v, uint64_t *out);
+int cli_parse_float(const char *opt, const char *v, float *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* paths and input files                                                                        */
+
+int cli_ends_with(const char *s, const char *suffix);
+/* "(3, 100)" */
+void cli_shape_str(const dpt_array *a, char *buf, size_t n);
+/* 1 if the file starts like a zip archive (.npz), 0 if not (or unreadable). */
+int cli_is_npz(const char *path);
+/* Create the parent directories of path (as upstream's mkdir(parents=True)). */
+int cli_make_parents(const char *path, cli_err *e);
+
+/* The FLAME shape of the speaker, as upstream's demo reads it: a .npy of (100,) or
+ * (frames, 100) (first frame used), or an .npz with key 'shape'. Finite values only. */
+int cli_load_shape(const char *path, float shape[100], cli_err *e);
+
+/* The style vector (info->d_style values): a .npy (d_style,) or (1, d_style); an .npz with key
+ * 'style'; or a motion clip .npz with 'exp' (frames, 50) and 'pose' (frames, 6), from whose frames
+ * [start, start + n_motions) the style is extracted on the fly (dpt_extract_style). */
+int cli_load_style(const dpt_model *model, const char *path, int start, float *style, cli_err *e);
+
+/* A motion clip's exp (frames, 50) and pose (frames, 6) from an .npz (same frame count). */
+int cli_load_motion(const char *path, dpt_array *exp, dpt_array *pose, cli_err *e);
+
+/* ------------------------------------------------------------------------------------------ */
+/* outputs                                                                                      */
+
+typedef enum cli_format { CLI_NPZ = 0, CLI_NPY, CLI_CSV, CLI_JSON } cli_format;
+
+/* "npz" → CLI_NPZ ...; -1 if unknown. */
+int cli_format_parse(const char *s);
+const char *cli_format_name(cli_format f);
+/* Format implied by an output name's extension (.npz .npy .csv .json), or -1. */
+int cli_format_from_path(const char *path);
+
+/* Output file of repetition rep of n_reps, as upstream names them: OUT with its extension
+ * replaced by ext (".npz"), and OUT_000.npz, OUT_001.npz, ... when n_reps > 1. tag (NULL or
+ * "exp") adds "_exp" before the extension (the per-array .npy files). malloc'ed. */
+char *cli_output_name(const char *out, int rep, int n_reps, const char *tag, const char *ext);
+
+/* Write repetition rep of res in the given format at the upstream-style name for out:
+ *   npz   exp (F, 50), pose (F, 6), shape (F, 100) float32, deflate-compressed (np.savez_compressed)
+ *   npy   three files OUT_exp.npy, OUT_pose.npy, OUT_shape.npy
+ *   csv   one row per frame: frame, time, exp_0..exp_49, pose_0..pose_5, shape_0..shape_99
+ *   json  {"fps", "n_frames", "exp": [[...]], "pose": [[...]], "shape": [[...]]}
+ * Numbers are printed with 9 significant digits (float32 round trip). */
+int cli_write_result(const dpt_result *res, int rep, const char *out, cli_format fmt, int fps,
+                     cli_err *e);
+
+/* ------------------------------------------------------------------------------------------ */
+/* progress                                                                                     */
+
+/* A progress bar on stderr (only when it is a terminal and not quiet): windows × steps, elapsed
+ * time and ETA. Ctrl-C cancels the generation (the callback returns non-zero). */
+typedef struct cli_progress {
+    int enabled;
+    double t_start, t_last_draw;
+    int drawn;
+    char label[160];
+} cli_progress;
+
+void cli_progress_init(cli_progress *pg, int quiet);
+/* Start a new bar labelled label (e.g. "job 2/5"); shows "label: status" until the first step. */
+void cli_progress_begin(cli_progress *pg, const char *label, const char *status);
+/* A dpt_progress_fn; user is the cli_progress. */
+int cli_progress_fn(void *user, int window, int n_windows, int step, int n_steps);
+/* Clear the bar's line. */
+void cli_progress_end(cli_progress *pg);
+/* 1 once Ctrl-C was pressed (after cli_progress_init). */
+int cli_interrupted(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* plot                                                                                         */
+
+/* A self-contained SVG of the clip over time, one panel per trace: the waveform (g#waveform),
+ * jaw opening = pose[:, 3] (g#jaw), expression energy = ‖exp‖₂ per frame (g#expression-energy)
+ * and head rotation pose[:, 0..2] (g#head-rotation with paths .head-rot-x, .head-rot-y,
+ * .head-rot-z); every repetition is drawn; a time axis in seconds. samples: 16 kHz mono. */
+int cli_write_plot(const char *path, const char *title, const float *samples, size_t n_samples,
+                   const dpt_result *res, int fps, cli_err *e);
+
+/* ------------------------------------------------------------------------------------------ */
+/* batch                                                                                        */
+
+/* One line of a jobs file: audio, shape, style ("-" = none), output, optional plot. */
+typedef struct cli_job {
+    int line;
+    char *audio, *shape, *style, *output, *plot;
+} cli_job;
+
+typedef struct cli_jobs {
+    cli_job *jobs;
+    int n;
+    int n_bad;     /* malformed lines (each reported on stderr while reading) */
+    char *text;    /* the file's contents (the fields point into it) */
+} cli_jobs;
+
+/* Read a TSV jobs file: tab-separated "audio shape style output [plot]"; '#' comments and blank
+ * lines skipped. A malformed line is reported ("prog: JOBS.tsv:7: reason") and counted in n_bad.
+ * Returns non-zero (with e) only when the file cannot be read at all. */
+int cli_jobs_read(const char *path, cli_jobs *jobs, cli_err *e);
+void cli_jobs_free(cli_jobs *jobs);
+
+/* Run fn on every job, continuing past failures; each failure is one line on stderr
+ * ("prog: JOBS.tsv:LINE: message"). Returns the number of failed jobs (plus malformed lines). */
+typedef int (*cli_job_fn)(void *user, const cli_job *job, int index, int n_jobs, cli_err *e);
+int cli_jobs_run(const char *path, const cli_jobs *jobs, cli_job_fn fn, void *user);
+
+#endif

@@ -1,0 +1,179 @@
+/* Input files of the programs: shape templates, style vectors, motion clips. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+int cli_ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+void cli_shape_str(const dpt_array *a, char *buf, size_t n) {
+    size_t k = (size_t)snprintf(buf, n, "(");
+    for (int i = 0; i < a->ndim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)a->shape[i]);
+    if (k < n) snprintf(buf + k, n - k, a->ndim == 1 ? ",)" : ")");
+}
+
+int cli_is_npz(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    unsigned char m[4] = {0};
+    size_t got = fread(m, 1, 4, f);
+    fclose(f);
+    /* local file header, or the end record of an empty archive */
+    return got == 4 && m[0] == 'P' && m[1] == 'K' && ((m[2] == 3 && m[3] == 4) || (m[2] == 5 && m[3] == 6));
+}
+
+int cli_make_parents(const char *path, cli_err *e) {
+    char *dir = strdup(path);
+    if (!dir) return cli_fail(e, "out of memory");
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) {
+        free(dir);
+        return 0;
+    }
+    *slash = '\0';
+    for (char *c = dir + 1;; c++) {
+        if (*c == '/' || *c == '\0') {
+            char keep = *c;
+            *c = '\0';
+            if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+                int rc = cli_fail(e, "%s: cannot create directory %s: %s", path, dir, strerror(errno));
+                free(dir);
+                return rc;
+            }
+            *c = keep;
+            if (!keep) break;
+        }
+    }
+    free(dir);
+    return 0;
+}
+
+/* Read an array from a .npy, or from an .npz at key (the file's contents decide, as np.load). */
+static int read_array(const char *path, const char *key, dpt_array *a, cli_err *e) {
+    dpt_error err = {0};
+    dpt_status st = cli_is_npz(path) ? dpt_npz_read(path, key, a, &err) : dpt_npy_read(path, a, &err);
+    if (st != DPT_OK) return cli_fail(e, "%s", err.message);
+    return 0;
+}
+
+static int check_finite(const char *path, const char *what, const float *v, int n, cli_err *e) {
+    for (int i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return cli_fail(e, "%s: %s value %d is %s", path, what, i, isnan(v[i]) ? "NaN" : "infinite");
+    return 0;
+}
+
+int cli_load_shape(const char *path, float shape[100], cli_err *e) {
+    dpt_array a = {0};
+    if (read_array(path, "shape", &a, e)) return 1;
+    char s[96];
+    cli_shape_str(&a, s, sizeof s);
+    int ok = (a.ndim == 1 && a.shape[0] == 100) || (a.ndim == 2 && a.shape[1] == 100 && a.shape[0] >= 1);
+    if (!ok) {
+        dpt_array_free(&a);
+        return cli_fail(e, "%s: a shape template has 100 FLAME shape values, (100,) or (frames, 100); got %s",
+                        path, s);
+    }
+    memcpy(shape, a.data, sizeof(float) * 100);   /* (frames, 100): the first frame, as upstream */
+    dpt_array_free(&a);
+    return check_finite(path, "shape", shape, 100, e);
+}
+
+int cli_load_motion(const char *path, dpt_array *exp, dpt_array *pose, cli_err *e) {
+    dpt_error err = {0};
+    const char *keys[2] = {"exp", "pose"};
+    const int cols[2] = {50, 6};
+    dpt_array *arr[2] = {exp, pose};
+    if (!cli_is_npz(path)) {
+        FILE *f = fopen(path, "rb");
+        if (!f) return cli_fail(e, "%s: cannot open: %s", path, strerror(errno));
+        fclose(f);
+        return cli_fail(e, "%s: a motion clip is an .npz with 'exp' (frames, 50) and 'pose' (frames, 6)",
+                        path);
+    }
+    for (int k = 0; k < 2; k++) {
+        if (dpt_npz_read(path, keys[k], arr[k], &err) != DPT_OK) {
+            if (k) dpt_array_free(exp);
+            return cli_fail(e, "%s", err.message);
+        }
+        if (arr[k]->ndim != 2 || arr[k]->shape[1] != cols[k] || arr[k]->shape[0] < 1) {
+            char s[96];
+            cli_shape_str(arr[k], s, sizeof s);
+            dpt_array_free(exp);
+            dpt_array_free(pose);
+            return cli_fail(e, "%s: '%s' must have shape (frames, %d), got %s", path, keys[k], cols[k], s);
+        }
+    }
+    if (exp->shape[0] != pose->shape[0]) {
+        int rc = cli_fail(e, "%s: 'exp' has %lld frames but 'pose' %lld", path, (long long)exp->shape[0],
+                          (long long)pose->shape[0]);
+        dpt_array_free(exp);
+        dpt_array_free(pose);
+        return rc;
+    }
+    if (exp->shape[0] > 100000000) {
+        dpt_array_free(exp);
+        dpt_array_free(pose);
+        return cli_fail(e, "%s: too many frames", path);
+    }
+    return 0;
+}
+
+int cli_load_style(const dpt_model *model, const char *path, int start, float *style, cli_err *e) {
+    dpt_model_info info;
+    dpt_model_get_info(model, &info);
+    if (!info.use_style)
+        return cli_fail(e, "%s: the model %s takes no style input (trained without a style encoder)",
+                        path, info.path ? info.path : "");
+    const int ds = info.d_style;
+    if (cli_is_npz(path)) {
+        dpt_error err = {0};
+        int has_exp = dpt_npz_has(path, "exp", &err);
+        if (has_exp < 0) return cli_fail(e, "%s", err.message);
+        if (has_exp) {   /* a motion clip: extract the style on the fly */
+            if (!info.has_style_encoder)
+                return cli_fail(e, "%s: a motion clip needs a model with a style encoder; %s has none "
+                                   "(give a style .npy made by dpt-style instead)",
+                                path, info.path ? info.path : "the model");
+            dpt_array exp = {0}, pose = {0};
+            if (cli_load_motion(path, &exp, &pose, e)) return 1;
+            if (start < 0 || start >= exp.shape[0]) {
+                int rc = cli_fail(e, "%s: style start frame %d is outside the clip's %lld frames", path,
+                                  start, (long long)exp.shape[0]);
+                dpt_array_free(&exp);
+                dpt_array_free(&pose);
+                return rc;
+            }
+            int n_fin = 1;
+            for (int64_t i = 0; i < exp.shape[0] * 50 && n_fin; i++) n_fin = isfinite(exp.data[i]);
+            for (int64_t i = 0; i < pose.shape[0] * 6 && n_fin; i++) n_fin = isfinite(pose.data[i]);
+            dpt_status st = DPT_OK;
+            if (n_fin)
+                st = dpt_extract_style(model, exp.data, pose.data, (int)exp.shape[0], start, style, &err);
+            dpt_array_free(&exp);
+            dpt_array_free(&pose);
+            if (!n_fin) return cli_fail(e, "%s: the motion clip contains NaN or Inf", path);
+            if (st != DPT_OK) return cli_fail(e, "%s: %s", path, err.message);
+            return check_finite(path, "extracted style", style, ds, e);
+        }
+    }
+    dpt_array a = {0};
+    if (read_array(path, "style", &a, e)) return 1;
+    int ok = (a.ndim == 1 && a.shape[0] == ds) || (a.ndim == 2 && a.shape[0] == 1 && a.shape[1] == ds);
+    if (!ok) {
+        char s[96];
+        cli_shape_str(&a, s, sizeof s);
+        dpt_array_free(&a);
+        return cli_fail(e, "%s: the model's style vector has %d values, (%d,); got %s", path, ds, ds, s);
+    }
+    memcpy(style, a.data, sizeof(float) * (size_t)ds);
+    dpt_array_free(&a);
+    return check_finite(path, "style", style, ds, e);
+}
