@@ -1,0 +1,152 @@
+"""Style encoder and single denoiser forwards, C (build/tests/harness_denoiser) vs the PyTorch reference
+(tests/python/helpers_sampler.py: run_reference.py, or upstream's modules rebuilt locally).
+
+Tolerance (issue 4): max|C − ref| ≤ 1e-4 · max|ref|. Forwards run with the three guidance entries of
+the default incremental audio+style guidance stacked as the sampler stacks them (null audio / null style,
+audio / null style, audio / style), n_repetitions 2, at t = 1, T/2, T.
+"""
+
+import numpy as np
+import pytest
+
+import helpers_sampler as hs
+
+TOL = 1e-4
+
+TINY_VARIANTS = {
+    'default': {},
+    'no_head_pose': dict(no_head_pose=True),
+    'sinusoidal_nomask_noindicator': dict(sinusoidal_pe=True, align_mask_width=0, use_indicator=False),
+    'mask3': dict(align_mask_width=3),
+    'no_style': dict(no_style=True),
+    'legacy_nohead': dict(legacy_args=True, sinusoidal_pe=True, align_mask_width=0, no_head_pose=True),
+    'noise_target': dict(target='noise', cfg_mode='independent'),
+}
+
+
+def forward_inputs(lm, N, t, seed):
+    """Inputs of one sampler step with every guidance entry of the model stacked entry-major."""
+    import torch
+    g = np.random.default_rng(seed)
+    L, Lp, D, dm = lm.L, lm.Lp, lm.D, lm.dm
+    sd = lm.sd
+    x = g.standard_normal((N, L, dm)).astype(np.float32)
+    pm = g.standard_normal((N, Lp, dm)).astype(np.float32)
+    pa = g.standard_normal((1, Lp, D)).astype(np.float32).repeat(N, 0)
+    af = g.standard_normal((1, L, D)).astype(np.float32).repeat(N, 0)
+    shape_n = g.standard_normal((1, 1, 100)).astype(np.float32).repeat(N, 0)
+    style = (0.5 * g.standard_normal((1, 1, lm.dp - 100))).astype(np.float32) if lm.use_style else None
+    A, P, ne = hs._cfg_entries(lm, N, torch.from_numpy(af), torch.from_numpy(shape_n),
+                               torch.from_numpy(style) if style is not None else None, lm.conds, lm.cfg_mode)
+    ind = np.ones((N, L), np.float32)
+    ind[:, -3:] = 0                                         # a padded tail, as in a last window
+    tile = lambda a: np.concatenate([a] * ne, 0)
+    return dict(x=tile(x), af=A.numpy(), pf=P.numpy(), pm=tile(pm), pa=tile(pa),
+                t=np.full(N * ne, t, np.float32), ind=tile(ind)), ne
+
+
+def run_forward(model, inputs, tmp_path):
+    np.savez(tmp_path / 'in.npz', **inputs)
+    hs.harness('forward', model, tmp_path / 'in.npz', tmp_path / 'out.npy', '--threads', '2')
+    return np.load(tmp_path / 'out.npy')
+
+
+def check_forward(size, options, ts, tmp_path, N=2):
+    model, ck = hs.cached_model(size, **options)
+    lm = hs.local_model(ck)
+    errs = {}
+    for t in ts:
+        inputs, ne = forward_inputs(lm, N, t, seed=t)
+        c = run_forward(model, inputs, tmp_path)
+        ref = hs.ref_denoise(ck, inputs)[:, -lm.L:]
+        assert c.shape == ref.shape == (N * ne, lm.L, lm.dm)
+        errs[t] = hs.max_rel_err(c, ref)
+        print(f'{size} {options} t={t}: {ne} entries × {N}: max rel err {errs[t]:.2e}')
+    assert max(errs.values()) <= TOL, errs
+    return errs
+
+
+@pytest.mark.parametrize('variant', sorted(TINY_VARIANTS))
+def test_forward_tiny(variant, tmp_path):
+    T = 10
+    check_forward('tiny', TINY_VARIANTS[variant], [1, T // 2, T], tmp_path)
+
+
+def test_forward_official(tmp_path):
+    check_forward('official', {}, [1, 250, 500], tmp_path)
+
+
+def test_forward_official_no_head_pose(tmp_path):
+    check_forward('official', dict(no_head_pose=True, n_diff_steps=20), [1, 10, 20], tmp_path, N=1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Style encoder
+
+def motion(n_frames, seed):
+    g = np.random.default_rng(seed)
+    exp = g.normal(0, 1.0, (n_frames, 50)).astype(np.float32)
+    pose = g.normal(0, 0.3, (n_frames, 6)).astype(np.float32)
+    pose[:, 4:] = 0                                           # jaw y/z are zero in real data
+    return exp, pose
+
+
+def run_style(model, exp, pose, start, tmp_path):
+    np.savez(tmp_path / 'motion.npz', exp=exp, pose=pose)
+    hs.harness('style', model, tmp_path / 'motion.npz', start, tmp_path / 'style.npy')
+    return np.load(tmp_path / 'style.npy')
+
+
+@pytest.mark.parametrize('size,options', [('tiny', {}), ('tiny', dict(no_head_pose=True)), ('official', {})],
+                         ids=['tiny', 'tiny-no_head_pose', 'official'])
+def test_style(size, options, tmp_path):
+    model, ck = hs.cached_model(size, **options)
+    n = hs.local_model(ck).se_args.n_motions
+    exp, pose = motion(n + 37, seed=3)
+    for start, what in ((5, 'full'), (n + 37 - n // 2, 'short')):
+        c = run_style(model, exp, pose, start, tmp_path)
+        ref = hs.ref_style(ck, exp, pose, start)
+        err = hs.max_rel_err(c, ref)
+        print(f'style {size} {options} {what} (start {start}): max rel err {err:.2e}')
+        assert err <= TOL
+
+
+def test_style_short_clip_warns(tmp_path):
+    model, ck = hs.cached_model('tiny')
+    exp, pose = motion(7, seed=1)
+    np.savez(tmp_path / 'motion.npz', exp=exp, pose=pose)
+    r = hs.harness('style', model, tmp_path / 'motion.npz', 0, tmp_path / 'style.npy')
+    assert 'warning' in r.stderr and 'frames' in r.stderr
+    assert hs.max_rel_err(np.load(tmp_path / 'style.npy'), hs.ref_style(ck, exp, pose, 0)) <= TOL
+
+
+def test_style_bad_inputs(tmp_path):
+    model, ck = hs.cached_model('tiny')
+    exp, pose = motion(30, seed=1)
+    bad = exp.copy()
+    bad[3, 7] = np.nan
+    for e, p, start, words in ((exp[:0], pose[:0], 0, 'empty'), (exp, pose, 30, 'outside'),
+                               (bad, pose, 0, 'NaN')):
+        np.savez(tmp_path / 'm.npz', exp=e, pose=p)
+        r = hs.harness('style', model, tmp_path / 'm.npz', start, tmp_path / 's.npy', check=False)
+        assert r.returncode == 1 and words in r.stderr and r.stderr.count('\n') == 1, r.stderr
+    nostyle, _ = hs.cached_model('tiny', no_style=True)
+    np.savez(tmp_path / 'm.npz', exp=exp, pose=pose)
+    r = hs.harness('style', nostyle, tmp_path / 'm.npz', 0, tmp_path / 's.npy', check=False)
+    assert r.returncode == 1 and 'no style encoder' in r.stderr
+
+
+def test_dpt_style_program(tmp_path):
+    model, ck = hs.cached_model('tiny')
+    exp, pose = motion(50, seed=2)
+    np.savez(tmp_path / 'motion.npz', exp=exp, pose=pose)
+    import subprocess
+    prog = str(hs.helpers.BUILD / 'dpt-style')
+    r = subprocess.run([prog, '-m', model, '-c', tmp_path / 'motion.npz', '--start', '4', '-o', tmp_path / 's.npy'],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert hs.max_rel_err(np.load(tmp_path / 's.npy'), hs.ref_style(ck, exp, pose, 4)) <= TOL
+    np.savez(tmp_path / 'bad.npz', exp=exp[:, :40], pose=pose)
+    r = subprocess.run([prog, '-m', model, '-c', tmp_path / 'bad.npz', '-o', tmp_path / 's.npy'],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and 'bad.npz' in r.stderr and r.stderr.count('\n') == 1
