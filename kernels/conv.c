@@ -23,10 +23,10 @@ long dpt_k_conv_out_len(long t_in, int k, int s) {
 }
 
 void dpt_k_conv1d_strided(const float *x, int c_in, const float *w_r, const float *b, int c_out,
-                          int k, int s, long t_out, float *y) {
-    if (t_out <= 0) return;
+                          int k, int s, long t_out, float *y, int ldy) {
+    if (t_out <= 0 || c_out <= 0) return;
     if (b) {
-        for (long t = 0; t < t_out; t++) memcpy(y + (size_t)t * c_out, b, sizeof(float) * c_out);
+        for (long t = 0; t < t_out; t++) memcpy(y + (size_t)t * ldy, b, sizeof(float) * c_out);
     }
     float beta = b ? 1.0f : 0.0f;
     /* Piece of taps [j0, j1), at most s wide: A (t_out, (j1−j0)·c_in) with row t at
@@ -39,20 +39,20 @@ void dpt_k_conv1d_strided(const float *x, int c_in, const float *w_r, const floa
         for (long t0 = 0; t0 < t_out; t0 += max_rows) {
             long rows = t_out - t0 < max_rows ? t_out - t0 : max_rows;
             dpt_k_gemm_nt((int)rows, c_out, width, 1.0f, x + ((size_t)t0 * s + j0) * c_in, s * c_in,
-                          w_r + (size_t)j0 * c_in, k * c_in, beta, y + (size_t)t0 * c_out, c_out);
+                          w_r + (size_t)j0 * c_in, k * c_in, beta, y + (size_t)t0 * ldy, ldy);
         }
         beta = 1.0f;
     }
 }
 
 void dpt_k_conv1d_grouped(const float *x, long t_in, int c_in, const float *w_r, const float *b,
-                          int c_out, int k, int groups, int pad, long t_out, float *y,
-                          float *scratch, int scratch_rows) {
+                          int c_out, int k, int groups, int g0, int g1, int pad, long t_out,
+                          float *y, float *scratch, int scratch_rows) {
     int cg = c_in / groups, og = c_out / groups;
     int kc = k * cg; /* im2col row length: (tap, channel-in-group) */
     for (long t0 = 0; t0 < t_out; t0 += scratch_rows) {
         long rows = t_out - t0 < scratch_rows ? t_out - t0 : scratch_rows;
-        for (int g = 0; g < groups; g++) {
+        for (int g = g0; g < g1; g++) {
             /* col (rows, k·cg): col[r, j·cg + c] = x[t0 + r + j − pad, g·cg + c] or 0 */
             for (long r = 0; r < rows; r++) {
                 float *dst = scratch + (size_t)r * kc;
@@ -210,30 +210,77 @@ void dpt_k_gelu_fast(float *x, size_t n) {
     }
 }
 
-void dpt_k_softmax_fast(float *x, int rows, int cols) {
+/* Order-preserving int key of a float (larger float ↔ larger int32; NaN not expected). */
+static inline int32_t float_key(uint32_t b) {
+    return (int32_t)(b ^ ((uint32_t)((int32_t)b >> 31) & 0x7fffffffu));
+}
+
+void dpt_k_softmax_fast(float *x, int rows, int cols, float *row_scale) {
+    /* Every pass works on 8-float blocks copied to locals (no aliasing for the vectoriser). */
     for (int r = 0; r < rows; r++) {
         float *row = x + (size_t)r * cols;
-        float mx = -INFINITY;
-        for (int c = 0; c < cols; c++) mx = row[c] > mx ? row[c] : mx;
+        int nfull = cols / VBLOCK * VBLOCK;
+        /* row max through monotonic integer keys: an integer max vectorises, a float one not */
+        int32_t km[VBLOCK];
+        for (int j = 0; j < VBLOCK; j++) km[j] = INT32_MIN;
+        for (int c = 0; c < nfull; c += VBLOCK) {
+            uint32_t b[VBLOCK];
+            memcpy(b, row + c, sizeof b);
+            for (int j = 0; j < VBLOCK; j++) {
+                int32_t key = float_key(b[j]);
+                km[j] = key > km[j] ? key : km[j];
+            }
+        }
+        int32_t kmax = INT32_MIN;
+        for (int j = 0; j < VBLOCK; j++) kmax = km[j] > kmax ? km[j] : kmax;
+        for (int c = nfull; c < cols; c++) {
+            uint32_t b;
+            memcpy(&b, row + c, sizeof b);
+            int32_t key = float_key(b);
+            kmax = key > kmax ? key : kmax;
+        }
+        uint32_t mb = (uint32_t)kmax ^ ((uint32_t)(kmax >> 31) & 0x7fffffffu);
+        float mx;
+        memcpy(&mx, &mb, sizeof mx);
         if (mx == -INFINITY) { /* fully masked row (not produced by the audio encoder) */
             memset(row, 0, sizeof(float) * (size_t)cols);
+            if (row_scale) row_scale[r] = 0.0f;
             continue;
         }
-        /* e^(x − max) block-wise; x − max ≤ 0 (−inf → −87 → ~0) */
-        int c = 0;
-        for (; c + VBLOCK <= cols; c += VBLOCK) {
-            for (int j = 0; j < VBLOCK; j++) row[c + j] -= mx;
-            exp_block_nonpos(row + c);
-        }
-        if (c < cols) {
-            float tail[VBLOCK];
-            for (int j = 0; j < VBLOCK; j++) tail[j] = c + j < cols ? row[c + j] - mx : -INFINITY;
-            exp_block_nonpos(tail);
-            memcpy(row + c, tail, sizeof(float) * (size_t)(cols - c));
-        }
+        /* e^(x − max) ≤ 1 (−inf → −87 → ~0); float lane sums flushed to double every 256 values */
         double sum = 0.0;
-        for (c = 0; c < cols; c++) sum += row[c];
-        float inv = (float)(1.0 / sum);
-        for (c = 0; c < cols; c++) row[c] *= inv;
+        float ls[VBLOCK] = {0};
+        for (int c = 0; c < cols; c += VBLOCK) {
+            float t[VBLOCK];
+            int n = cols - c < VBLOCK ? cols - c : VBLOCK;
+            if (n == VBLOCK) {
+                memcpy(t, row + c, sizeof t);
+            } else {
+                for (int j = 0; j < VBLOCK; j++) t[j] = j < n ? row[c + j] : -INFINITY;
+            }
+            for (int j = 0; j < VBLOCK; j++) t[j] -= mx;
+            exp_block_nonpos(t);
+            if (n < VBLOCK) /* e^−87 in the padding lanes */
+                for (int j = n; j < VBLOCK; j++) t[j] = 0.0f;
+            for (int j = 0; j < VBLOCK; j++) ls[j] += t[j];
+            memcpy(row + c, t, sizeof(float) * (size_t)n);
+            if ((c / VBLOCK) % 32 == 31) {
+                for (int j = 0; j < VBLOCK; j++) sum += ls[j], ls[j] = 0.0f;
+            }
+        }
+        for (int j = 0; j < VBLOCK; j++) sum += ls[j];
+        if (row_scale) {
+            row_scale[r] = (float)(1.0 / sum);
+            continue;
+        }
+        float inv[VBLOCK];
+        for (int j = 0; j < VBLOCK; j++) inv[j] = (float)(1.0 / sum);
+        for (int c = 0; c < nfull; c += VBLOCK) {
+            float t[VBLOCK];
+            memcpy(t, row + c, sizeof t);
+            for (int j = 0; j < VBLOCK; j++) t[j] *= inv[j];
+            memcpy(row + c, t, sizeof t);
+        }
+        for (int c = nfull; c < cols; c++) row[c] *= inv[0];
     }
 }

@@ -19,23 +19,25 @@ long dpt_k_conv_out_len(long t_in, int k, int s);
 /* Strided valid convolution, no padding, no groups:
  *   y[t, o] = b[o] + Σ_{j<k} Σ_{c<c_in} w_r[o, j, c] · x[s·t + j, c]
  * x (t_in, c_in) with t_in ≥ (t_out−1)·s + k; w_r (c_out, k, c_in) from dpt_k_conv_repack;
- * b (c_out) or NULL; y (t_out, c_out).
+ * b (c_out) or NULL; y (t_out, c_out) with row stride ldy ≥ c_out (a column slice of a wider
+ * output: pass w_r, b and y advanced by o0 output channels).
  * Lowered to ⌈k/s⌉ GEMMs without an im2col copy: the window of taps [j0, j0+s) for output t is the
  * contiguous run x[(s·t + j0)·c_in …] of s·c_in floats, so consecutive outputs are rows of stride
  * s·c_in of one matrix (a BLAS-legal lda because each piece spans at most s taps). */
 void dpt_k_conv1d_strided(const float *x, int c_in, const float *w_r, const float *b, int c_out,
-                          int k, int s, long t_out, float *y);
+                          int k, int s, long t_out, float *y, int ldy);
 
 /* Grouped stride-1 convolution with zero padding `pad` on the left (and as much on the right as
  * the output length needs):
  *   y[t, g·og + o] = b[g·og + o] + Σ_{j<k} Σ_{c<cg} w_r[g·og + o, j, c] · x[t + j − pad, g·cg + c]
  * with x (t_in, c_in), cg = c_in/groups, og = c_out/groups, terms with t + j − pad outside
  * [0, t_in) being zero; w_r (c_out, k, cg) repacked; b (c_out) or NULL; y (t_out, c_out).
+ * Only groups [g0, g1) are computed (callers split the groups over threads).
  * Lowered per group to im2col blocks of `scratch_rows` output steps: col (rows, k·cg) · W_gᵀ.
  * scratch holds scratch_rows · k · cg floats. */
 void dpt_k_conv1d_grouped(const float *x, long t_in, int c_in, const float *w_r, const float *b,
-                          int c_out, int k, int groups, int pad, long t_out, float *y,
-                          float *scratch, int scratch_rows);
+                          int c_out, int k, int groups, int g0, int g1, int pad, long t_out,
+                          float *y, float *scratch, int scratch_rows);
 
 /* Per-column moments of x (rows, cols), in double: mean[c] and m2[c] = Σ_t (x[t,c] − mean[c])².
  * Two passes over the block (exact centring, no E[x²] − E[x]² cancellation). */
@@ -63,8 +65,10 @@ void dpt_k_interp_linear(const float *x, long n_in, int cols, long n_out, float 
 void dpt_k_gelu_fast(float *x, size_t n);
 
 /* Row-wise softmax in place, x (rows, cols), with the polynomial exp of dpt_k_gelu_fast
- * (relative error < 3e-7 per term) and a double sum; ~4× faster than dpt_k_softmax (libm expf).
- * Entries equal to -INFINITY get probability ~0 (e^−87), fully masked rows become 0. */
-void dpt_k_softmax_fast(float *x, int rows, int cols);
+ * (relative error < 3e-7 per term) and a double sum of float lane sums.
+ * row_scale NULL: x becomes the probabilities. Otherwise x becomes e^(x − max) unnormalised and
+ * row_scale[r] = 1/Σ e^(x − max) (rows entries): the caller scales P·V instead of P, saving a
+ * pass over the row. Entries equal to -INFINITY get ~0 (e^−87); fully masked rows become 0. */
+void dpt_k_softmax_fast(float *x, int rows, int cols, float *row_scale);
 
 #endif

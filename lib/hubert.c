@@ -33,38 +33,45 @@
 #include <unistd.h>
 
 #define CONV_CHUNK 128               /* final conv frames per streamed chunk */
-#define ATT_SCORE_FLOATS (1L << 22)  /* score block budget: rows·T ≤ this */
-#define FFN_ROWS 512
+#define ATT_BLOCK_FLOATS (1L << 18)  /* per-thread score block ≈ rows·T ≤ this (1 MB, L2) … */
+#define ATT_MIN_ROWS 128             /* … but at least this many query rows (BLAS packs k_j per call) */
+#define FFN_ROWS 1024
 #define POS_ROWS 256
 #define GROUPNORM_EPS 1e-5           /* nn.GroupNorm default; not a config value */
 #define PAD_AUDIO_UNIT 320           /* models/common.py pad_audio defaults */
 #define PAD_AUDIO_THRESHOLD 80
 #define MAX_THREADS 64
 
-/* ---- tiny fork-join helper for the element-wise work BLAS does not do ---- */
+/* ---- threads ----
+ * The encoder runs BLAS single-threaded and splits every operation over its own threads
+ * (fork-join per operation): GEMMs by output columns, element-wise work by rows, attention by
+ * (head, query block). A BLAS-threaded GEMM followed by our element-wise threads made the BLAS
+ * workers spin against them (≈15% of the time on 2 cores); this way nothing spins. */
 
-typedef void (*range_fn)(void *ctx, long begin, long end);
+typedef void (*range_fn)(void *ctx, long begin, long end, int tid);
 
 typedef struct par_job {
     range_fn fn;
     void *ctx;
     long begin, end;
+    int tid;
 } par_job;
 
 static void *par_run(void *p) {
     par_job *j = p;
-    j->fn(j->ctx, j->begin, j->end);
+    j->fn(j->ctx, j->begin, j->end, j->tid);
     return NULL;
 }
 
-/* Run fn over [0, n) split into nt contiguous ranges of at least `grain` items. */
+/* Run fn over [0, n) in at most nt contiguous ranges (thread ids 0…nt−1) whose boundaries are
+ * multiples of `grain` (ranges of fewer than `grain` items are not split off). */
 static void par_for(int nt, long n, long grain, range_fn fn, void *ctx) {
     if (n <= 0) return;
-    if (nt > MAX_THREADS) nt = MAX_THREADS;
     if (grain < 1) grain = 1;
+    if (nt > MAX_THREADS) nt = MAX_THREADS;
     if ((long)nt > n / grain) nt = (int)(n / grain);
     if (nt <= 1) {
-        fn(ctx, 0, n);
+        fn(ctx, 0, n, 0);
         return;
     }
     pthread_t th[MAX_THREADS];
@@ -73,32 +80,76 @@ static void par_for(int nt, long n, long grain, range_fn fn, void *ctx) {
     for (int i = 0; i < nt; i++) {
         jobs[i].fn = fn;
         jobs[i].ctx = ctx;
-        jobs[i].begin = n * i / nt;
-        jobs[i].end = n * (i + 1) / nt;
+        jobs[i].begin = i == 0 ? 0 : (n * i / nt) / grain * grain;
+        jobs[i].end = i == nt - 1 ? n : (n * (i + 1) / nt) / grain * grain;
+        jobs[i].tid = i;
     }
     for (int i = 1; i < nt; i++) {
         started[i] = pthread_create(&th[i], NULL, par_run, &jobs[i]) == 0;
-        if (!started[i]) par_run(&jobs[i]);
+        if (!started[i]) par_run(&jobs[i]); /* no thread: run it here (ids stay distinct) */
     }
     par_run(&jobs[0]);
     for (int i = 1; i < nt; i++)
         if (started[i]) pthread_join(th[i], NULL);
 }
 
-static void gelu_range(void *ctx, long b, long e) {
+static void gelu_range(void *ctx, long b, long e, int tid) {
+    (void)tid;
     dpt_k_gelu_fast((float *)ctx + b, (size_t)(e - b));
 }
 
-static void par_gelu(int nt, float *x, size_t n) { par_for(nt, (long)n, 1L << 15, gelu_range, x); }
+static void par_gelu(int nt, float *x, size_t n) { par_for(nt, (long)n, 1L << 14, gelu_range, x); }
 
-typedef struct softmax_ctx {
-    float *s;
+/* y (rows, n_out) [row stride ldy] = x (rows, n_in) · W (n_out, n_in)ᵀ + b, columns split */
+typedef struct lin_ctx {
+    const float *x, *w, *b;
+    int rows, n_in, n_out, ldy;
+    float *y;
+} lin_ctx;
+
+static void linear_range(void *ctx, long c0, long c1, int tid) {
+    (void)tid;
+    const lin_ctx *L = ctx;
+    int nc = (int)(c1 - c0);
+    if (L->b) {
+        for (int r = 0; r < L->rows; r++)
+            memcpy(L->y + (size_t)r * L->ldy + c0, L->b + c0, sizeof(float) * (size_t)nc);
+    }
+    dpt_k_gemm_nt(L->rows, nc, L->n_in, 1.0f, L->x, L->n_in, L->w + (size_t)c0 * L->n_in, L->n_in,
+                  L->b ? 1.0f : 0.0f, L->y + c0, L->ldy);
+}
+
+static void par_linear(int nt, const float *x, int rows, int n_in, const float *w, const float *b,
+                       int n_out, float *y) {
+    lin_ctx L = {x, w, b, rows, n_in, n_out, n_out, y};
+    /* few rows: not worth a thread per column block */
+    par_for((long)rows * n_in < 4096 ? 1 : nt, n_out, 16, linear_range, &L);
+}
+
+/* x = LayerNorm(x + r) (r may be NULL: plain LayerNorm), rows split */
+typedef struct ln_ctx {
+    float *x;
+    const float *r;
     int cols;
-} softmax_ctx;
+    const float *gamma, *beta;
+    float eps;
+} ln_ctx;
 
-static void softmax_range(void *ctx, long b, long e) {
-    softmax_ctx *c = ctx;
-    dpt_k_softmax_fast(c->s + (size_t)b * c->cols, (int)(e - b), c->cols);
+static void ln_range(void *ctx, long r0, long r1, int tid) {
+    (void)tid;
+    const ln_ctx *c = ctx;
+    float *x = c->x + (size_t)r0 * c->cols;
+    if (c->r)
+        dpt_k_add_layernorm(x, c->r + (size_t)r0 * c->cols, (int)(r1 - r0), c->cols, c->gamma,
+                            c->beta, c->eps);
+    else
+        dpt_k_layernorm(x, (int)(r1 - r0), c->cols, c->gamma, c->beta, c->eps);
+}
+
+static void par_layernorm(int nt, float *x, const float *r, long rows, int cols,
+                          const float *gamma, const float *beta, float eps) {
+    ln_ctx c = {x, r, cols, gamma, beta, eps};
+    par_for(nt, rows, 64, ln_range, &c);
 }
 
 /* ---- pad_audio (§4.3) as an index map: padded index i → source index ---- */
@@ -175,6 +226,43 @@ static void conv_plan_free(conv_plan *P) {
     for (int i = 0; i < P->n; i++) dpt_alloc_free(P->w_r[i]);
 }
 
+/* one conv layer over a chunk, output channels split over the threads */
+typedef struct sconv_ctx {
+    const float *x, *w_r, *b;
+    int c_in, c_out, k, s;
+    long t_out;
+    float *y;
+} sconv_ctx;
+
+static void sconv_range(void *ctx, long o0, long o1, int tid) {
+    (void)tid;
+    const sconv_ctx *c = ctx;
+    dpt_k_conv1d_strided(c->x, c->c_in, c->w_r + (size_t)o0 * c->k * c->c_in,
+                         c->b ? c->b + o0 : NULL, (int)(o1 - o0), c->k, c->s, c->t_out,
+                         c->y + o0, c->c_out);
+}
+
+static void par_conv(int nt, const float *x, int c_in, const float *w_r, const float *b, int c_out,
+                     int k, int s, long t_out, float *y) {
+    sconv_ctx c = {x, w_r, b, c_in, c_out, k, s, t_out, y};
+    par_for(t_out * c_out < 65536 ? 1 : nt, c_out, 16, sconv_range, &c);
+}
+
+/* GroupNorm affine (folded into scale/shift) + GELU on rows */
+typedef struct gn_ctx {
+    float *x;
+    int cols;
+    const float *scale, *shift;
+} gn_ctx;
+
+static void gn_gelu_range(void *ctx, long r0, long r1, int tid) {
+    (void)tid;
+    const gn_ctx *c = ctx;
+    float *x = c->x + (size_t)r0 * c->cols;
+    dpt_k_col_affine(x, r1 - r0, c->cols, c->scale, c->shift);
+    dpt_k_gelu_fast(x, (size_t)(r1 - r0) * c->cols);
+}
+
 /* out (c_used, conv_dim[n−1]) = conv stack over the padded clip, frames [0, c_used). */
 static dpt_status conv_stack(const dpt_audio_encoder *a, const pad_geom *g, const float *x,
                              long c_used, int nt, float *out, dpt_error *err) {
@@ -222,7 +310,7 @@ static dpt_status conv_stack(const dpt_audio_encoder *a, const pad_geom *g, cons
     for (long g0 = 0; g0 < P.len[0]; g0 += clen[0]) {
         long rows = P.len[0] - g0 < clen[0] ? P.len[0] - g0 : clen[0];
         pad_fetch(g, x, g0 * S[0], (rows - 1) * S[0] + K[0], sbuf);
-        dpt_k_conv1d_strided(sbuf, 1, P.w_r[0], a->conv_b[0], D0, K[0], S[0], rows, buf0);
+        par_conv(nt, sbuf, 1, P.w_r[0], a->conv_b[0], D0, K[0], S[0], rows, buf0);
         dpt_k_col_moments(buf0, rows, D0, bmean, bm2);
         n_acc = dpt_k_moments_merge(n_acc, mean, m2, rows, bmean, bm2, D0);
     }
@@ -249,14 +337,13 @@ static dpt_status conv_stack(const dpt_audio_encoder *a, const pad_geom *g, cons
         long rows0 = rb[0] - ra[0];
         pad_fetch(g, x, ra[0] * S[0], (rows0 - 1) * S[0] + K[0], sbuf);
         float *cur = N == 1 ? out + (size_t)f0 * dim[0] : buf0, *nxt = buf1;
-        dpt_k_conv1d_strided(sbuf, 1, P.w_r[0], a->conv_b[0], D0, K[0], S[0], rows0, cur);
-        dpt_k_col_affine(cur, rows0, D0, scale, shift);
-        par_gelu(nt, cur, (size_t)rows0 * D0);
+        par_conv(nt, sbuf, 1, P.w_r[0], a->conv_b[0], D0, K[0], S[0], rows0, cur);
+        gn_ctx gc = {cur, D0, scale, shift};
+        par_for(nt, rows0, 64, gn_gelu_range, &gc);
         for (int i = 1; i < N; i++) {
             long rows = rb[i] - ra[i];
             float *dst = i == N - 1 ? out + (size_t)f0 * dim[i] : nxt;
-            dpt_k_conv1d_strided(cur, P.cin[i], P.w_r[i], a->conv_b[i], dim[i], K[i], S[i], rows,
-                                 dst);
+            par_conv(nt, cur, P.cin[i], P.w_r[i], a->conv_b[i], dim[i], K[i], S[i], rows, dst);
             par_gelu(nt, dst, (size_t)rows * dim[i]);
             nxt = cur;
             cur = dst;
@@ -283,15 +370,48 @@ done:
 
 typedef struct enc_bufs {
     float *q, *k, *v, *ctx; /* (T, H) each */
-    float *scores;          /* (qb, T) */
+    float *scores;          /* nt blocks of (qb, T): one per thread */
+    float *rowscale;        /* nt blocks of (qb): 1/Σ of each score row */
     int qb;                 /* query rows per score block */
     float *inter;           /* (FFN_ROWS, F) */
 } enc_bufs;
 
-static void scale_range(void *ctx, long b, long e) {
-    float *x = ((float **)ctx)[0];
-    float s = *((float **)ctx)[1];
-    for (long i = b; i < e; i++) x[i] *= s;
+typedef struct scale_ctx {
+    float *x;
+    float s;
+} scale_ctx;
+
+static void scale_range(void *ctx, long b, long e, int tid) {
+    (void)tid;
+    scale_ctx *c = ctx;
+    for (long i = b; i < e; i++) c->x[i] *= c->s;
+}
+
+typedef struct att_ctx {
+    const enc_bufs *B;
+    int T, H, dh, nqb;
+} att_ctx;
+
+/* units [u0, u1) of (head j, query block): S (nb, T) = q_blk · k_jᵀ → softmax over the keys →
+ * ctx_blk (nb, dh) = S · v_j, with head j in columns [j·dh, (j+1)·dh) of q, k, v and ctx.
+ * The scores live in this thread's own block. */
+static void attention_range(void *ctx, long u0, long u1, int tid) {
+    const att_ctx *c = ctx;
+    const enc_bufs *B = c->B;
+    const int T = c->T, H = c->H, dh = c->dh;
+    float *S = B->scores + (size_t)tid * B->qb * T, *rs = B->rowscale + (size_t)tid * B->qb;
+    for (long u = u0; u < u1; u++) {
+        int j = (int)(u / c->nqb), i0 = (int)(u % c->nqb) * B->qb;
+        int nb = T - i0 < B->qb ? T - i0 : B->qb;
+        float *o = B->ctx + (size_t)i0 * H + (size_t)j * dh;
+        dpt_k_gemm_nt(nb, T, dh, 1.0f, B->q + (size_t)i0 * H + (size_t)j * dh, H,
+                      B->k + (size_t)j * dh, H, 0.0f, S, T);
+        /* softmax(S)·v_j = diag(1/Σ)·(e^(S − max)·v_j): normalise the (nb, dh) result, not S */
+        dpt_k_softmax_fast(S, nb, T, rs);
+        dpt_k_gemm_nn(nb, dh, T, 1.0f, S, T, B->v + (size_t)j * dh, H, 0.0f, o, H);
+        for (int r = 0; r < nb; r++)
+            for (int d = 0; d < dh; d++) o[(size_t)r * H + d] *= rs[r];
+    }
 }
 
 /* One post-LN encoder layer, h (T, H) in place. */
@@ -299,38 +419,44 @@ static void encoder_layer(const dpt_audio_encoder *a, const dpt_audio_layer *y, 
                           int nt, enc_bufs *B) {
     const int H = a->hidden, nh = a->n_heads, dh = H / nh, F = a->ffn;
     /* q = (h·Wqᵀ + bq)·dh^−½ (scaling after the bias, as transformers does); k, v likewise unscaled */
-    dpt_k_linear(h, T, H, y->q.w, y->q.b, H, B->q);
-    dpt_k_linear(h, T, H, y->k.w, y->k.b, H, B->k);
-    dpt_k_linear(h, T, H, y->v.w, y->v.b, H, B->v);
-    float sc = (float)(1.0 / sqrt((double)dh));
-    float *sctx[2] = {B->q, &sc};
-    par_for(nt, (long)T * H, 1L << 16, scale_range, sctx);
+    par_linear(nt, h, T, H, y->q.w, y->q.b, H, B->q);
+    par_linear(nt, h, T, H, y->k.w, y->k.b, H, B->k);
+    par_linear(nt, h, T, H, y->v.w, y->v.b, H, B->v);
+    scale_ctx sc = {B->q, (float)(1.0 / sqrt((double)dh))};
+    par_for(nt, (long)T * H, 1L << 14, scale_range, &sc);
 
-    /* per head j (columns [j·dh, (j+1)·dh)), per block of query rows:
-     * S (nb, T) = q_blk · k_jᵀ → softmax over keys → ctx_blk (nb, dh) = S · v_j */
-    for (int j = 0; j < nh; j++) {
-        for (int i0 = 0; i0 < T; i0 += B->qb) {
-            int nb = T - i0 < B->qb ? T - i0 : B->qb;
-            dpt_k_gemm_nt(nb, T, dh, 1.0f, B->q + (size_t)i0 * H + (size_t)j * dh, H,
-                          B->k + (size_t)j * dh, H, 0.0f, B->scores, T);
-            softmax_ctx c = {B->scores, T};
-            par_for(nt, nb, 8, softmax_range, &c);
-            dpt_k_gemm_nn(nb, dh, T, 1.0f, B->scores, T, B->v + (size_t)j * dh, H, 0.0f,
-                          B->ctx + (size_t)i0 * H + (size_t)j * dh, H);
-        }
-    }
+    att_ctx ac = {B, T, H, dh, (T + B->qb - 1) / B->qb};
+    par_for(nt, (long)nh * ac.nqb, 1, attention_range, &ac);
+
     /* h = LN(h + ctx·Woᵀ + bo); q is free now and takes the projection */
-    dpt_k_linear(B->ctx, T, H, y->out.w, y->out.b, H, B->q);
-    dpt_k_add_layernorm(h, B->q, T, H, y->ln.gamma, y->ln.beta, a->ln_eps);
+    par_linear(nt, B->ctx, T, H, y->out.w, y->out.b, H, B->q);
+    par_layernorm(nt, h, B->q, T, H, y->ln.gamma, y->ln.beta, a->ln_eps);
     /* h = FinalLN(h + W2·GELU(W1·h + b1) + b2), row chunks (rows are independent) */
     for (int r0 = 0; r0 < T; r0 += FFN_ROWS) {
         int rows = T - r0 < FFN_ROWS ? T - r0 : FFN_ROWS;
         float *hr = h + (size_t)r0 * H;
-        dpt_k_linear(hr, rows, H, y->ff_in.w, y->ff_in.b, F, B->inter);
+        par_linear(nt, hr, rows, H, y->ff_in.w, y->ff_in.b, F, B->inter);
         par_gelu(nt, B->inter, (size_t)rows * F);
-        dpt_k_linear(B->inter, rows, F, y->ff_out.w, y->ff_out.b, H, B->q);
-        dpt_k_add_layernorm(hr, B->q, rows, H, y->final_ln.gamma, y->final_ln.beta, a->ln_eps);
+        par_linear(nt, B->inter, rows, F, y->ff_out.w, y->ff_out.b, H, B->q);
+        par_layernorm(nt, hr, B->q, rows, H, y->final_ln.gamma, y->final_ln.beta, a->ln_eps);
     }
+}
+
+/* positional conv, groups split over the threads (each with its own im2col block) */
+typedef struct pos_ctx {
+    const float *h;
+    long T;
+    int H;
+    const float *w_r, *b;
+    int K, G;
+    float *scratch, *y;
+} pos_ctx;
+
+static void pos_range(void *ctx, long g0, long g1, int tid) {
+    const pos_ctx *c = ctx;
+    size_t per = (size_t)POS_ROWS * (c->H / c->G) * c->K;
+    dpt_k_conv1d_grouped(c->h, c->T, c->H, c->w_r, c->b, c->H, c->K, c->G, (int)g0, (int)g1,
+                         c->K / 2, c->T, c->y, c->scratch + (size_t)tid * per, POS_ROWS);
 }
 
 static void dump_stage(const dpt_hubert_dump *d, const char *stage, const float *x, long rows,
@@ -388,7 +514,9 @@ dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t 
     if (c_used < 1)
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_hubert_encode: no audio frames");
 
-    dpt_k_set_threads(nt);
+    /* BLAS single-threaded inside: our own threads split the work (see "threads" above);
+     * the caller's thread count is set back at the end */
+    dpt_k_set_threads(1);
     dpt_status st = DPT_OK;
     float *conv = NULL, *ext = NULL, *h = NULL, *pos_wr = NULL, *pos_scr = NULL, *out = NULL;
     enc_bufs B;
@@ -422,25 +550,26 @@ dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t 
 
     /* 3. feature projection: LayerNorm(Cc) (if present) → Linear(Cc → H) */
     if (a->fp_ln.gamma)
-        dpt_k_layernorm(conv, (int)T, Cc, a->fp_ln.gamma, a->fp_ln.beta, a->ln_eps);
+        par_layernorm(nt, conv, NULL, T, Cc, a->fp_ln.gamma, a->fp_ln.beta, a->ln_eps);
     h = dpt_alloc(sizeof(float) * (size_t)T * H);
     if (!h) goto nomem;
-    dpt_k_linear(conv, (int)T, Cc, a->fp_proj.w, a->fp_proj.b, H, h);
+    par_linear(nt, conv, (int)T, Cc, a->fp_proj.w, a->fp_proj.b, H, h);
     dpt_alloc_free(conv);
     conv = NULL;
     dump_stage(dump, "feature_projection", h, T, H);
 
     /* working buffers of the transformer */
-    B.qb = (int)(ATT_SCORE_FLOATS / T);
-    if (B.qb < 16) B.qb = 16;
+    B.qb = (int)(ATT_BLOCK_FLOATS / T);
+    if (B.qb < ATT_MIN_ROWS) B.qb = ATT_MIN_ROWS;
     if (B.qb > T) B.qb = (int)T;
     B.q = dpt_alloc(sizeof(float) * (size_t)T * H);
     B.k = dpt_alloc(sizeof(float) * (size_t)T * H);
     B.v = dpt_alloc(sizeof(float) * (size_t)T * H);
     B.ctx = dpt_alloc(sizeof(float) * (size_t)T * H);
-    B.scores = dpt_alloc(sizeof(float) * (size_t)B.qb * T);
+    B.scores = dpt_alloc(sizeof(float) * (size_t)nt * B.qb * T);
+    B.rowscale = dpt_alloc(sizeof(float) * (size_t)nt * B.qb);
     B.inter = dpt_alloc(sizeof(float) * (size_t)FFN_ROWS * a->ffn);
-    if (!B.q || !B.k || !B.v || !B.ctx || !B.scores || !B.inter) goto nomem;
+    if (!B.q || !B.k || !B.v || !B.ctx || !B.scores || !B.rowscale || !B.inter) goto nomem;
 
     /* 4. positional conv: pos (T, H) = conv(h) with K/2 zero padding, `groups` groups; computing
      * only T outputs drops the extra last frame of an even kernel ("same pad" layer). Then
@@ -448,17 +577,17 @@ dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t 
     {
         int Kp = a->pos_kernel, G = a->pos_groups, cg = H / G;
         pos_wr = dpt_alloc(sizeof(float) * (size_t)H * cg * Kp);
-        pos_scr = dpt_alloc(sizeof(float) * (size_t)POS_ROWS * cg * Kp);
+        pos_scr = dpt_alloc(sizeof(float) * (size_t)nt * POS_ROWS * cg * Kp);
         if (!pos_wr || !pos_scr) goto nomem;
         dpt_k_conv_repack(a->pos_w, H, cg, Kp, pos_wr);
-        dpt_k_conv1d_grouped(h, T, H, pos_wr, a->pos_b, H, Kp, G, Kp / 2, T, B.q, pos_scr,
-                             POS_ROWS);
+        pos_ctx pc = {h, T, H, pos_wr, a->pos_b, Kp, G, pos_scr, B.q};
+        par_for(nt, G, 1, pos_range, &pc);
         dpt_alloc_free(pos_wr);
         dpt_alloc_free(pos_scr);
         pos_wr = pos_scr = NULL;
         par_gelu(nt, B.q, (size_t)T * H);
         dump_stage(dump, "pos_conv", B.q, T, H);
-        dpt_k_add_layernorm(h, B.q, (int)T, H, a->enc_ln.gamma, a->enc_ln.beta, a->ln_eps);
+        par_layernorm(nt, h, B.q, T, H, a->enc_ln.gamma, a->enc_ln.beta, a->ln_eps);
         dump_stage(dump, "encoder_ln", h, T, H);
     }
 
@@ -471,7 +600,7 @@ dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t 
     dump_stage(dump, "back_resample", B.k, L, H);
     out = malloc(sizeof(float) * (size_t)L * D);
     if (!out) goto nomem;
-    dpt_k_linear(B.k, (int)L, H, a->feature_map.w, a->feature_map.b, D, out);
+    par_linear(nt, B.k, (int)L, H, a->feature_map.w, a->feature_map.b, D, out);
     dump_stage(dump, "audio_feat", out, L, D);
     *features = out;
     out = NULL;
@@ -480,6 +609,7 @@ dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t 
 nomem:
     st = dpt_fail(err, DPT_ERR_NOMEM, "audio encoder: out of memory (%ld tokens)", T);
 done:
+    dpt_k_set_threads(nt);
     free(out);
     dpt_alloc_free(conv);
     dpt_alloc_free(ext);
@@ -491,6 +621,7 @@ done:
     dpt_alloc_free(B.v);
     dpt_alloc_free(B.ctx);
     dpt_alloc_free(B.scores);
+    dpt_alloc_free(B.rowscale);
     dpt_alloc_free(B.inter);
     return st;
 }
