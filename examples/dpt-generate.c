@@ -1,84 +1,86 @@
-/* dpt-generate: speech → FLAME coefficients (exp, pose, shape) with a DiffPoseTalk model, as
- * upstream's demo.py with --save_coef. */
-#include <errno.h>
-#include <math.h>
-#include <stdio.h>
+/* dpt-generate: speech → FLAME coefficients (exp, pose, shape) with a DiffPoseTalk model — what
+ * upstream's demo.py does with --save_coef, plus other output formats, a plot, batches. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "dpt.h"
-#include "audio.h"
-#include "sampler.h"
+#include "cli/cli.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: dpt-generate -m MODEL.dpt -a AUDIO -c SHAPE.npy [-s STYLE.npy] -o OUT.npz [options]\n"
-            "  -m MODEL.dpt            model (tools/export.py)\n"
-            "  -a AUDIO                speech (any format libsndfile reads; resampled to 16 kHz)\n"
-            "  -c SHAPE.npy            FLAME shape: (100,) or (frames, 100) (first row), or .npz key 'shape'\n"
-            "  -s STYLE.npy            style vector (d_style,) from dpt-style, or .npz key 'style'\n"
-            "  -o OUT.npz              output: exp (F,50), pose (F,6), shape (F,100); with -n K > 1\n"
-            "                          OUT_000.npz, OUT_001.npz, ...\n"
-            "  -n K                    repetitions (independent samples, batched), default 1\n"
-            "  --seed S                seed of the built-in generator, default 0\n"
-            "  --noise-from DRAWS.npy  replay standard-normal draws (flat float32, upstream's order)\n"
-            "  -sa X, -ss X            guidance scales for audio (1.15) and style (3.0)\n"
-            "  --cfg-mode M            incremental | independent (default: the model's)\n"
-            "  --cfg-cond LIST         comma list of audio,style ('' = none; default: the model's)\n"
-            "  -dtr R                  dynamic thresholding quantile (default 0 = off)\n"
-            "  --dt-min X, --dt-max X  threshold clamp range (1.0, 4.0)\n"
-            "  --threads N             threads (default: all cores)\n"
-            "  --save-audio-features FEATS.npy  write the whole-clip audio features (exit if no -o)\n"
-            "  --audio-features FEATS.npy       use cached features instead of running the encoder\n"
-            "                          (-a still gives the clip length)\n"
-            "  -h, --help              this help\n");
-}
+enum {
+    O_MODEL = 1, O_AUDIO, O_SHAPE, O_STYLE, O_STYLE_START, O_OUT, O_FORMAT, O_PLOT, O_FEATS, O_BATCH,
+    O_N, O_SA, O_SS, O_CFG_MODE, O_CFG_COND, O_DTR, O_DTMIN, O_DTMAX, O_NO_HEAD, O_SEED, O_NOISE,
+    O_STEPS, O_ETA, O_FLEX, O_THREADS, O_QUIET, O_SAVE_COEF, O_VERSION, O_HELP, O_SECTION
+};
 
-static int fail(const char *what, const char *msg) {
-    if (what) fprintf(stderr, "dpt-generate: %s: %s\n", what, msg);
-    else fprintf(stderr, "dpt-generate: %s\n", msg);
-    return 1;
-}
+static const cli_option OPTIONS[] = {
+    {O_SECTION, NULL, NULL, "Inputs and outputs:"},
+    {O_MODEL, "-m|--model", "MODEL.dpt", "model file (tools/export.py); required"},
+    {O_AUDIO, "-a|--audio", "AUDIO", "speech: WAV, FLAC, OGG, MP3, ... (mono-mixed, resampled to 16 kHz)"},
+    {O_SHAPE, "-c|--coef|--shape", "SHAPE", "FLAME shape: .npy (100,) or (frames, 100) (first frame used), "
+                                            "or .npz with key 'shape'"},
+    {O_STYLE, "-s|--style", "STYLE", "style: .npy (d_style,) from dpt-style, or a motion .npz with exp/pose "
+                                     "(style extracted on the fly); default: none (null style)"},
+    {O_STYLE_START, "--style-start", "N", "first frame of the motion clip given as -s .npz (default 0)"},
+    {O_OUT, "-o|--output", "OUT", "output name; its extension is replaced as upstream does (OUT.npz), and "
+                                  "with -n K > 1 the files are OUT_000.npz, OUT_001.npz, ..."},
+    {O_FORMAT, "--format", "FMT", "npz | npy | csv | json (default: from OUT's extension, else npz); "
+                                  "npz: exp (F,50), pose (F,6), shape (F,100) float32, compressed as "
+                                  "np.savez_compressed; npy: OUT_exp.npy, OUT_pose.npy, OUT_shape.npy; "
+                                  "csv: frame,time,exp_0..,pose_0..,shape_0..; json: {fps, n_frames, exp, "
+                                  "pose, shape}"},
+    {O_PLOT, "--plot", "OUT.svg", "also draw waveform, jaw opening, expression energy and head rotation "
+                                  "over time into an SVG (default: no plot)"},
+    {O_FEATS, "--save-audio-features", "FEATS.npy", "write the whole padded clip's audio features "
+                                                    "(frames, feature_dim) float32; without -o, only that"},
+    {O_BATCH, "--batch", "JOBS.tsv", "run many jobs with one model load: tab-separated lines 'audio shape "
+                                     "style output [plot.svg]' (style '-' = none; '#' comments); failures "
+                                     "are reported and skipped; exit 1 if any failed"},
+    {O_SECTION, NULL, NULL, "Sampling (defaults as upstream's demo.py):"},
+    {O_N, "-n|--n-repetitions", "K", "independent samples, generated batched (default 1)"},
+    {O_SA, "-sa|--scale-audio", "X", "classifier-free guidance scale of the audio (default 1.15)"},
+    {O_SS, "-ss|--scale-style", "X", "classifier-free guidance scale of the style (default 3.0)"},
+    {O_CFG_MODE, "--cfg-mode", "MODE", "incremental | independent (default: the model's own)"},
+    {O_CFG_COND, "--cfg-cond", "LIST", "guiding conditions, comma-separated from audio,style ('' = none; "
+                                       "default: the model's guiding_conditions)"},
+    {O_DTR, "-dtr|--dynamic-threshold-ratio", "R", "dynamic thresholding quantile in (0, 1] (default 0 = off)"},
+    {O_DTMIN, "--dt-min|-dtmin|--dynamic-threshold-min", "X", "lower clamp of the threshold (default 1.0)"},
+    {O_DTMAX, "--dt-max|-dtmax|--dynamic-threshold-max", "X", "upper clamp of the threshold (default 4.0)"},
+    {O_NO_HEAD, "--no-head", NULL, "zero the global head rotation in the output (default: keep it)"},
+    {O_SEED, "--seed", "S", "seed of the built-in random generator (default 0)"},
+    {O_NOISE, "--noise-from", "DRAWS.npy", "replay standard-normal draws from a float32 array (flattened, "
+                                           "in upstream's order) instead of the generator"},
+    {O_STEPS, "--steps", "N", "diffusion steps: 0 = the model's full schedule (default 0); fewer = strided "
+                              "DDIM-style sampling"},
+    {O_ETA, "--eta", "X", "DDIM eta for --steps (default 0 = deterministic)"},
+    {O_FLEX, "--flexibility", "F", "sigma mix between flexible and inflexible variance (default 0, as the "
+                                   "demo)"},
+    {O_SECTION, NULL, NULL, "Running:"},
+    {O_THREADS, "--threads", "N", "threads (default 0 = all cores)"},
+    {O_QUIET, "-q|--quiet", NULL, "no progress bar and no warnings (the bar shows only on a terminal)"},
+    {O_SAVE_COEF, "--save-coef", NULL, "accepted for upstream compatibility; coefficients are always saved"},
+    {O_VERSION, "-V|--version", NULL, "print the library version"},
+    {O_HELP, "-h|--help", NULL, "this help"},
+    {0, NULL, NULL, NULL},
+};
 
-static int ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && strcmp(s + a - b, suf) == 0;
-}
+#define USAGE                                                                                         \
+    "dpt-generate -m MODEL.dpt -a AUDIO -c SHAPE [-s STYLE] -o OUT.npz [options]\n"                  \
+    "       dpt-generate -m MODEL.dpt --batch JOBS.tsv [options]"
+#define INTRO                                                                                         \
+    "Speech → FLAME coefficients per frame (expression 50, pose 6, shape 100) with a DiffPoseTalk\n" \
+    "model, as upstream's demo.py --save_coef. Errors are one line on stderr; exit status 0 on\n"     \
+    "success, 1 on failure, 2 on bad usage."
 
-static void shape_str(const dpt_array *a, char *buf, size_t n) {
-    size_t k = (size_t)snprintf(buf, n, "(");
-    for (int i = 0; i < a->ndim && k < n; i++)
-        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)a->shape[i]);
-    if (k < n) snprintf(buf + k, n - k, a->ndim == 1 ? ",)" : ")");
-}
-
-/* A vector of `want` values: (want,), or (rows, want) taking the first row when rows_ok.
- * .npz files are read at `key`. */
-static int read_vector(const char *path, const char *key, int want, int rows_ok, float *dst) {
-    dpt_array a = {0};
-    dpt_error err = {0};
-    dpt_status st = ends_with(path, ".npz") ? dpt_npz_read(path, key, &a, &err)
-                                            : dpt_npy_read(path, &a, &err);
-    if (st != DPT_OK) {
-        fprintf(stderr, "dpt-generate: %s\n", err.message);
-        return 1;
-    }
-    int ok = (a.ndim == 1 && a.shape[0] == want) ||
-             (a.ndim == 2 && a.shape[1] == want && a.shape[0] >= 1 && (rows_ok || a.shape[0] == 1));
-    if (!ok) {
-        char s[96], msg[256];
-        shape_str(&a, s, sizeof s);
-        if (rows_ok) snprintf(msg, sizeof msg, "expected (%d,) or (frames, %d), got shape %s", want, want, s);
-        else snprintf(msg, sizeof msg, "expected (%d,), got shape %s", want, s);
-        dpt_array_free(&a);
-        return fail(path, msg);
-    }
-    memcpy(dst, a.data, sizeof(float) * (size_t)want);
-    dpt_array_free(&a);
-    for (int i = 0; i < want; i++)
-        if (!isfinite(dst[i])) return fail(path, "contains NaN or Inf");
-    return 0;
-}
+typedef struct settings {
+    dpt_gen_params p;
+    const char *model_path, *noise_path, *feats_path;
+    int style_start;
+    int format;          /* -1: from the output name */
+    int quiet;
+    dpt_model *model;
+    dpt_model_info info;
+    dpt_array draws;
+    cli_progress pg;
+} settings;
 
 typedef struct replay {
     const float *data;
@@ -93,226 +95,266 @@ static int replay_fn(void *user, float *dst, size_t n) {
     return 0;
 }
 
-static int parse_float(const char *opt, const char *s, float *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v)) {
-        fprintf(stderr, "dpt-generate: %s: '%s' is not a number\n", opt, s);
-        return 1;
-    }
-    *out = (float)v;
-    return 0;
+/* The file a generation failure is about: options and inputs checked against the model name the
+ * model; a noise failure names the draws; anything else the audio. */
+static const char *culprit(const settings *s, const cli_job *job, dpt_status st) {
+    if (st == DPT_ERR_NOISE && s->noise_path) return s->noise_path;
+    if (st == DPT_ERR_INVALID_ARG || st == DPT_ERR_UNSUPPORTED || st == DPT_ERR_FORMAT) return s->model_path;
+    return job->audio;
 }
 
-static int parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "dpt-generate: %s: '%s' is not an integer in %ld..%ld\n", opt, s, lo, hi);
-        return 1;
-    }
-    *out = v;
-    return 0;
+static const char *base_name(const char *path) {
+    const char *b = strrchr(path, '/');
+    return b ? b + 1 : path;
 }
 
-int main(int argc, char **argv) {
-    const char *model_path = NULL, *audio_path = NULL, *shape_path = NULL, *style_path = NULL,
-               *out_path = NULL, *noise_path = NULL, *save_feats = NULL, *load_feats = NULL;
-    dpt_gen_params p = dpt_gen_default_params();
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-            usage(stdout);
-            return 0;
-        }
-        if (i + 1 >= argc) {
-            usage(stderr);
-            return fail(NULL, strncmp(o, "-", 1) ? "unexpected argument" : "option needs a value");
-        }
-        const char *v = argv[++i];
-        long iv;
-        if (!strcmp(o, "-m")) model_path = v;
-        else if (!strcmp(o, "-a")) audio_path = v;
-        else if (!strcmp(o, "-c")) shape_path = v;
-        else if (!strcmp(o, "-s")) style_path = v;
-        else if (!strcmp(o, "-o")) out_path = v;
-        else if (!strcmp(o, "--noise-from")) noise_path = v;
-        else if (!strcmp(o, "--save-audio-features")) save_feats = v;
-        else if (!strcmp(o, "--audio-features")) load_feats = v;
-        else if (!strcmp(o, "-n")) {
-            if (parse_int(o, v, 1, 4096, &iv)) return 1;
-            p.n_repetitions = (int)iv;
-        } else if (!strcmp(o, "--seed")) {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(v, &end, 10);
-            if (errno || end == v || *end || *v == '-') return fail("--seed", "expected a non-negative integer");
-            p.seed = (uint64_t)s;
-        } else if (!strcmp(o, "-sa")) {
-            if (parse_float(o, v, &p.scale_audio)) return 1;
-        } else if (!strcmp(o, "-ss")) {
-            if (parse_float(o, v, &p.scale_style)) return 1;
-        } else if (!strcmp(o, "-dtr")) {
-            if (parse_float(o, v, &p.dt_ratio)) return 1;
-        } else if (!strcmp(o, "--dt-min")) {
-            if (parse_float(o, v, &p.dt_min)) return 1;
-        } else if (!strcmp(o, "--dt-max")) {
-            if (parse_float(o, v, &p.dt_max)) return 1;
-        } else if (!strcmp(o, "--threads")) {
-            if (parse_int(o, v, 0, 1024, &iv)) return 1;
-            p.n_threads = (int)iv;
-        } else if (!strcmp(o, "--cfg-mode")) {
-            if (!strcmp(v, "incremental")) p.cfg_mode = DPT_CFG_INCREMENTAL;
-            else if (!strcmp(v, "independent")) p.cfg_mode = DPT_CFG_INDEPENDENT;
-            else return fail("--cfg-mode", "expected incremental or independent");
-        } else if (!strcmp(o, "--cfg-cond")) {
-            unsigned c = 0;
-            char buf[256];
-            snprintf(buf, sizeof buf, "%s", v);
-            for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-                if (!strcmp(tok, "audio")) c |= DPT_COND_AUDIO;
-                else if (!strcmp(tok, "style")) c |= DPT_COND_STYLE;
-                else return fail("--cfg-cond", "conditions are 'audio' and 'style'");
-            }
-            p.cfg_conds = c;
-        } else {
-            usage(stderr);
-            fprintf(stderr, "dpt-generate: unknown option '%s'\n", o);
-            return 2;
-        }
-    }
-    if (!model_path || !audio_path || (!out_path && !save_feats) || (out_path && !shape_path)) {
-        usage(stderr);
-        return fail(NULL, "-m, -a and -o with -c (or --save-audio-features) are required");
-    }
-
-    int rc = 1;
-    dpt_error err = {0};
-    dpt_model *model = NULL;
-    float *samples = NULL, *feats = NULL;
-    dpt_array draws = {0}, fa = {0};
-    dpt_result *res = NULL;
+/* One job: inputs → generation → output files (+ plot). */
+static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_err *e) {
+    settings *s = user;
+    const dpt_model_info *info = &s->info;
+    float shape[100], *style = NULL, *samples = NULL, *feats = NULL;
     size_t n_samples = 0;
-    int n_feat = 0;
-    float shape[100], *style = NULL;
+    dpt_result *res = NULL;
+    dpt_error err = {0};
+    int rc = 1;
 
-    if (dpt_model_load(model_path, NULL, &model, &err) != DPT_OK) {
-        fprintf(stderr, "dpt-generate: %s\n", err.message);
+    if (job->output && cli_load_shape(job->shape, shape, e)) goto out;
+    if (job->output && job->style) {
+        style = malloc(sizeof(float) * (size_t)(info->d_style > 0 ? info->d_style : 1));
+        if (!style) {
+            cli_fail(e, "out of memory");
+            goto out;
+        }
+        if (cli_load_style(s->model, job->style, s->style_start, style, e)) goto out;
+    }
+    char label[160] = "";
+    if (n_jobs > 1) snprintf(label, sizeof label, "job %d/%d %s", index + 1, n_jobs, base_name(job->audio));
+    cli_progress_begin(&s->pg, label, "loading audio");
+    if (dpt_audio_load(job->audio, &samples, &n_samples, &err) != DPT_OK) {
+        cli_fail(e, "%s", err.message);
         goto out;
     }
-    dpt_model_info info;
-    dpt_model_get_info(model, &info);
-    if (out_path) {
-        if (read_vector(shape_path, "shape", 100, 1, shape)) goto out;
-        if (style_path) {
-            style = malloc(sizeof(float) * (size_t)(info.d_style > 0 ? info.d_style : 1));
-            if (!style) goto out;
-            if (!info.use_style) {
-                fail(style_path, "the model takes no style input");
-                goto out;
-            }
-            if (read_vector(style_path, "style", info.d_style, 0, style)) goto out;
-        }
-        dpt_cfg_plan plan;
-        if (dpt_gen_check(model, &p, shape, style, &plan, &err) != DPT_OK) {
-            fprintf(stderr, "dpt-generate: %s\n", err.message);
+    if (s->feats_path) {
+        cli_progress_begin(&s->pg, label, "encoding audio");
+        int n_frames = 0;
+        if (dpt_encode_audio(s->model, samples, n_samples, s->p.n_threads, &feats, &n_frames, &err) != DPT_OK) {
+            cli_fail(e, "%s: %s", job->audio, err.message);
             goto out;
         }
-    }
-    if (dpt_audio_load(audio_path, &samples, &n_samples, &err) != DPT_OK) {
-        fprintf(stderr, "dpt-generate: %s\n", err.message);
-        goto out;
-    }
-    dpt_clip_layout lay;
-    if (dpt_clip_layout_compute(n_samples, info.fps, info.n_motions, &lay, &err) != DPT_OK) {
-        fail(audio_path, err.message);
-        goto out;
-    }
-    if (load_feats) {
-        if (dpt_npy_read(load_feats, &fa, &err) != DPT_OK) {
-            fprintf(stderr, "dpt-generate: %s\n", err.message);
+        int64_t shp[2] = {n_frames, info->feature_dim};
+        if (cli_make_parents(s->feats_path, e)) goto out;
+        if (dpt_npy_write(s->feats_path, feats, 2, shp, &err) != DPT_OK) {
+            cli_fail(e, "%s", err.message);
             goto out;
         }
-        if (fa.ndim != 2 || fa.shape[0] != lay.n_frames_total || fa.shape[1] != info.feature_dim) {
-            char s[96], msg[256];
-            shape_str(&fa, s, sizeof s);
-            snprintf(msg, sizeof msg, "expected (%d, %d) audio features for %s, got %s",
-                     lay.n_frames_total, info.feature_dim, audio_path, s);
-            fail(load_feats, msg);
-            goto out;
-        }
-        feats = fa.data;
-        n_feat = (int)fa.shape[0];
-    } else {
-        if (dpt_encode_audio(model, samples, n_samples, p.n_threads, &feats, &n_feat, &err) != DPT_OK) {
-            fail(audio_path, err.message);
-            goto out;
-        }
-    }
-    if (save_feats) {
-        int64_t shp[2] = {n_feat, info.feature_dim};
-        if (dpt_npy_write(save_feats, feats, 2, shp, &err) != DPT_OK) {
-            fprintf(stderr, "dpt-generate: %s\n", err.message);
-            goto out;
-        }
-        if (!out_path) {
+        if (!job->output) {
             rc = 0;
             goto out;
         }
     }
+
+    dpt_gen_params p = s->p;
     replay rp = {0};
-    if (noise_path) {
-        if (dpt_npy_read(noise_path, &draws, &err) != DPT_OK) {
-            fprintf(stderr, "dpt-generate: %s\n", err.message);
-            goto out;
-        }
-        size_t n = 1;
-        for (int d = 0; d < draws.ndim; d++) n *= (size_t)draws.shape[d];
-        rp.data = draws.data;
-        rp.n = n;
+    if (s->noise_path) {
+        rp.data = s->draws.data;
+        for (rp.n = 1; (int)rp.pos < s->draws.ndim; rp.pos++) rp.n *= (size_t)s->draws.shape[rp.pos];
+        rp.pos = 0;
         p.noise_fn = replay_fn;
         p.noise_user = &rp;
     }
-    if (dpt_generate_features(model, feats, n_feat, &lay, shape, style, &p, &res, &err) != DPT_OK) {
-        fail(err.status == DPT_ERR_NOISE && noise_path ? noise_path : NULL, err.message);
+    p.progress_fn = cli_progress_fn;
+    p.progress_user = &s->pg;
+    cli_progress_begin(&s->pg, label, "encoding audio");
+    dpt_status st = dpt_generate(s->model, samples, n_samples, shape, style, &p, &res, &err);
+    cli_progress_end(&s->pg);
+    if (st != DPT_OK) {
+        if (st == DPT_ERR_CANCELLED) cli_fail(e, "%s: interrupted", job->audio);
+        else cli_fail(e, "%s: %s", culprit(s, job, st), err.message);
         goto out;
     }
-    if (noise_path && rp.pos != rp.n)
-        fprintf(stderr, "dpt-generate: warning: %s: %zu of %zu draws left unused\n", noise_path,
-                rp.n - rp.pos, rp.n);
+    if (s->noise_path && rp.pos != rp.n)
+        cli_warn("%s: %zu of %zu draws left unused", s->noise_path, rp.n - rp.pos, rp.n);
 
-    {
-        /* upstream: <out>.npz, or <out>_<iii>.npz per repetition when N > 1 */
-        size_t len = strlen(out_path);
-        size_t base_len = ends_with(out_path, ".npz") ? len - 4 : len;
-        char *name = malloc(base_len + 16);
-        if (!name) goto out;
-        int F = res->n_frames;
-        for (int r = 0; r < res->n_repetitions; r++) {
-            if (res->n_repetitions == 1) snprintf(name, base_len + 16, "%.*s.npz", (int)base_len, out_path);
-            else snprintf(name, base_len + 16, "%.*s_%03d.npz", (int)base_len, out_path, r);
-            const char *keys[3] = {"exp", "pose", "shape"};
-            dpt_array arrs[3] = {{2, {F, 50, 0, 0}, res->exp + (size_t)r * F * 50},
-                                 {2, {F, 6, 0, 0}, res->pose + (size_t)r * F * 6},
-                                 {2, {F, 100, 0, 0}, res->shape}};
-            if (dpt_npz_write(name, 3, keys, arrs, 1, &err) != DPT_OK) {
-                fprintf(stderr, "dpt-generate: %s\n", err.message);
-                free(name);
-                goto out;
-            }
-        }
-        free(name);
+    int fmt = s->format >= 0 ? s->format : cli_format_from_path(job->output);
+    if (fmt < 0) fmt = CLI_NPZ;
+    for (int r = 0; r < res->n_repetitions; r++)
+        if (cli_write_result(res, r, job->output, (cli_format)fmt, info->fps, e)) goto out;
+    if (job->plot) {
+        char title[512];
+        snprintf(title, sizeof title, "%s — %s", base_name(job->audio), base_name(s->model_path));
+        if (cli_write_plot(job->plot, title, samples, n_samples, res, info->fps, e)) goto out;
     }
     rc = 0;
 out:
+    cli_progress_end(&s->pg);
     dpt_result_free(res);
-    if (load_feats) dpt_array_free(&fa);
-    else dpt_free(feats);
-    dpt_array_free(&draws);
+    dpt_free(feats);
     dpt_free(samples);
     free(style);
-    dpt_model_free(model);
+    return rc;
+}
+
+static int parse_cfg_cond(const char *v, unsigned *out) {
+    unsigned c = 0;
+    const char *t = v;
+    while (*t) {
+        const char *comma = strchr(t, ',');
+        size_t n = comma ? (size_t)(comma - t) : strlen(t);
+        while (n && *t == ' ') t++, n--;
+        while (n && t[n - 1] == ' ') n--;
+        if (n == 5 && !strncmp(t, "audio", 5)) c |= DPT_COND_AUDIO;
+        else if (n == 5 && !strncmp(t, "style", 5)) c |= DPT_COND_STYLE;
+        else if (n) return cli_error("--cfg-cond: unknown condition '%.*s' (the conditions are audio and style)",
+                                     (int)n, t);
+        if (!comma) break;
+        t = comma + 1;
+    }
+    *out = c;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    cli_prog = "dpt-generate";
+    settings s;
+    memset(&s, 0, sizeof s);
+    s.p = dpt_gen_default_params();
+    s.format = -1;
+    cli_job one = {0};
+    const char *batch = NULL;
+
+    cli_parser ps;
+    cli_parser_init(&ps, argc, argv, OPTIONS);
+    const char *v;
+    int id;
+    long iv;
+    while ((id = cli_next(&ps, &v)) != CLI_END) {
+        const char *o = ps.name;
+        switch (id) {
+        case CLI_BAD: return 2;
+        case CLI_POSITIONAL: cli_error("unexpected argument '%s' (see --help)", v); return 2;
+        case O_HELP: cli_print_help(stdout, USAGE, INTRO, OPTIONS); return 0;
+        case O_VERSION: printf("dpt-generate (libdpt %s)\n", DPT_VERSION_STRING); return 0;
+        case O_MODEL: s.model_path = v; break;
+        case O_AUDIO: one.audio = v; break;
+        case O_SHAPE: one.shape = v; break;
+        case O_STYLE: one.style = v; break;
+        case O_OUT: one.output = v; break;
+        case O_PLOT: one.plot = v; break;
+        case O_FEATS: s.feats_path = v; break;
+        case O_BATCH: batch = v; break;
+        case O_NOISE: s.noise_path = v; break;
+        case O_STYLE_START:
+            if (cli_parse_int(o, v, 0, 100000000, &iv)) return 2;
+            s.style_start = (int)iv;
+            break;
+        case O_FORMAT:
+            s.format = cli_format_parse(v);
+            if (s.format < 0) {
+                cli_error("--format: '%s' is not one of npz, npy, csv, json", v);
+                return 2;
+            }
+            break;
+        case O_N:
+            if (cli_parse_int(o, v, 1, 4096, &iv)) return 2;
+            s.p.n_repetitions = (int)iv;
+            break;
+        case O_SA: if (cli_parse_float(o, v, &s.p.scale_audio)) return 2; break;
+        case O_SS: if (cli_parse_float(o, v, &s.p.scale_style)) return 2; break;
+        case O_DTR: if (cli_parse_float(o, v, &s.p.dt_ratio)) return 2; break;
+        case O_DTMIN: if (cli_parse_float(o, v, &s.p.dt_min)) return 2; break;
+        case O_DTMAX: if (cli_parse_float(o, v, &s.p.dt_max)) return 2; break;
+        case O_ETA: if (cli_parse_float(o, v, &s.p.eta)) return 2; break;
+        case O_FLEX: if (cli_parse_float(o, v, &s.p.flexibility)) return 2; break;
+        case O_CFG_MODE:
+            if (!strcmp(v, "incremental")) s.p.cfg_mode = DPT_CFG_INCREMENTAL;
+            else if (!strcmp(v, "independent")) s.p.cfg_mode = DPT_CFG_INDEPENDENT;
+            else {
+                cli_error("--cfg-mode: '%s' is not incremental or independent", v);
+                return 2;
+            }
+            break;
+        case O_CFG_COND: if (parse_cfg_cond(v, &s.p.cfg_conds)) return 2; break;
+        case O_NO_HEAD: s.p.zero_head_pose = 1; break;
+        case O_SEED: if (cli_parse_u64(o, v, &s.p.seed)) return 2; break;
+        case O_STEPS:
+            if (cli_parse_int(o, v, 0, 1000000, &iv)) return 2;
+            s.p.steps = (int)iv;
+            break;
+        case O_THREADS:
+            if (cli_parse_int(o, v, 0, 4096, &iv)) return 2;
+            s.p.n_threads = (int)iv;
+            break;
+        case O_QUIET: s.quiet = 1; break;
+        case O_SAVE_COEF: break;
+        default: break;
+        }
+    }
+
+    /* what was asked for */
+    if (!s.model_path) {
+        cli_error("-m MODEL.dpt is required (see --help)");
+        return 2;
+    }
+    if (batch) {
+        const char *extra = one.audio ? "-a" : one.shape ? "-c" : one.style ? "-s" : one.output ? "-o"
+                          : one.plot ? "--plot" : s.feats_path ? "--save-audio-features" : NULL;
+        if (extra) {
+            cli_error("%s cannot be combined with --batch (each line of %s gives audio, shape, style, "
+                      "output and plot)", extra, batch);
+            return 2;
+        }
+    } else {
+        if (!one.audio) {
+            cli_error("-a AUDIO is required (see --help)");
+            return 2;
+        }
+        if (!one.output && !s.feats_path) {
+            cli_error("-o OUT is required (or --save-audio-features FEATS.npy alone)");
+            return 2;
+        }
+        if (one.output && !one.shape) {
+            cli_error("-c SHAPE is required with -o (a FLAME shape .npy or .npz)");
+            return 2;
+        }
+        if (!one.output && (one.plot || one.style))
+            cli_warn("%s is ignored without -o", one.plot ? "--plot" : "-s");
+    }
+    cli_quiet = s.quiet;
+    cli_install_log();
+
+    int rc = 1;
+    dpt_error err = {0};
+    cli_jobs jobs = {0};
+    cli_err e = {{0}};
+    if (batch && cli_jobs_read(batch, &jobs, &e)) {   /* before the model: a missing list fails fast */
+        cli_error("%s", e.msg);
+        return 1;
+    }
+    if (s.noise_path) {
+        if (dpt_npy_read(s.noise_path, &s.draws, &err) != DPT_OK) {
+            cli_error("%s", err.message);
+            goto out;
+        }
+    }
+    if (dpt_model_load(s.model_path, NULL, &s.model, &err) != DPT_OK) {
+        cli_error("%s", err.message);
+        goto out;
+    }
+    dpt_model_get_info(s.model, &s.info);
+    cli_progress_init(&s.pg, s.quiet);
+
+    if (batch) {
+        int failed = cli_jobs_run(batch, &jobs, run_job, &s);
+        int total = jobs.n + jobs.n_bad;
+        if (failed) cli_error("%s: %d of %d job(s) failed", batch, failed, total);
+        rc = failed ? 1 : 0;
+    } else {
+        rc = run_job(&s, &one, 0, 1, &e);
+        if (rc) cli_error("%s", e.msg);
+    }
+out:
+    cli_jobs_free(&jobs);
+    dpt_array_free(&s.draws);
+    dpt_model_free(s.model);
     return rc;
 }

@@ -4,19 +4,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dpt.h"
+#include "cli/cli.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: dpt-info MODEL.dpt [options]\n"
-            "  (no option)        summary: parts, hyperparameters, parameter counts, dtype, size\n"
-            "  --tensors          list every tensor: name, dtype, shape\n"
-            "  --meta             list every metadata key and value\n"
-            "  --dump NAME        print tensor NAME's shape and values\n"
-            "  --npy OUT.npy      with --dump: write the tensor (float32) to OUT.npy instead\n"
-            "  --dump-all DIR     write every tensor to DIR/NAME.npy (float32; DIR must exist)\n"
-            "  -h, --help         this help\n");
-}
+enum { O_TENSORS = 1, O_META, O_DUMP, O_NPY, O_DUMP_ALL, O_VERSION, O_HELP };
+
+static const cli_option OPTIONS[] = {
+    {O_TENSORS, "--tensors", NULL, "list every tensor: name, dtype, shape"},
+    {O_META, "--meta", NULL, "list every metadata key and value"},
+    {O_DUMP, "--dump", "NAME", "print tensor NAME's dtype, shape and values (8 a line)"},
+    {O_NPY, "--npy", "OUT.npy", "with --dump: write the tensor as float32 to OUT.npy instead of printing"},
+    {O_DUMP_ALL, "--dump-all", "DIR", "write every tensor to DIR/NAME.npy, float32 (DIR must exist)"},
+    {O_VERSION, "-V|--version", NULL, "print the library version"},
+    {O_HELP, "-h|--help", NULL, "this help"},
+    {0, NULL, NULL, NULL},
+};
+
+#define USAGE "dpt-info MODEL.dpt [--tensors | --meta | --dump NAME [--npy OUT.npy] | --dump-all DIR]"
+#define INTRO                                                                                     \
+    "Describe a .dpt model file. Without an option (the default): a summary of its parts,\n"     \
+    "hyperparameters, parameter counts, dtype and size. Exit status 0, 1 on failure, 2 on bad\n" \
+    "usage."
 
 static const char *human(double bytes, char *buf, size_t n) {
     const char *units[] = {"B", "KiB", "MiB", "GiB"};
@@ -65,34 +72,35 @@ static void print_summary(const dpt_model *m) {
 }
 
 int main(int argc, char **argv) {
+    cli_prog = "dpt-info";
     const char *path = NULL, *dump = NULL, *npy = NULL, *dump_all = NULL;
     int list_tensors = 0, list_meta = 0;
-    for (int a = 1; a < argc; a++) {
-        if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[a], "--tensors")) {
-            list_tensors = 1;
-        } else if (!strcmp(argv[a], "--meta")) {
-            list_meta = 1;
-        } else if (!strcmp(argv[a], "--dump") && a + 1 < argc) {
-            dump = argv[++a];
-        } else if (!strcmp(argv[a], "--dump-all") && a + 1 < argc) {
-            dump_all = argv[++a];
-        } else if (!strcmp(argv[a], "--npy") && a + 1 < argc) {
-            npy = argv[++a];
-        } else if (argv[a][0] == '-') {
-            fprintf(stderr, "dpt-info: unknown or incomplete option '%s' (see --help)\n", argv[a]);
-            return 2;
-        } else if (!path) {
-            path = argv[a];
-        } else {
-            fprintf(stderr, "dpt-info: more than one model file given ('%s')\n", argv[a]);
-            return 2;
+    cli_parser ps;
+    cli_parser_init(&ps, argc, argv, OPTIONS);
+    const char *v;
+    int id;
+    while ((id = cli_next(&ps, &v)) != CLI_END) {
+        switch (id) {
+        case CLI_BAD: return 2;
+        case O_HELP: cli_print_help(stdout, USAGE, INTRO, OPTIONS); return 0;
+        case O_VERSION: printf("dpt-info (libdpt %s)\n", DPT_VERSION_STRING); return 0;
+        case O_TENSORS: list_tensors = 1; break;
+        case O_META: list_meta = 1; break;
+        case O_DUMP: dump = v; break;
+        case O_NPY: npy = v; break;
+        case O_DUMP_ALL: dump_all = v; break;
+        case CLI_POSITIONAL:
+            if (path) {
+                cli_error("more than one model file given ('%s')", v);
+                return 2;
+            }
+            path = v;
+            break;
+        default: break;
         }
     }
     if (!path) {
-        usage(stderr);
+        cli_error("no model file given (usage: %s; see --help)", USAGE);
         return 2;
     }
     if (npy && !dump) {

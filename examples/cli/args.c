@@ -119,6 +119,7 @@ int cli_next(cli_parser *p, const char **value) {
 void cli_print_help(FILE *f, const char *usage, const char *intro, const cli_option *opts) {
     fprintf(f, "usage: %s\n", usage);
     if (intro && *intro) fprintf(f, "%s\n", intro);
+    if (opts->id && opts->names) fprintf(f, "\noptions:\n");
     for (const cli_option *o = opts; o->id; o++) {
         if (!o->names) {
             fprintf(f, "\n%s\n", o->help);
@@ -140,10 +141,23 @@ void cli_print_help(FILE *f, const char *usage, const char *intro, const cli_opt
             size_t len = strlen(left);
             snprintf(left + len, sizeof left - len, " %s", o->metavar);
         }
-        if (strlen(left) <= 28)
-            fprintf(f, "  %-28s %s\n", left, o->help);
-        else
-            fprintf(f, "  %s\n  %-28s %s\n", left, "", o->help);
+        /* the help wrapped at 100 columns, in a column of its own */
+        const int col = 31, width = 100;
+        if (strlen(left) <= 28) fprintf(f, "  %-28s ", left);
+        else fprintf(f, "  %s\n%*s", left, col, "");
+        const char *h = o->help;
+        while (*h) {
+            size_t n = strlen(h);
+            if (n > (size_t)(width - col)) {
+                n = (size_t)(width - col);
+                while (n > 0 && h[n] != ' ') n--;
+                if (n == 0) n = strcspn(h, " ");
+            }
+            fprintf(f, "%.*s\n", (int)n, h);
+            h += n;
+            while (*h == ' ') h++;
+            if (*h) fprintf(f, "%*s", col, "");
+        }
     }
 }
 

@@ -162,7 +162,7 @@ int cli_write_plot(const char *path, const char *title, const float *samples, si
 /* One line of a jobs file: audio, shape, style ("-" = none), output, optional plot. */
 typedef struct cli_job {
     int line;
-    char *audio, *shape, *style, *output, *plot;
+    const char *audio, *shape, *style, *output, *plot;
 } cli_job;
 
 typedef struct cli_jobs {

@@ -66,7 +66,8 @@ static int read_array(const char *path, const char *key, dpt_array *a, cli_err *
 static int check_finite(const char *path, const char *what, const float *v, int n, cli_err *e) {
     for (int i = 0; i < n; i++)
         if (!isfinite(v[i]))
-            return cli_fail(e, "%s: %s value %d is %s", path, what, i, isnan(v[i]) ? "NaN" : "infinite");
+            return cli_fail(e, "%s: the %s contains NaN or Inf (value %d is %s)", path, what, i,
+                            isnan(v[i]) ? "NaN" : "infinite");
     return 0;
 }
 
@@ -151,15 +152,9 @@ int cli_load_style(const dpt_model *model, const char *path, int start, float *s
                 dpt_array_free(&pose);
                 return rc;
             }
-            int n_fin = 1;
-            for (int64_t i = 0; i < exp.shape[0] * 50 && n_fin; i++) n_fin = isfinite(exp.data[i]);
-            for (int64_t i = 0; i < pose.shape[0] * 6 && n_fin; i++) n_fin = isfinite(pose.data[i]);
-            dpt_status st = DPT_OK;
-            if (n_fin)
-                st = dpt_extract_style(model, exp.data, pose.data, (int)exp.shape[0], start, style, &err);
+            dpt_status st = dpt_extract_style(model, exp.data, pose.data, (int)exp.shape[0], start, style, &err);
             dpt_array_free(&exp);
             dpt_array_free(&pose);
-            if (!n_fin) return cli_fail(e, "%s: the motion clip contains NaN or Inf", path);
             if (st != DPT_OK) return cli_fail(e, "%s: %s", path, err.message);
             return check_finite(path, "extracted style", style, ds, e);
         }

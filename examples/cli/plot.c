@@ -199,7 +199,7 @@ int cli_write_plot(const char *path, const char *title, const float *samples, si
     finish_range(&pn[1], lo, hi, 0);
     lo = INFINITY, hi = -INFINITY;
     for (int r = 0; r < NR; r++) range_of(energy_value, res->exp + (size_t)r * nf * 50, nf, &lo, &hi);
-    finish_range(&pn[2], fmin(lo, 0.0), hi, 0);
+    finish_range(&pn[2], lo, hi, 0);
     lo = INFINITY, hi = -INFINITY;
     for (int r = 0; r < NR; r++)
         for (int a = 0; a < 3; a++) {
