@@ -2,24 +2,26 @@
  *
  * Layout: all activations are time-major (T, C). Configuration comes only from m->audio.
  *
- * Memory (beyond the weights), T = 2·L_tot tokens = 50 per second of audio at 25 fps,
- * H = hidden size (768), Cc = last conv dim (512), F = FFN size (3072), K = pos-conv kernel (128):
- *   - conv feature extractor, streamed in chunks of CONV_CHUNK output frames; layer 0's GroupNorm
+ * Memory (beyond the weights). T = 2·L_tot tokens = 50 per second of audio at 25 fps,
+ * H = hidden size (768), Cc = last conv dim (512), F = FFN size (3072), K = pos-conv kernel (128),
+ * nt = threads. Two phases, never alive together:
+ *   - conv feature extractor, streamed in chunks of CONV_CHUNK output frames. Layer 0's GroupNorm
  *     needs whole-clip per-channel statistics, so a first pass runs conv0 alone over the clip and
- *     accumulates mean / M2 in double (Chan's merge of per-chunk two-pass moments), and the second
- *     pass recomputes conv0 chunk by chunk and runs the whole stack. Fixed cost: two ping-pong
- *     chunk buffers ≈ 2·(64·CONV_CHUNK + 16)·512 floats (≈ 34 MB) + the repacked conv weights
- *     (≈ 17 MB); growing: the stack output, T·Cc floats (2 KB per token).
- *   - transformer: h, q, k, v, ctx: 5·T·H floats (15 KB per token); attention scores are
- *     computed one head and one block of query rows at a time, ≈ ATT_SCORE_FLOATS floats (16 MB)
- *     whatever the length; FFN runs on FFN_ROWS-row chunks (FFN_ROWS·F floats, 6 MB);
- *     the positional conv uses a repacked weight copy (H·H/groups·K floats, 19 MB) and an
- *     im2col block of POS_ROWS·K·H/groups floats (3 MB) while it runs.
- *   - an interpolation buffer of T·Cc floats only when the conv output is resampled
- *     (n_pad ≤ 0 clips, fps ≠ 25).
- * Growth: ≈ 17 KB per token ≈ 0.85 MB per second of audio, plus ≈ 75 MB fixed:
- * 60 s ≈ 125 MB, 5 min ≈ 330 MB, 1 h ≈ 3.1 GB. Time grows as T² in attention (and linearly
- * elsewhere). The caller's padded clip (64 KB per second) is not counted. */
+ *     accumulates mean / M2 in double (Chan's merge of per-chunk two-pass moments); the second
+ *     pass recomputes conv0 chunk by chunk and runs the whole stack. Fixed: two ping-pong chunk
+ *     buffers ≈ 2·(64·CONV_CHUNK + 16)·512 floats (34 MB) + repacked conv weights (17 MB);
+ *     growing: the stack output, T·Cc floats (2 KB per token).
+ *   - transformer: h, q, k, v, ctx = 5·T·H floats (15 KB per token). Attention scores exist only
+ *     for one (head, query block) per thread: nt · max(ATT_BLOCK_FLOATS, ATT_MIN_ROWS·T) floats
+ *     (≤ 1 MB per thread up to 2048 tokens, then 512 B per token per thread). FFN in
+ *     FFN_ROWS-row chunks (FFN_ROWS·F floats, 12.6 MB); while the positional conv runs: a repacked
+ *     weight (H·H/groups·K floats, 19 MB) and nt im2col blocks of POS_ROWS·K·H/groups floats
+ *     (6.3 MB each). The conv output (T·Cc) is freed after the feature projection.
+ *   - when the conv output is really resampled (n_pad ≤ 0 clips, fps ≠ 25) one more T·Cc buffer.
+ * Peak ≈ T·(15 KB + nt·0.5 KB) + ≈ 45 MB, i.e. ≈ 0.8 MB per second of audio (2 threads):
+ * 10 s ≈ 55 MB, 60 s ≈ 95 MB, 5 min ≈ 290 MB, 1 h ≈ 3 GB. Time: linear in T for the
+ * convolutions and projections, T² for attention (dominant beyond a few minutes).
+ * Not counted: the caller's padded clip (64 KB per second). */
 #include "hubert.h"
 
 #include "audio.h"
