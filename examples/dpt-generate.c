@@ -290,6 +290,25 @@ int main(int argc, char **argv) {
         }
     }
 
+    /* ranges the library would reject only after loading everything */
+    if (s.p.dt_ratio > 1.0f) {
+        cli_error("-dtr: %g is not a dynamic threshold quantile in (0, 1] (0 = off)", (double)s.p.dt_ratio);
+        return 2;
+    }
+    if (s.p.dt_ratio > 0.0f && (s.p.dt_min < 0.0f || s.p.dt_min > s.p.dt_max)) {
+        cli_error("--dt-min %g, --dt-max %g: the dynamic threshold range needs 0 <= min <= max",
+                  (double)s.p.dt_min, (double)s.p.dt_max);
+        return 2;
+    }
+    if (s.p.eta < 0.0f) {
+        cli_error("--eta: %g is negative", (double)s.p.eta);
+        return 2;
+    }
+    if (s.p.flexibility < 0.0f || s.p.flexibility > 1.0f) {
+        cli_error("--flexibility: %g is not in [0, 1]", (double)s.p.flexibility);
+        return 2;
+    }
+
     /* what was asked for */
     if (!s.model_path) {
         cli_error("-m MODEL.dpt is required (see --help)");
