@@ -132,6 +132,8 @@ int cli_write_result(const dpt_result *res, int rep, const char *out, cli_format
 typedef struct cli_progress {
     int enabled;
     double t_start, t_last_draw;
+    double t_first;     /* time of the first step, and the steps done then (the ETA's rate) */
+    long done_first;
     int drawn;
     char label[160];
 } cli_progress;

@@ -53,6 +53,8 @@ void cli_progress_begin(cli_progress *pg, const char *label, const char *status)
     snprintf(pg->label, sizeof pg->label, "%s", label ? label : "");
     pg->t_start = now();
     pg->t_last_draw = 0;
+    pg->t_first = 0;
+    pg->done_first = -1;
     if (!pg->enabled) return;
     fprintf(stderr, "\r%s%s%s\033[K", pg->label, *pg->label ? ": " : "", status ? status : "");
     fflush(stderr);
@@ -65,17 +67,25 @@ int cli_progress_fn(void *user, int window, int n_windows, int step, int n_steps
     if (!pg || !pg->enabled) return 0;
     double t = now();
     long total = (long)n_windows * n_steps, done = (long)window * n_steps + step;
+    if (pg->done_first < 0) pg->t_first = t, pg->done_first = done;
     if (done < total && t - pg->t_last_draw < 0.1) return 0;
     pg->t_last_draw = t;
     double el = t - pg->t_start, frac = total > 0 ? (double)done / (double)total : 1.0;
     char e1[32], e2[32], info[160];
     clock_str(el, e1, sizeof e1);
-    clock_str(frac > 0 ? el * (1.0 - frac) / frac : -1, e2, sizeof e2);
+    /* ETA from the rate of the steps so far (the audio encoder's time before them left out) */
+    long since = done - pg->done_first;
+    clock_str(done >= total ? 0.0 : since > 0 ? (t - pg->t_first) / (double)since * (double)(total - done) : -1,
+              e2, sizeof e2);
     snprintf(info, sizeof info, " %3d%%  window %d/%d step %d/%d  %s elapsed, ETA %s",
              (int)(100.0 * frac), window + 1, n_windows, step, n_steps, e1, e2);
+    /* the info at its widest for these counts, so the bar keeps its width */
+    char widest[160];
+    int wmax = snprintf(widest, sizeof widest, " 100%%  window %d/%d step %d/%d  %s elapsed, ETA %s", n_windows,
+                        n_windows, n_steps, n_steps, e1, el >= 3600 ? e1 : "00:00");
     int cols = term_columns() - 1;
     int lab = (int)strlen(pg->label);
-    int bar = cols - (int)strlen(info) - (lab ? lab + 2 : 0) - 2;
+    int bar = cols - wmax - (lab ? lab + 2 : 0) - 2;
     if (bar > 40) bar = 40;
     fprintf(stderr, "\r%s%s", pg->label, lab ? ": " : "");
     if (bar >= 5) {
