@@ -118,6 +118,10 @@ static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_er
     dpt_error err = {0};
     int rc = 1;
 
+    if (job->output && (!*job->output || cli_ends_with(job->output, "/"))) {
+        cli_fail(e, "%s: the output needs a file name, not a directory", job->output);
+        goto out;
+    }
     if (job->output && cli_load_shape(job->shape, shape, e)) goto out;
     if (job->output && job->style) {
         style = malloc(sizeof(float) * (size_t)(info->d_style > 0 ? info->d_style : 1));

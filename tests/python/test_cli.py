@@ -393,6 +393,7 @@ BAD = [
     ('no shape', ['NOCOMMON', '-m', MODEL, '-a', SPEECH, '-o', '{d}/o.npz'], ['-c'], 2),
     ('no output', ['NOCOMMON', '-m', MODEL, '-a', SPEECH, '-c', '{d}/short.npy'], ['-o'], 2),
     ('unwritable output', ['-o', '/proc/nope/o.npz'], ['/proc/nope'], 1),
+    ('output is a directory', ['-o', '{d}/'], ['directory'], 1),
 ]
 
 
