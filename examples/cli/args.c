@@ -180,7 +180,7 @@ int cli_parse_u64(const char *opt, const char *v, uint64_t *out) {
     errno = 0;
     const char *s = v;
     while (*s == ' ') s++;
-    unsigned long long x = strtoull(s, &end, 0);
+    unsigned long long x = strtoull(s, &end, 10);
     if (errno || end == s || *end || *s == '-' || *s == '+') {
         cli_error("%s: '%s' is not a non-negative integer", opt, v);
         return 1;
