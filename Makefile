@@ -36,7 +36,7 @@ LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC) $(KERNEL_SRC))
 # shared code of the programs (examples/cli/*.c), linked into each of them
 CLI_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard examples/cli/*.c))
 
-.PHONY: all clean test test-c test-asan test-python install demo bench deps venv
+.PHONY: FORCE all clean test test-c test-asan test-python install demo bench deps venv
 all: $(BUILD)/libdpt.a $(addprefix $(BUILD)/,$(PROGRAMS)) $(BUILD)/dpt.pc
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h kernels/*.h examples/cli/*.h)
@@ -54,7 +54,8 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/libdpt.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libdpt.a $(CHECK_LIBS) $(LIBS)
 
-$(BUILD)/dpt.pc: Makefile
+# regenerated every time: it records PREFIX
+$(BUILD)/dpt.pc: FORCE
 	@mkdir -p $(BUILD)
 	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: dpt\nDescription: DiffPoseTalk inference in C\nVersion: 0.1.0\nCflags: -I$${includedir}\nLibs: -L$${libdir} -ldpt %s\nRequires: sndfile soxr zlib\n' \
 	  '$(PREFIX)' '$(BLAS_LIBS) -lpthread -lm' > $@
