@@ -54,6 +54,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/libdpt.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libdpt.a $(CHECK_LIBS) $(LIBS)
 
+FORCE:
 # regenerated every time: it records PREFIX
 $(BUILD)/dpt.pc: FORCE
 	@mkdir -p $(BUILD)
