@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""`make bench`: libdpt against the PyTorch reference, in one run, on official-size random weights.
+
+Prints one table and writes bench-results.json:
+  (a) time per denoiser forward with the three guidance entries (batch 3 × 111 tokens), PyTorch vs C,
+      at 1 and 2 threads, and the ratio;
+  (b) the C denoiser's achieved GFLOP/s next to OpenBLAS sgemm GFLOP/s on the same GEMM shapes;
+  (c) end-to-end wall time for 10.0 s of speech at 500 and 25 steps, 1 and 2 threads, real-time factor;
+  (d) audio-encoder time for 10 s of audio;
+  (e) peak resident memory of dpt-generate, f32 and f16 models, next to the f32 weight size.
+Targets (issue 6) are printed beside the figures; nothing here is a test.
+
+Options: --quick (skip the 500-step end-to-end runs), --json PATH.
+"""
+import argparse
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / 'tests' / 'python'), str(ROOT / 'tools'), str(ROOT / 'tools' / 'reference')]
+os.environ.setdefault('DPT_BUILD', 'build')
+
+import numpy as np  # noqa: E402
+
+import helpers  # noqa: E402
+
+BUILD = helpers.BUILD
+PY = helpers.PYTHON
+
+
+def run_rss(cmd, env=None):
+    """Run cmd; return (wall seconds, peak RSS bytes, stdout)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    out = p.stdout.read().decode()
+    err = p.stderr.read().decode()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise RuntimeError(f'{cmd[0]} failed: {err.strip()}')
+    return wall, ru.ru_maxrss * 1024, out
+
+
+def model_files(dtype):
+    import test_dpt_info as tdi
+    ck = helpers.cached_checkpoints('official', 0)
+    return ck, tdi.cached_export(ck, dtype)
+
+
+def forward_inputs(tmp, ck):
+    """Inputs of one sampler step, default guidance (3 entries), N = 1, as .npz for the C harness."""
+    import torch
+    import helpers_sampler as hs
+    lm = hs.LocalModel(ck)
+    g = np.random.default_rng(0)
+    N = 1
+    af = torch.from_numpy(g.standard_normal((1, lm.L, lm.D)).astype(np.float32))
+    shape_n = torch.from_numpy(g.standard_normal((1, 1, 100)).astype(np.float32))
+    style = torch.from_numpy((0.5 * g.standard_normal((1, 1, lm.dp - 100))).astype(np.float32))
+    A, P, ne = hs._cfg_entries(lm, N, af, shape_n, style, lm.conds, lm.cfg_mode)
+    B = ne * N
+    x = torch.from_numpy(g.standard_normal((1, lm.L, lm.dm)).astype(np.float32)).repeat(B, 1, 1)
+    pm = torch.from_numpy(g.standard_normal((1, lm.Lp, lm.dm)).astype(np.float32)).repeat(B, 1, 1)
+    pa = torch.from_numpy(g.standard_normal((1, lm.Lp, lm.D)).astype(np.float32)).repeat(B, 1, 1)
+    t = torch.full((B,), 250, dtype=torch.long)
+    ind = torch.ones(B, lm.L)
+    path = tmp / 'fwd.npz'
+    np.savez(path, x=x.numpy(), pm=pm.numpy(), pa=pa.numpy(), af=A.numpy(), pf=P.numpy(),
+             t=t.numpy().astype(np.float32), ind=ind.numpy())
+    return path, lm, (x, A, P, pm, pa, t, ind)
+
+
+TORCH_TIMER = r'''
+import sys, time, pickle, torch
+sys.path[:0] = {paths!r}
+torch.set_num_threads({threads})
+import helpers_sampler as hs, helpers
+lm = hs.LocalModel(helpers.cached_checkpoints('official', 0))
+x, A, P, pm, pa, t, ind = pickle.load(open({inputs!r}, 'rb'))
+best = 1e9
+for i in range({repeat}):
+    t0 = time.perf_counter(); lm.denoise(x, A, P, pm, pa, t, ind); best = min(best, time.perf_counter() - t0)
+print(best)
+'''
+
+
+def torch_forward_seconds(tmp, tensors, threads, repeat):
+    import pickle
+    p = tmp / 'fwd.pkl'
+    pickle.dump(tensors, open(p, 'wb'))
+    code = TORCH_TIMER.format(paths=sys.path[:3], threads=threads, inputs=str(p), repeat=repeat)
+    out = subprocess.run([PY, '-c', code], check=True, capture_output=True, text=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def c_forward_seconds(model, inputs, threads, repeat, tmp):
+    out = subprocess.run([str(BUILD / 'tests' / 'harness_denoiser'), 'forward', str(model), str(inputs),
+                          str(tmp / 'out.npy'), '--threads', str(threads), '--repeat', str(repeat)],
+                         check=True, capture_output=True, text=True).stdout
+    return float(re.search(r'seconds\s+([0-9.eE+-]+)', out).group(1))
+
+
+def denoiser_flops(lm, B):
+    """Nominal FLOPs of one forward as PyTorch computes it (GEMMs + attention products)."""
+    D, S, L, F, nl = lm.D, lm.Lp + lm.L, lm.L, 4 * lm.D, lm.transformer.num_layers
+    tok = 1 + S
+    per_layer = (2 * tok * D * 3 * D + 2 * tok * D * D          # self-attn in/out proj
+                 + 2 * tok * tok * D * 2                          # scores + weighted sum
+                 + 2 * tok * D * D + 2 * S * D * 2 * D + 2 * tok * D * D  # cross q, kv, out
+                 + 2 * tok * S * D * 2                            # cross scores + sum
+                 + 2 * tok * D * F * 2)                           # FFN
+    extra = 2 * S * (lm.dm + 1) * D + 2 * S * (D * D // 2 + D // 2 * lm.dm) + 2 * 2 * D * D
+    return B * (nl * per_layer + extra)
+
+
+def sgemm_gflops(shapes, threads, repeat=5):
+    """OpenBLAS sgemm GFLOP/s on (M, N, K) shapes, via numpy in a subprocess with the thread count."""
+    code = r'''
+import time, numpy as np, sys
+res = []
+for M, N, K in %r:
+    a = np.random.rand(M, K).astype(np.float32); b = np.random.rand(N, K).astype(np.float32)
+    a @ b.T
+    best = 1e9
+    for _ in range(%d):
+        t0 = time.perf_counter(); a @ b.T; best = min(best, time.perf_counter() - t0)
+    res.append(2 * M * N * K / best / 1e9)
+print(sum(res) / len(res))
+''' % (shapes, repeat)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    out = subprocess.run([PY, '-c', code], check=True, capture_output=True, text=True, env=env).stdout
+    return float(out.strip())
+
+
+def speech_clip(tmp, seconds=10.0):
+    import soundfile as sf
+    speech, sr = sf.read(str(ROOT / 'examples' / 'data' / 'speech.flac'), dtype='float32')
+    n = int(seconds * sr)
+    reps = int(np.ceil(n / len(speech)))
+    clip = np.tile(speech, reps)[:n]
+    path = tmp / 'speech10.wav'
+    sf.write(str(path), clip, sr)
+    return path
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--quick', action='store_true', help='skip the 500-step end-to-end runs')
+    ap.add_argument('--json', default=str(ROOT / 'bench-results.json'))
+    args = ap.parse_args()
+    res = {}
+    rows = []
+    with tempfile.TemporaryDirectory() as td:
+        tmp = pathlib.Path(td)
+        ck, m32 = model_files('f32')
+        _, m16 = model_files('f16')
+        inputs, lm, tensors = forward_inputs(tmp, ck)
+        B = tensors[0].shape[0]
+        flops = denoiser_flops(lm, B)
+        tok = 1 + lm.Lp + lm.L
+        shapes = [(B * tok, 3 * lm.D, lm.D), (B * tok, lm.D, lm.D), (B * tok, 4 * lm.D, lm.D),
+                  (B * tok, lm.D, 4 * lm.D)]
+        # (a), (b)
+        for th in (1, 2):
+            tp = torch_forward_seconds(tmp, tensors, th, 5)
+            tc = c_forward_seconds(m32, inputs, th, 10, tmp)
+            gf = sgemm_gflops(shapes, th)
+            res[f'forward_{th}t'] = dict(torch_s=tp, c_s=tc, speedup=tp / tc, c_gflops=flops / tc / 1e9,
+                                         sgemm_gflops=gf, c_vs_sgemm=flops / tc / 1e9 / gf)
+            rows.append((f'(a) denoiser forward, 3 entries, {th} thread{"s" if th > 1 else ""}',
+                         f'PyTorch {tp * 1e3:.1f} ms, C {tc * 1e3:.1f} ms: C {tp / tc:.2f}x faster',
+                         'target >= 1.5x'))
+            rows.append((f'(b) C GFLOP/s vs sgemm, {th} thread{"s" if th > 1 else ""}',
+                         f'C {flops / tc / 1e9:.1f} GFLOP/s (nominal work), sgemm {gf:.1f} GFLOP/s: '
+                         f'{100 * flops / tc / 1e9 / gf:.0f}%', 'target >= 80%'))
+        # (c) end to end, (e) memory
+        clip = speech_clip(tmp)
+        shape = tmp / 'shape.npy'
+        np.save(shape, np.zeros(100, np.float32))
+        style = tmp / 'style.npy'  # default guidance (audio + style: 3 entries) needs a style
+        np.save(style, (0.5 * np.random.default_rng(1).standard_normal(lm.dp - 100)).astype(np.float32))
+        gen = str(BUILD / 'dpt-generate')
+        for steps in ((25,) if args.quick else (25, 500)):
+            for th in (1, 2):
+                cmd = [gen, '-m', str(m32), '-a', str(clip), '-c', str(shape), '-o', str(tmp / 'o.npz'),
+                       '--threads', str(th), '-q', '-s', str(style)]
+                if steps != lm.T:
+                    cmd += ['--steps', str(steps)]
+                wall, rss, _ = run_rss(cmd)
+                res[f'e2e_{steps}steps_{th}t'] = dict(seconds=wall, rtf=wall / 10.0, peak_rss=rss)
+                rows.append((f'(c) 10.0 s speech, {steps} steps, {th} thread{"s" if th > 1 else ""}',
+                             f'{wall:.1f} s wall, real-time factor {wall / 10:.2f}',
+                             'target < 10 s at 25 steps, 2 threads' if steps == 25 else ''))
+        # (d) audio encoder
+        for th in (1, 2):
+            wall, _, _ = run_rss([gen, '-m', str(m32), '-a', str(clip), '-c', str(shape), '--threads', str(th),
+                                  '-q', '--save-audio-features', str(tmp / 'f.npy')])
+            res[f'audio_encoder_{th}t'] = dict(seconds=wall)
+            rows.append((f'(d) audio encoder, 10 s of audio, {th} thread{"s" if th > 1 else ""}',
+                         f'{wall:.2f} s (incl. model load and decoding)', ''))
+        # (e) memory
+        size32, size16 = os.path.getsize(m32), os.path.getsize(m16)
+        for name, m, size in (('f32', m32, size32), ('f16', m16, size16)):
+            _, rss, _ = run_rss([gen, '-m', str(m), '-a', str(clip), '-c', str(shape), '-o', str(tmp / 'o.npz'),
+                                 '--threads', '2', '-q', '--steps', '25', '-s', str(style)])
+            res[f'memory_{name}'] = dict(peak_rss=rss, file_size=size)
+            rows.append((f'(e) peak RSS, {name} model ({size / 2**20:.0f} MiB file)',
+                         f'{rss / 2**20:.0f} MiB = f32 weights {size32 / 2**20:.0f} MiB '
+                         f'{"+" if rss >= size32 else "-"} {abs(rss - size32) / 2**20:.0f} MiB',
+                         'target <= f32 size + 150 MiB' if name == 'f32' else 'clearly lower'))
+    w = max(len(r[0]) for r in rows)
+    print(f'{"measurement":<{w}}  result')
+    for name, val, target in rows:
+        print(f'{name:<{w}}  {val}' + (f'   [{target}]' if target else ''))
+    pathlib.Path(args.json).write_text(json.dumps(res, indent=2) + '\n')
+    print(f'\nwritten {args.json}')
+
+
+if __name__ == '__main__':
+    main()
