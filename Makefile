@@ -5,10 +5,31 @@
 #   make bench        benchmarks against the PyTorch reference
 #   make install PREFIX=/usr/local
 #   make deps         install missing Debian packages and the Python venv (.venv)
+#   make bench-gemm   own SGEMM vs BLAS GFLOP/s at the models' shapes
+# Build variants (combinable; each gets its own build directory unless BUILD is given):
+#   BLAS=none         no OpenBLAS: GEMMs on the own blocked SGEMM (kernels/gemm*.c)
+#   NO_SNDFILE=1      no libsndfile/libsoxr: file decoding and resampling return DPT_ERR_UNSUPPORTED
+#   CROSS=aarch64-linux-gnu-   cross-compile (Debian's gcc-aarch64-linux-gnu, arm64 multiarch libs);
+#                     tools/test_aarch64.sh runs the C tests under qemu
+#   STATIC=1          fully static programs; implies BLAS=none NO_SNDFILE=1 unless given (Debian
+#                     ships no static libsndfile/libsoxr)
 
 PREFIX  ?= /usr/local
-BUILD   ?= build
 CC      ?= cc
+AR      ?= ar
+ifneq ($(CROSS),)
+CC      := $(CROSS)gcc
+AR      := $(CROSS)ar
+endif
+ifneq ($(STATIC),)
+BLAS       ?= none
+NO_SNDFILE ?= 1
+endif
+BLAS    ?= openblas
+# target triplet, e.g. x86_64-linux-gnu, aarch64-linux-gnu
+MACHINE := $(shell $(CC) -dumpmachine 2>/dev/null)
+VARIANT := $(if $(CROSS),-$(MACHINE))$(if $(filter none,$(BLAS)),-noblas)$(if $(NO_SNDFILE),-nosndfile)$(if $(STATIC),-static)
+BUILD   ?= build$(VARIANT)
 PYTHON_VENV := .venv
 PY      := $(PYTHON_VENV)/bin/python
 
@@ -18,13 +39,37 @@ CFLAGS_BASE := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextr
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS) $(EXTRA_CFLAGS)
 
-PKGS    := sndfile soxr zlib
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-BLAS_CFLAGS := -I/usr/include/x86_64-linux-gnu/openblas-pthread -I/usr/include/openblas -DDPT_HAVE_OPENBLAS_THREADS
+# pkg-config of the target: the host's, or the cross one (aarch64-linux-gnu-pkg-config if
+# installed, else pkg-config restricted to the target's multiarch directory)
+ifeq ($(CROSS),)
+PKG_CONFIG ?= pkg-config
+else
+PKG_CONFIG ?= $(if $(shell command -v $(CROSS)pkg-config),$(CROSS)pkg-config,PKG_CONFIG_LIBDIR=/usr/lib/$(MACHINE)/pkgconfig:/usr/share/pkgconfig pkg-config)
+endif
+PKG_STATIC := $(if $(STATIC),--static)
+LDFLAGS ?=
+ifneq ($(STATIC),)
+LDFLAGS += -static
+endif
+
+PKGS    := $(if $(NO_SNDFILE),zlib,sndfile soxr zlib)
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)$(if $(NO_SNDFILE), -DDPT_NO_SNDFILE)
+PKG_LIBS   := $(shell $(PKG_CONFIG) $(PKG_STATIC) --libs $(PKGS) 2>/dev/null)
+ifeq ($(BLAS),none)
+BLAS_CFLAGS :=
+BLAS_LIBS   :=
+else
+BLAS_CFLAGS := -I/usr/include/$(MACHINE)/openblas-pthread -I/usr/include/openblas -DDPT_HAVE_CBLAS -DDPT_HAVE_OPENBLAS_THREADS
 BLAS_LIBS   := -lopenblas
+endif
 LIBS    := $(PKG_LIBS) $(BLAS_LIBS) -lpthread -lm
-CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+CHECK_LIBS := $(shell $(PKG_CONFIG) $(PKG_STATIC) --libs check 2>/dev/null)
+
+# Per-file SIMD flags: only these objects may contain AVX2/FMA instructions (the CPU is checked
+# at run time before they are called); NEON is baseline on aarch64 and needs none.
+ifneq ($(filter x86_64%,$(MACHINE)),)
+$(BUILD)/obj/kernels/avx2.o $(BUILD)/obj/kernels/gemm_avx2.o: KERNEL_FLAGS := -mavx2 -mfma
+endif
 
 LIB_SRC    := $(wildcard lib/*.c)
 KERNEL_SRC := $(wildcard kernels/*.c)
@@ -36,33 +81,39 @@ LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC) $(KERNEL_SRC))
 # shared code of the programs (examples/cli/*.c), linked into each of them
 CLI_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard examples/cli/*.c))
 
-.PHONY: FORCE all clean test test-c test-asan test-python install demo bench deps venv
+.PHONY: FORCE all clean test test-c tests-build test-asan test-python install demo bench bench-gemm deps venv
 all: $(BUILD)/libdpt.a $(addprefix $(BUILD)/,$(PROGRAMS)) $(BUILD)/dpt.pc
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h kernels/*.h examples/cli/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) $(BLAS_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(KERNEL_FLAGS) $(PKG_CFLAGS) $(BLAS_CFLAGS) -c $< -o $@
 
 $(BUILD)/libdpt.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 $(BUILD)/dpt-%: $(BUILD)/obj/examples/dpt-%.o $(CLI_OBJ) $(BUILD)/libdpt.a
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(CLI_OBJ) $(BUILD)/libdpt.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(CLI_OBJ) $(BUILD)/libdpt.a $(LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/libdpt.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libdpt.a $(CHECK_LIBS) $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libdpt.a $(CHECK_LIBS) $(LIBS)
 
 FORCE:
 # regenerated every time: it records PREFIX
 $(BUILD)/dpt.pc: FORCE
 	@mkdir -p $(BUILD)
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: dpt\nDescription: DiffPoseTalk inference in C\nVersion: 0.1.0\nCflags: -I$${includedir}\nLibs: -L$${libdir} -ldpt %s\nRequires: sndfile soxr zlib\n' \
-	  '$(PREFIX)' '$(BLAS_LIBS) -lpthread -lm' > $@
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: dpt\nDescription: DiffPoseTalk inference in C\nVersion: 0.1.0\nCflags: -I$${includedir}\nLibs: -L$${libdir} -ldpt %s\nRequires: %s\n' \
+	  '$(PREFIX)' '$(BLAS_LIBS) -lpthread -lm' '$(PKGS)' > $@
 
 test-c: all $(addprefix $(BUILD)/tests/,$(C_TESTS) $(HARNESSES))
 	@tools/run_c_tests.sh $(BUILD) $(C_TESTS)
+
+# C tests only built (e.g. for aarch64: tools/test_aarch64.sh runs them under qemu)
+tests-build: all $(addprefix $(BUILD)/tests/,$(C_TESTS) $(HARNESSES))
+
+bench-gemm: $(BUILD)/tests/bench_gemm
+	@$(BUILD)/tests/bench_gemm
 
 # The same C tests built with AddressSanitizer + UBSan into build-asan/.
 test-asan:
@@ -92,4 +143,4 @@ install: all
 	install -m 755 $(addprefix $(BUILD)/,$(PROGRAMS)) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-noblas* build-nosndfile* build-static* build-aarch64-linux-gnu*

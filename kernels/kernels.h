@@ -1,5 +1,17 @@
-/* Compute kernels used by the models. Scalar reference versions live in kernels/ref.c; SIMD
- * variants (later) live in their own files compiled with their own flags. All arrays row-major. */
+/* Compute kernels used by the models. All arrays row-major.
+ *
+ * Organisation (one implementation per file, selected at run time):
+ *   kernels/ref.c        scalar reference of every element-wise / reduction kernel (dpt_k_*_ref)
+ *   kernels/avx2.c       AVX2+FMA versions (x86-64; the only files built with -mavx2 -mfma are
+ *   kernels/gemm_avx2.c    these two, so the library runs on any x86-64 CPU)
+ *   kernels/neon.c       NEON versions (aarch64, where NEON is baseline)
+ *   kernels/gemm_neon.c
+ *   kernels/gemm.c       own blocked, packed SGEMM driver + scalar micro-kernel + thread team
+ *   kernels/dispatch.c   CPU detection, DPT_ARCH override, thread count, the public entry points
+ * The architecture is chosen on first use: the best the CPU supports, or the environment variable
+ * DPT_ARCH=scalar|avx2|neon (an unsupported or unknown value falls back to the best supported).
+ * GEMMs go through CBLAS when the library is built with a BLAS (DPT_HAVE_CBLAS), otherwise through
+ * the own SGEMM (make BLAS=none). Every kernel here is safe to call from several threads at once. */
 #ifndef DPT_KERNELS_H
 #define DPT_KERNELS_H
 
@@ -7,6 +19,8 @@
 
 /* Threads used by BLAS and by our own kernels (0 = all cores). */
 void dpt_k_set_threads(int n_threads);
+/* The thread count in force (≥ 1). */
+int dpt_k_get_threads(void);
 
 /* y (rows, n_out) = x (rows, n_in) · W (n_out, n_in)ᵀ + b (n_out, may be NULL). */
 void dpt_k_linear(const float *x, int rows, int n_in, const float *w, const float *b, int n_out,
@@ -42,5 +56,51 @@ void dpt_k_softmax(float *x, int rows, int cols);
 void dpt_k_attention(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                      int nq, int nk, int dh, float scale, const float *mask, float *out, int ldo,
                      float *scratch);
+
+/* ---- Variants, architecture selection (tests, benchmarks) -------------------------------- */
+
+typedef enum dpt_k_arch { DPT_K_ARCH_SCALAR = 0, DPT_K_ARCH_AVX2 = 1, DPT_K_ARCH_NEON = 2 } dpt_k_arch;
+#define DPT_K_N_ARCH 3
+
+/* Architecture in use (chosen on first call of any kernel, see top). */
+dpt_k_arch dpt_k_arch_active(void);
+/* "scalar", "avx2", "neon"; NULL for an unknown value. */
+const char *dpt_k_arch_name(dpt_k_arch arch);
+/* 1 if this build has the variant and this CPU can run it. */
+int dpt_k_arch_supported(dpt_k_arch arch);
+/* Switch every dispatched kernel (and the own SGEMM's micro-kernel) to arch; returns 0, or -1 if
+ * unsupported (nothing changes). Kernels already running finish with the previous variant. */
+int dpt_k_set_arch(dpt_k_arch arch);
+
+/* 1 if dpt_k_gemm_* / dpt_k_linear go through a BLAS library, 0 if through dpt_k_sgemm. */
+int dpt_k_have_blas(void);
+
+/* Own blocked, packed SGEMM (whatever the build's BLAS), with the micro-kernel of the active
+ * architecture and dpt_k_get_threads() threads:
+ *   C (m, n) [ldc] = alpha · A (m, k) [lda] · op(B) + beta · C
+ * op(B) = B (n, k)ᵀ [ldb] if trans_b, else B (k, n) [ldb]. beta = 0: C is only written (NaN/Inf
+ * in C do not propagate), as BLAS. m, n or k = 0 are legal (k = 0: C = beta · C). */
+void dpt_k_sgemm(int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                 const float *b, int ldb, float beta, float *c, int ldc);
+
+/* Scalar references (kernels/ref.c). Same contracts as the dispatched kernels above;
+ * dpt_k_gemm_ref is a plain triple loop with a double accumulator (tests only: slow). */
+void dpt_k_gemm_ref(int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                    const float *b, int ldb, float beta, float *c, int ldc);
+void dpt_k_gelu_ref(float *x, size_t n);
+void dpt_k_layernorm_ref(float *x, int rows, int cols, const float *gamma, const float *beta,
+                         float eps);
+void dpt_k_add_layernorm_ref(float *x, const float *r, int rows, int cols, const float *gamma,
+                             const float *beta, float eps);
+void dpt_k_add_ref(float *y, const float *x, size_t n);
+void dpt_k_softmax_ref(float *x, int rows, int cols);
+
+/* erf of each element (y may equal x): the vectorised erf behind the dispatched GELU, exposed for
+ * tests (the scalar variant is libm's erff). |error| ≤ 2 ulp of erf, i.e. < 1.3e-7 absolute. */
+void dpt_k_erf(const float *x, float *y, size_t n);
+/* e^x of each element (y may equal x): the vectorised exp behind the dispatched softmax;
+ * relative error ≤ 2 ulp for x in [−87.33, 88.37], 0 below, +Inf above (the scalar
+ * variant is libm expf). */
+void dpt_k_exp(const float *x, float *y, size_t n);
 
 #endif

@@ -1,48 +1,42 @@
-/* Scalar reference kernels; matrix products go through CBLAS. */
-#include "kernels.h"
-
-#include <cblas.h>
+/* Scalar reference kernels (plain C, libm): the table every SIMD variant is tested against, and
+ * the variant used on CPUs without AVX2 / NEON or with DPT_ARCH=scalar. Also the kernels composed
+ * from dispatched ones (attention). */
 #include <math.h>
 #include <string.h>
 
-#ifdef DPT_HAVE_OPENBLAS_THREADS
-void openblas_set_num_threads(int);
-#endif
+#include "dispatch.h"
+#include "kernels.h"
 
-void dpt_k_set_threads(int n_threads) {
-#ifdef DPT_HAVE_OPENBLAS_THREADS
-    if (n_threads > 0) openblas_set_num_threads(n_threads);
-#else
-    (void)n_threads;
-#endif
-}
-
-void dpt_k_gemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
-                   int ldb, float beta, float *c, int ldc) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                ldc);
-}
-
-void dpt_k_gemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
-                   int ldb, float beta, float *c, int ldc) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                ldc);
-}
-
-void dpt_k_linear(const float *x, int rows, int n_in, const float *w, const float *b, int n_out,
-                  float *y) {
-    if (b) {
-        for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * n_out, b, sizeof(float) * n_out);
+/* C (m, n) = alpha · A (m, k) · op(B) + beta · C, one double accumulator per entry. */
+void dpt_k_gemm_ref(int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                    const float *b, int ldb, float beta, float *c, int ldc) {
+    for (int i = 0; i < m; i++) {
+        for (int j = 0; j < n; j++) {
+            double s = 0.0;
+            for (int p = 0; p < k; p++) {
+                float bv = trans_b ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j];
+                s += (double)a[(size_t)i * lda + p] * bv;
+            }
+            float *cij = c + (size_t)i * ldc + j;
+            *cij = beta == 0.0f ? (float)(alpha * s) : (float)(alpha * s + (double)beta * *cij);
+        }
     }
-    dpt_k_gemm_nt(rows, n_out, n_in, 1.0f, x, n_in, w, n_in, b ? 1.0f : 0.0f, y, n_out);
 }
 
-void dpt_k_gelu(float *x, size_t n) {
+void dpt_k_gelu_ref(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
 }
 
-void dpt_k_layernorm(float *x, int rows, int cols, const float *gamma, const float *beta,
-                     float eps) {
+void dpt_k_erf_ref(const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = erff(x[i]);
+}
+
+void dpt_k_exp_ref(const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = expf(x[i]);
+}
+
+void dpt_k_layernorm_ref(float *x, int rows, int cols, const float *gamma, const float *beta,
+                         float eps) {
     for (int r = 0; r < rows; r++) {
         float *row = x + (size_t)r * cols;
         double mean = 0.0, var = 0.0;
@@ -62,17 +56,17 @@ void dpt_k_layernorm(float *x, int rows, int cols, const float *gamma, const flo
     }
 }
 
-void dpt_k_add_layernorm(float *x, const float *r, int rows, int cols, const float *gamma,
-                         const float *beta, float eps) {
-    dpt_k_add(x, r, (size_t)rows * cols);
-    dpt_k_layernorm(x, rows, cols, gamma, beta, eps);
-}
-
-void dpt_k_add(float *y, const float *x, size_t n) {
+void dpt_k_add_ref(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
-void dpt_k_softmax(float *x, int rows, int cols) {
+void dpt_k_add_layernorm_ref(float *x, const float *r, int rows, int cols, const float *gamma,
+                             const float *beta, float eps) {
+    dpt_k_add_ref(x, r, (size_t)rows * cols);
+    dpt_k_layernorm_ref(x, rows, cols, gamma, beta, eps);
+}
+
+void dpt_k_softmax_ref(float *x, int rows, int cols) {
     for (int r = 0; r < rows; r++) {
         float *row = x + (size_t)r * cols;
         float mx = -INFINITY;
@@ -92,6 +86,20 @@ void dpt_k_softmax(float *x, int rows, int cols) {
     }
 }
 
+const dpt_k_ops dpt_k_ops_scalar = {
+    .arch = DPT_K_ARCH_SCALAR,
+    .gelu = dpt_k_gelu_ref,
+    .layernorm = dpt_k_layernorm_ref,
+    .add_layernorm = dpt_k_add_layernorm_ref,
+    .add = dpt_k_add_ref,
+    .softmax = dpt_k_softmax_ref,
+    .erf = dpt_k_erf_ref,
+    .exp = dpt_k_exp_ref,
+    .ukr = &dpt_k_ukr_scalar,
+};
+
+/* q (nq, dh) [ldq] · k (nk, dh)ᵀ [ldk] → scratch (nq, nk); mask; softmax; · v (nk, dh) [ldv]
+ * → out (nq, dh) [ldo]. */
 void dpt_k_attention(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                      int nq, int nk, int dh, float scale, const float *mask, float *out, int ldo,
                      float *scratch) {

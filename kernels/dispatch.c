@@ -1,0 +1,184 @@
+/* Run-time selection of the kernel variants (CPU detection, DPT_ARCH override), the thread count,
+ * and the public entry points of kernels.h that route to the active table or to BLAS. */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dispatch.h"
+#include "kernels.h"
+
+#ifdef DPT_HAVE_CBLAS
+#include <cblas.h>
+#endif
+#ifdef DPT_HAVE_OPENBLAS_THREADS
+void openblas_set_num_threads(int);
+#endif
+
+/* ---- architecture --------------------------------------------------------------------------- */
+
+static const dpt_k_ops *ops_of(dpt_k_arch arch) {
+    switch (arch) {
+    case DPT_K_ARCH_SCALAR: return &dpt_k_ops_scalar;
+#ifdef DPT_K_HAVE_AVX2_BUILD
+    case DPT_K_ARCH_AVX2: return &dpt_k_ops_avx2;
+#endif
+#ifdef DPT_K_HAVE_NEON_BUILD
+    case DPT_K_ARCH_NEON: return &dpt_k_ops_neon;
+#endif
+    default: return NULL;
+    }
+}
+
+int dpt_k_arch_supported(dpt_k_arch arch) {
+    switch (arch) {
+    case DPT_K_ARCH_SCALAR: return 1;
+#ifdef DPT_K_HAVE_AVX2_BUILD
+    case DPT_K_ARCH_AVX2:
+#if defined(__GNUC__)
+        /* libgcc's checks include the OS's YMM state support (XCR0) */
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+        return 0;
+#endif
+#endif
+#ifdef DPT_K_HAVE_NEON_BUILD
+    case DPT_K_ARCH_NEON: return 1; /* baseline on aarch64 */
+#endif
+    default: return 0;
+    }
+}
+
+const char *dpt_k_arch_name(dpt_k_arch arch) {
+    switch (arch) {
+    case DPT_K_ARCH_SCALAR: return "scalar";
+    case DPT_K_ARCH_AVX2: return "avx2";
+    case DPT_K_ARCH_NEON: return "neon";
+    default: return NULL;
+    }
+}
+
+static dpt_k_arch best_arch(void) {
+    if (dpt_k_arch_supported(DPT_K_ARCH_AVX2)) return DPT_K_ARCH_AVX2;
+    if (dpt_k_arch_supported(DPT_K_ARCH_NEON)) return DPT_K_ARCH_NEON;
+    return DPT_K_ARCH_SCALAR;
+}
+
+static _Atomic(const dpt_k_ops *) g_ops;
+
+static const dpt_k_ops *initial_ops(void) {
+    dpt_k_arch arch = best_arch();
+    const char *env = getenv("DPT_ARCH");
+    if (env && *env) {
+        for (int a = 0; a < DPT_K_N_ARCH; a++)
+            if (!strcmp(env, dpt_k_arch_name((dpt_k_arch)a)) &&
+                dpt_k_arch_supported((dpt_k_arch)a))
+                arch = (dpt_k_arch)a;
+    }
+    return ops_of(arch);
+}
+
+const dpt_k_ops *dpt_k_ops_active(void) {
+    const dpt_k_ops *o = atomic_load_explicit(&g_ops, memory_order_acquire);
+    if (o) return o;
+    const dpt_k_ops *want = initial_ops();
+    const dpt_k_ops *expected = NULL;
+    /* a concurrent first call computes the same table; keep whichever was stored first */
+    if (!atomic_compare_exchange_strong(&g_ops, &expected, want)) return expected;
+    return want;
+}
+
+dpt_k_arch dpt_k_arch_active(void) { return dpt_k_ops_active()->arch; }
+
+int dpt_k_set_arch(dpt_k_arch arch) {
+    if (!dpt_k_arch_supported(arch)) return -1;
+    const dpt_k_ops *o = ops_of(arch);
+    if (!o) return -1;
+    atomic_store_explicit(&g_ops, o, memory_order_release);
+    return 0;
+}
+
+/* ---- threads -------------------------------------------------------------------------------- */
+
+static atomic_int g_threads; /* 0: not set yet = all cores */
+
+static int n_cores(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}
+
+void dpt_k_set_threads(int n_threads) {
+    int n = n_threads > 0 ? n_threads : n_cores();
+    atomic_store(&g_threads, n);
+#ifdef DPT_HAVE_OPENBLAS_THREADS
+    openblas_set_num_threads(n);
+#endif
+}
+
+int dpt_k_get_threads(void) {
+    int n = atomic_load(&g_threads);
+    return n > 0 ? n : n_cores();
+}
+
+/* ---- dispatched kernels --------------------------------------------------------------------- */
+
+void dpt_k_gelu(float *x, size_t n) { dpt_k_ops_active()->gelu(x, n); }
+
+void dpt_k_layernorm(float *x, int rows, int cols, const float *gamma, const float *beta,
+                     float eps) {
+    dpt_k_ops_active()->layernorm(x, rows, cols, gamma, beta, eps);
+}
+
+void dpt_k_add_layernorm(float *x, const float *r, int rows, int cols, const float *gamma,
+                         const float *beta, float eps) {
+    dpt_k_ops_active()->add_layernorm(x, r, rows, cols, gamma, beta, eps);
+}
+
+void dpt_k_add(float *y, const float *x, size_t n) { dpt_k_ops_active()->add(y, x, n); }
+
+void dpt_k_softmax(float *x, int rows, int cols) { dpt_k_ops_active()->softmax(x, rows, cols); }
+
+void dpt_k_erf(const float *x, float *y, size_t n) { dpt_k_ops_active()->erf(x, y, n); }
+
+void dpt_k_exp(const float *x, float *y, size_t n) { dpt_k_ops_active()->exp(x, y, n); }
+
+/* ---- matrix products ------------------------------------------------------------------------ */
+
+int dpt_k_have_blas(void) {
+#ifdef DPT_HAVE_CBLAS
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+void dpt_k_gemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                   int ldb, float beta, float *c, int ldc) {
+#ifdef DPT_HAVE_CBLAS
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                ldc);
+#else
+    dpt_k_sgemm(1, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
+}
+
+void dpt_k_gemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                   int ldb, float beta, float *c, int ldc) {
+#ifdef DPT_HAVE_CBLAS
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                ldc);
+#else
+    dpt_k_sgemm(0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
+}
+
+/* y (rows, n_out) = x (rows, n_in) · W (n_out, n_in)ᵀ + b: b is copied into every row of y and the
+ * product accumulated onto it (beta = 1), or beta = 0 without b. */
+void dpt_k_linear(const float *x, int rows, int n_in, const float *w, const float *b, int n_out,
+                  float *y) {
+    if (b) {
+        for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * n_out, b, sizeof(float) * n_out);
+    }
+    dpt_k_gemm_nt(rows, n_out, n_in, 1.0f, x, n_in, w, n_in, b ? 1.0f : 0.0f, y, n_out);
+}

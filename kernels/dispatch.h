@@ -1,0 +1,108 @@
+/* Internal to kernels/: the per-architecture function tables behind the dispatched kernels of
+ * kernels.h. Each SIMD file defines one table (dpt_k_ops_avx2 in avx2.c, dpt_k_ops_neon in
+ * neon.c) and one GEMM micro-kernel description (gemm_avx2.c, gemm_neon.c); on a target without
+ * that instruction set the file compiles to nothing and dispatch.c does not reference it. */
+#ifndef DPT_K_DISPATCH_H
+#define DPT_K_DISPATCH_H
+
+#include <stddef.h>
+
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define DPT_K_HAVE_AVX2_BUILD 1
+#endif
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#define DPT_K_HAVE_NEON_BUILD 1
+#endif
+
+/* GEMM micro-kernel: C tile (mr, nr) [ldc] = alpha · Ap · Bp + beta · C tile, where
+ *   Ap is a packed A panel: kc steps of MR floats (row i of step p at ap[p·MR + i]),
+ *   Bp is a packed B panel: kc steps of NR floats (column j of step p at bp[p·NR + j]),
+ * both zero-padded to MR / NR; only the leading mr ≤ MR rows and nr ≤ NR columns of C are
+ * touched. beta = 0: C is not read. kc ≥ 1. */
+typedef void (*dpt_k_ukr_fn)(int kc, const float *ap, const float *bp, float *c, int ldc, int mr,
+                             int nr, float alpha, float beta);
+
+typedef struct dpt_k_ukr {
+    int mr, nr;       /* register tile */
+    int mc, kc, nc;   /* cache blocks: mc multiple of mr, nc multiple of nr */
+    dpt_k_ukr_fn fn;
+} dpt_k_ukr;
+
+typedef struct dpt_k_ops {
+    dpt_k_arch arch;
+    void (*gelu)(float *x, size_t n);
+    void (*layernorm)(float *x, int rows, int cols, const float *gamma, const float *beta,
+                      float eps);
+    void (*add_layernorm)(float *x, const float *r, int rows, int cols, const float *gamma,
+                          const float *beta, float eps);
+    void (*add)(float *y, const float *x, size_t n);
+    void (*softmax)(float *x, int rows, int cols);
+    void (*erf)(const float *x, float *y, size_t n);
+    void (*exp)(const float *x, float *y, size_t n);
+    const dpt_k_ukr *ukr;
+} dpt_k_ops;
+
+extern const dpt_k_ops dpt_k_ops_scalar;  /* ref.c */
+extern const dpt_k_ukr dpt_k_ukr_scalar;  /* gemm.c */
+#ifdef DPT_K_HAVE_AVX2_BUILD
+extern const dpt_k_ops dpt_k_ops_avx2;    /* avx2.c */
+extern const dpt_k_ukr dpt_k_ukr_avx2;    /* gemm_avx2.c */
+#endif
+#ifdef DPT_K_HAVE_NEON_BUILD
+extern const dpt_k_ops dpt_k_ops_neon;    /* neon.c */
+extern const dpt_k_ukr dpt_k_ukr_neon;    /* gemm_neon.c */
+#endif
+
+/* The table in use (dispatch.c); never NULL. */
+const dpt_k_ops *dpt_k_ops_active(void);
+
+/* Scalar erf / exp of the reference table (ref.c): libm's erff / expf. */
+void dpt_k_erf_ref(const float *x, float *y, size_t n);
+void dpt_k_exp_ref(const float *x, float *y, size_t n);
+
+/* Approximations shared by the SIMD variants (fitted by weighted least squares — Lawson's
+ * iteration towards minimax — against 40-digit erf/exp; coefficients rounded to float):
+ *
+ * erf(z), z = |x| (odd function, sign restored at the end):
+ *   0 ≤ z < 1:     erf(z) = z + z·P(z²), P degree 6 (rel. error of the fit 1.4e-9);
+ *                  z + z·P rather than z·(1 + P) so that the last rounding is of a small term.
+ *   1 ≤ z < 3.92:  erf(z) = 1 − e^{−z²}·G(t), t = 1/(1 + z/2), G degree 7 approximating
+ *                  erfc(z)·e^{z²} (rel. error 4.5e-10); erfc(z) ≤ 0.16 here, so the float
+ *                  errors of e^{−z²} and G shrink by that factor in the result.
+ *   z ≥ 3.92:      erf(z) = 1 in float (erfc(3.92) < half an ulp of 1).
+ *   Simulated in float: ≤ 1.6 ulp of the exact erf; abs error < 1e-7.
+ * e^x: n = round(x·log₂e), r = x − n·ln2 (Cody–Waite split ln2 = LN2_HI + LN2_LO, LN2_HI with
+ *   9 significant bits so n·LN2_HI is exact), e^r = 1 + r + r²·Q(r), Q degree 4 (rel. error
+ *   3.1e-9), times 2ⁿ built in the exponent field. ≤ 1.1 ulp in float simulation. */
+#define DPT_K_ERF_P0 0.12837916612625122f
+#define DPT_K_ERF_P1 (-0.3761262595653534f)
+#define DPT_K_ERF_P2 0.11283600330352783f
+#define DPT_K_ERF_P3 (-0.026854442432522774f)
+#define DPT_K_ERF_P4 0.005189531948417425f
+#define DPT_K_ERF_P5 (-0.0008020806708373129f)
+#define DPT_K_ERF_P6 7.888986874604598e-05f
+#define DPT_K_ERF_G0 (-0.00016016289009712636f)
+#define DPT_K_ERF_G1 0.2849997878074646f
+#define DPT_K_ERF_G2 0.2591489553451538f
+#define DPT_K_ERF_G3 0.349625825881958f
+#define DPT_K_ERF_G4 (-0.107264444231987f)
+#define DPT_K_ERF_G5 0.5676029920578003f
+#define DPT_K_ERF_G6 (-0.47402092814445496f)
+#define DPT_K_ERF_G7 0.12012595683336258f
+#define DPT_K_ERF_SPLIT 1.0f
+#define DPT_K_ERF_ONE 3.92f     /* erf rounds to 1 from here on */
+
+#define DPT_K_EXP_Q0 0.4999999403953552f
+#define DPT_K_EXP_Q1 0.1666652113199234f
+#define DPT_K_EXP_Q2 0.04166838899254799f
+#define DPT_K_EXP_Q3 0.008368710987269878f
+#define DPT_K_EXP_Q4 0.0013814567355439067f
+#define DPT_K_LOG2E 1.44269504088896341f
+#define DPT_K_LN2_HI 0.693359375f
+#define DPT_K_LN2_LO (-2.12194440e-4f)
+#define DPT_K_EXP_LO (-87.33654f) /* below: e^x < FLT_MIN, returned as 0 */
+#define DPT_K_EXP_HI 88.3762626647949f /* above: +Inf (n would reach 128) */
+
+#endif

@@ -1,0 +1,375 @@
+/* Own SGEMM: blocked and packed (Goto's loop nest), a register-tile micro-kernel per architecture
+ * (scalar here, AVX2+FMA in gemm_avx2.c, NEON in gemm_neon.c) and a persistent thread team.
+ *
+ *   C (m, n) [ldc] = alpha · A (m, k) [lda] · op(B) + beta · C,  op(B) = Bᵀ (B (n, k)) or B (k, n)
+ *
+ * Loop nest of one thread over its part C[i0:i1, j0:j1]:
+ *   for jc in steps of NC (columns):
+ *     for pc in steps of KC (depth):            beta for this pass: beta at pc = 0, then 1
+ *       pack B[pc:pc+kc, jc:jc+nc] → Bp: nc/NR panels, each kc steps of NR floats (zero-padded)
+ *       for ic in steps of MC (rows):
+ *         pack A[ic:ic+mc, pc:pc+kc] → Ap: mc/MR panels, each kc steps of MR floats (zero-padded)
+ *         for jr in steps of NR: for ir in steps of MR: micro-kernel (MR, NR) tile of C
+ * Ap (MC·KC floats) is sized for L2, one Bp panel (KC·NR) for L1, Bp (KC·NC) for L3.
+ *
+ * Threads: C is split into nt contiguous strips along its longer side (in whole tiles); each
+ * thread packs what its strip needs. The team is used by one caller at a time; a concurrent
+ * caller (e.g. an encoder thread of the library's own) runs its GEMM single-threaded instead.
+ * Packing buffers come from a small set of slots kept between calls (no allocation in steady
+ * state); if every slot is busy, or an allocation fails, the call allocates its own or, failing
+ * that, falls back to an unpacked loop. Nothing here can fail. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dispatch.h"
+#include "kernels.h"
+
+/* ---- scalar micro-kernel -------------------------------------------------------------------- */
+
+#define S_MR 4
+#define S_NR 8
+
+/* C tile (mr ≤ 4, nr ≤ 8) = alpha · Ap (kc × 4) · Bp (kc × 8) + beta · C */
+static void ukr_scalar(int kc, const float *ap, const float *bp, float *c, int ldc, int mr, int nr,
+                       float alpha, float beta) {
+    float acc[S_MR][S_NR] = {{0}};
+    for (int p = 0; p < kc; p++) {
+        for (int i = 0; i < S_MR; i++) {
+            float a = ap[p * S_MR + i];
+            for (int j = 0; j < S_NR; j++) acc[i][j] += a * bp[p * S_NR + j];
+        }
+    }
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + (size_t)i * ldc;
+        if (beta == 0.0f)
+            for (int j = 0; j < nr; j++) ci[j] = alpha * acc[i][j];
+        else
+            for (int j = 0; j < nr; j++) ci[j] = alpha * acc[i][j] + beta * ci[j];
+    }
+}
+
+const dpt_k_ukr dpt_k_ukr_scalar = {S_MR, S_NR, 128, 256, 2048, ukr_scalar};
+
+/* ---- packing -------------------------------------------------------------------------------- */
+
+/* A[i0:i0+mc, p0:p0+kc] → ap: ⌈mc/MR⌉ panels of kc·MR floats, rows past mc zero. */
+static inline void pack_a_t(const float *a, int lda, int mc, int kc, float *ap, const int MR) {
+    for (int ir = 0; ir < mc; ir += MR) {
+        int mr = mc - ir < MR ? mc - ir : MR;
+        const float *src = a + (size_t)ir * lda;
+        if (mr == MR) {
+            for (int p = 0; p < kc; p++)
+                for (int i = 0; i < MR; i++) ap[p * MR + i] = src[(size_t)i * lda + p];
+        } else {
+            for (int p = 0; p < kc; p++)
+                for (int i = 0; i < MR; i++)
+                    ap[p * MR + i] = i < mr ? src[(size_t)i * lda + p] : 0.0f;
+        }
+        ap += (size_t)kc * MR;
+    }
+}
+
+static void pack_a(const float *a, int lda, int mc, int kc, float *ap, int MR) {
+    switch (MR) { /* constant tile heights get unrolled copies */
+    case 4: pack_a_t(a, lda, mc, kc, ap, 4); break;
+    case 6: pack_a_t(a, lda, mc, kc, ap, 6); break;
+    case 8: pack_a_t(a, lda, mc, kc, ap, 8); break;
+    default: pack_a_t(a, lda, mc, kc, ap, MR); break;
+    }
+}
+
+/* op(B)[p0:p0+kc, j0:j0+nc] → bp: ⌈nc/NR⌉ panels of kc·NR floats, columns past nc zero.
+ * b points at op(B)[p0, j0]: B[j0, p0] if trans_b (B (n, k)), else B[p0, j0] (B (k, n)). */
+static inline void pack_b_t(int trans_b, const float *b, int ldb, int kc, int nc, float *bp,
+                            const int NR) {
+    for (int jr = 0; jr < nc; jr += NR) {
+        int nr = nc - jr < NR ? nc - jr : NR;
+        if (trans_b) {
+            const float *src = b + (size_t)jr * ldb;
+            if (nr == NR) {
+                /* blocks of 8 depth steps keep the NR source rows' lines in use together */
+                int p = 0;
+                for (; p + 8 <= kc; p += 8)
+                    for (int j = 0; j < NR; j++)
+                        for (int q = 0; q < 8; q++)
+                            bp[(p + q) * NR + j] = src[(size_t)j * ldb + p + q];
+                for (; p < kc; p++)
+                    for (int j = 0; j < NR; j++) bp[p * NR + j] = src[(size_t)j * ldb + p];
+            } else {
+                for (int p = 0; p < kc; p++)
+                    for (int j = 0; j < NR; j++)
+                        bp[p * NR + j] = j < nr ? src[(size_t)j * ldb + p] : 0.0f;
+            }
+        } else {
+            const float *src = b + jr;
+            if (nr == NR) {
+                for (int p = 0; p < kc; p++)
+                    memcpy(bp + (size_t)p * NR, src + (size_t)p * ldb, sizeof(float) * NR);
+            } else {
+                for (int p = 0; p < kc; p++) {
+                    for (int j = 0; j < nr; j++) bp[p * NR + j] = src[(size_t)p * ldb + j];
+                    for (int j = nr; j < NR; j++) bp[p * NR + j] = 0.0f;
+                }
+            }
+        }
+        bp += (size_t)kc * NR;
+    }
+}
+
+static void pack_b(int trans_b, const float *b, int ldb, int kc, int nc, float *bp, int NR) {
+    switch (NR) {
+    case 8: pack_b_t(trans_b, b, ldb, kc, nc, bp, 8); break;
+    case 12: pack_b_t(trans_b, b, ldb, kc, nc, bp, 12); break;
+    case 16: pack_b_t(trans_b, b, ldb, kc, nc, bp, 16); break;
+    default: pack_b_t(trans_b, b, ldb, kc, nc, bp, NR); break;
+    }
+}
+
+/* ---- packing buffers ------------------------------------------------------------------------ */
+
+#define N_SLOTS 32
+static struct slot {
+    atomic_int busy;
+    float *buf;
+    size_t cap; /* floats */
+} g_slots[N_SLOTS];
+
+typedef struct pack_buf {
+    float *p;
+    struct slot *slot; /* NULL: owned by the call, freed at the end */
+} pack_buf;
+
+static float *alloc_floats(size_t n) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n * sizeof(float) + 64) != 0) return NULL;
+    return p;
+}
+
+static pack_buf buf_get(size_t n) {
+    pack_buf r = {NULL, NULL};
+    for (int i = 0; i < N_SLOTS; i++) {
+        struct slot *s = &g_slots[i];
+        if (atomic_load_explicit(&s->busy, memory_order_relaxed) ||
+            atomic_exchange_explicit(&s->busy, 1, memory_order_acquire))
+            continue;
+        if (s->cap < n) {
+            free(s->buf);
+            s->buf = alloc_floats(n);
+            s->cap = s->buf ? n : 0;
+        }
+        if (!s->buf) {
+            atomic_store_explicit(&s->busy, 0, memory_order_release);
+            return r;
+        }
+        r.p = s->buf;
+        r.slot = s;
+        return r;
+    }
+    r.p = alloc_floats(n);
+    return r;
+}
+
+static void buf_put(pack_buf b) {
+    if (b.slot)
+        atomic_store_explicit(&b.slot->busy, 0, memory_order_release);
+    else
+        free(b.p);
+}
+
+/* ---- one thread's block --------------------------------------------------------------------- */
+
+typedef struct gemm_args {
+    int trans_b, m, n, k;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+    int lda, ldb, ldc;
+    const dpt_k_ukr *u;
+    int split_n; /* 1: threads split columns, 0: rows */
+} gemm_args;
+
+/* Unpacked fallback (no memory for the packing buffers): C[i0:i1, j0:j1]. */
+static void block_unpacked(const gemm_args *g, int i0, int i1, int j0, int j1) {
+    for (int i = i0; i < i1; i++) {
+        const float *ai = g->a + (size_t)i * g->lda;
+        for (int j = j0; j < j1; j++) {
+            float s = 0.0f;
+            for (int p = 0; p < g->k; p++)
+                s += ai[p] * (g->trans_b ? g->b[(size_t)j * g->ldb + p] : g->b[(size_t)p * g->ldb + j]);
+            float *cij = g->c + (size_t)i * g->ldc + j;
+            *cij = g->beta == 0.0f ? g->alpha * s : g->alpha * s + g->beta * *cij;
+        }
+    }
+}
+
+static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+/* The loop nest of the file comment over C[i0:i1, j0:j1]. */
+static void gemm_block(const gemm_args *g, int i0, int i1, int j0, int j1) {
+    const dpt_k_ukr *u = g->u;
+    const int MR = u->mr, NR = u->nr;
+    const int m = i1 - i0, n = j1 - j0, k = g->k;
+    if (m <= 0 || n <= 0) return;
+    /* equal depth blocks ≤ KC, and MC / NC no larger than needed */
+    const int kcb = ceil_div(k, ceil_div(k, u->kc));
+    const int mcb = m < u->mc ? ceil_div(m, MR) * MR : u->mc;
+    const int ncb = n < u->nc ? ceil_div(n, NR) * NR : u->nc;
+    const size_t a_floats = ((size_t)kcb * mcb + 15) / 16 * 16; /* Bp 64-byte aligned */
+    pack_buf buf = buf_get(a_floats + (size_t)kcb * ncb);
+    if (!buf.p) {
+        block_unpacked(g, i0, i1, j0, j1);
+        return;
+    }
+    float *ap = buf.p, *bp = buf.p + a_floats;
+    for (int jc = j0; jc < j1; jc += ncb) {
+        int nc = j1 - jc < ncb ? j1 - jc : ncb;
+        for (int pc = 0; pc < k; pc += kcb) {
+            int kc = k - pc < kcb ? k - pc : kcb;
+            float beta = pc == 0 ? g->beta : 1.0f;
+            const float *bsrc = g->trans_b ? g->b + (size_t)jc * g->ldb + pc
+                                           : g->b + (size_t)pc * g->ldb + jc;
+            pack_b(g->trans_b, bsrc, g->ldb, kc, nc, bp, NR);
+            for (int ic = i0; ic < i1; ic += mcb) {
+                int mc = i1 - ic < mcb ? i1 - ic : mcb;
+                pack_a(g->a + (size_t)ic * g->lda + pc, g->lda, mc, kc, ap, MR);
+                for (int jr = 0; jr < nc; jr += NR) {
+                    int nr = nc - jr < NR ? nc - jr : NR;
+                    const float *bpan = bp + (size_t)jr * kc;
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        int mr = mc - ir < MR ? mc - ir : MR;
+                        u->fn(kc, ap + (size_t)ir * kc, bpan,
+                              g->c + (size_t)(ic + ir) * g->ldc + jc + jr, g->ldc, mr, nr,
+                              g->alpha, beta);
+                    }
+                }
+            }
+        }
+    }
+    buf_put(buf);
+}
+
+/* Thread tid of nt: its strip of whole tiles. */
+static void gemm_task(void *ctx, int tid, int nt) {
+    const gemm_args *g = ctx;
+    if (g->split_n) {
+        int nb = ceil_div(g->n, g->u->nr);
+        int b0 = (int)((long)nb * tid / nt), b1 = (int)((long)nb * (tid + 1) / nt);
+        int j0 = b0 * g->u->nr, j1 = b1 * g->u->nr < g->n ? b1 * g->u->nr : g->n;
+        gemm_block(g, 0, g->m, j0, j1);
+    } else {
+        int mb = ceil_div(g->m, g->u->mr);
+        int b0 = (int)((long)mb * tid / nt), b1 = (int)((long)mb * (tid + 1) / nt);
+        int i0 = b0 * g->u->mr, i1 = b1 * g->u->mr < g->m ? b1 * g->u->mr : g->m;
+        gemm_block(g, i0, i1, 0, g->n);
+    }
+}
+
+/* ---- thread team ---------------------------------------------------------------------------- */
+
+#define MAX_THREADS 64
+typedef void (*task_fn)(void *ctx, int tid, int nt);
+
+static struct team {
+    pthread_mutex_t use; /* held by the caller running a task on the team */
+    pthread_mutex_t mu;  /* guards the fields below */
+    pthread_cond_t go, done;
+    int n_workers;       /* started workers, thread ids 1 … n_workers */
+    unsigned long gen;   /* task generation, bumped per task */
+    int nt, remaining;
+    task_fn fn;
+    void *ctx;
+    unsigned long born[MAX_THREADS]; /* gen when worker tid was started: its first task is next */
+} g_team = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+            PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, NULL, NULL, {0}};
+
+static void *worker_main(void *arg) {
+    const int tid = (int)(intptr_t)arg;
+    pthread_mutex_lock(&g_team.mu);
+    unsigned long seen = g_team.born[tid];
+    for (;;) {
+        while (g_team.gen == seen) pthread_cond_wait(&g_team.go, &g_team.mu);
+        seen = g_team.gen;
+        if (tid >= g_team.nt) continue;
+        task_fn fn = g_team.fn;
+        void *ctx = g_team.ctx;
+        int nt = g_team.nt;
+        pthread_mutex_unlock(&g_team.mu);
+        fn(ctx, tid, nt);
+        pthread_mutex_lock(&g_team.mu);
+        if (--g_team.remaining == 0) pthread_cond_signal(&g_team.done);
+    }
+    return NULL;
+}
+
+/* fn(ctx, tid, nt) for tid = 0 … nt−1, tid 0 on the calling thread; returns when all are done.
+ * If the team is busy (another caller) or threads cannot be started, runs fn(ctx, 0, 1). */
+static void team_run(int nt, task_fn fn, void *ctx) {
+    if (nt > MAX_THREADS) nt = MAX_THREADS;
+    if (nt <= 1 || pthread_mutex_trylock(&g_team.use) != 0) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    pthread_mutex_lock(&g_team.mu);
+    while (g_team.n_workers < nt - 1) {
+        pthread_t th;
+        g_team.born[g_team.n_workers + 1] = g_team.gen; /* it takes part from the next task on */
+        if (pthread_create(&th, NULL, worker_main, (void *)(intptr_t)(g_team.n_workers + 1)) != 0)
+            break;
+        pthread_detach(th);
+        g_team.n_workers++;
+    }
+    if (nt > g_team.n_workers + 1) nt = g_team.n_workers + 1;
+    if (nt <= 1) {
+        pthread_mutex_unlock(&g_team.mu);
+        pthread_mutex_unlock(&g_team.use);
+        fn(ctx, 0, 1);
+        return;
+    }
+    g_team.fn = fn;
+    g_team.ctx = ctx;
+    g_team.nt = nt;
+    g_team.remaining = nt - 1;
+    g_team.gen++;
+    pthread_cond_broadcast(&g_team.go);
+    pthread_mutex_unlock(&g_team.mu);
+    fn(ctx, 0, nt);
+    pthread_mutex_lock(&g_team.mu);
+    while (g_team.remaining > 0) pthread_cond_wait(&g_team.done, &g_team.mu);
+    pthread_mutex_unlock(&g_team.mu);
+    pthread_mutex_unlock(&g_team.use);
+}
+
+/* ---- entry point ---------------------------------------------------------------------------- */
+
+/* Work below which an extra thread does not pay for waking it (flops per thread). */
+#define MIN_FLOPS_PER_THREAD 4.0e6
+
+void dpt_k_sgemm(int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                 const float *b, int ldb, float beta, float *c, int ldc) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0 || alpha == 0.0f) { /* C = beta · C, C not read when beta = 0 */
+        for (int i = 0; i < m; i++) {
+            float *ci = c + (size_t)i * ldc;
+            if (beta == 0.0f)
+                memset(ci, 0, sizeof(float) * (size_t)n);
+            else if (beta != 1.0f)
+                for (int j = 0; j < n; j++) ci[j] *= beta;
+        }
+        return;
+    }
+    gemm_args g = {trans_b, m, n, k, alpha, beta, a, b, c, lda, ldb, ldc,
+                   dpt_k_ops_active()->ukr, 0};
+    int nt = dpt_k_get_threads();
+    double flops = 2.0 * m * n * (double)k;
+    if (flops / MIN_FLOPS_PER_THREAD < nt) nt = (int)(flops / MIN_FLOPS_PER_THREAD);
+    int nb = ceil_div(n, g.u->nr), mb = ceil_div(m, g.u->mr);
+    /* split the side with more tiles (the other operand is packed by every thread) */
+    g.split_n = nb >= mb;
+    int parts = g.split_n ? nb : mb;
+    if (nt > parts) nt = parts;
+    if (nt < 1) nt = 1;
+    team_run(nt, gemm_task, &g);
+}
