@@ -1,0 +1,720 @@
+/* Kernel variants against the scalar reference (kernels/ref.c) and, when the build has one,
+ * CBLAS: every SIMD variant the CPU supports (avx2 on x86-64, neon on aarch64) and the own SGEMM
+ * with each micro-kernel, on random inputs with awkward sizes and tails, with guard regions
+ * (sentinel bit patterns before and after every output, and in the gap columns of leading
+ * dimensions) to catch overruns.
+ *
+ * Tolerances (derivations beside each test):
+ *   erf        |y − erff| ≤ 1.5e-7 absolute and ≤ 3 ulp of erff
+ *   exp        ≤ 3 ulp of expf for x ∈ [−87.3, 88.3]; exactly 0 below −87.34 and for −∞
+ *   GELU       |y − ref| ≤ 1.5e-7·max(1, |x|)
+ *   LayerNorm  |y − ref| ≤ 2e-6·(1 + |ref|)          (mean/variance in double in every variant)
+ *   softmax    |p − ref| ≤ 1e-6·ref + 1e-12          (exp ≤ 3 ulp, double sums)
+ *   add        bit-exact
+ *   SGEMM      |c − ref| ≤ 4·(k + 2)·2⁻²⁴·(|α|·Σ_p |a_ip·b_pj| + |β·c_ij|) + 1e-30
+ *              (the standard float dot-product error bound, k roundings, with margin),
+ *              and bit-identical results for any thread count. */
+#include <check.h>
+#include <float.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kernels.h"
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+/* Check's ck_assert* records a mark point on every passing assertion (a write to its message
+ * file); element-wise checks over millions of values use these, which only act on failure. */
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) ck_abort_msg(__VA_ARGS__);                                                    \
+    } while (0)
+#define CHECK1(cond) CHECK(cond, "%s", #cond)
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd_u32(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 11);
+}
+/* uniform in [lo, hi) */
+static float rnd(float lo, float hi) { return lo + (hi - lo) * (float)(rnd_u32() >> 8) / 16777216.0f; }
+
+#define GUARD 64
+#define SENTINEL 0xDEADBEEFu
+
+/* A buffer of n floats with GUARD sentinel floats on each side. */
+typedef struct gbuf {
+    float *base, *p;
+    size_t n;
+} gbuf;
+
+static gbuf gb_new(size_t n) {
+    gbuf g;
+    g.n = n;
+    g.base = malloc((n + 2 * GUARD) * sizeof(float));
+    ck_assert_ptr_nonnull(g.base);
+    g.p = g.base + GUARD;
+    for (size_t i = 0; i < GUARD; i++) {
+        uint32_t s = SENTINEL;
+        memcpy(g.base + i, &s, 4);
+        memcpy(g.p + n + i, &s, 4);
+    }
+    return g;
+}
+
+static void gb_check(const gbuf *g, const char *what) {
+    for (size_t i = 0; i < GUARD; i++) {
+        uint32_t lo, hi;
+        memcpy(&lo, g->base + i, 4);
+        memcpy(&hi, g->p + g->n + i, 4);
+        CHECK(lo == SENTINEL, "%s: write before the buffer (guard %zu)", what, GUARD - i);
+        CHECK(hi == SENTINEL, "%s: write past the buffer (guard %zu)", what, i);
+    }
+}
+
+static void gb_free(gbuf *g) { free(g->base); }
+
+static void fill(float *x, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) x[i] = rnd(lo, hi);
+}
+
+/* distance in units in the last place of ref (as float) */
+static double ulps(float y, float ref) {
+    if (y == ref) return 0.0;
+    double u = ref == 0.0f ? FLT_MIN * FLT_EPSILON : nextafterf(fabsf(ref), INFINITY) - fabsf(ref);
+    return fabs((double)y - (double)ref) / u;
+}
+
+static const int SIZES[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 129, 511, 513, 1000, 4099};
+#define N_SIZES (int)(sizeof SIZES / sizeof SIZES[0])
+
+/* Runs body once per supported architecture (the dispatched kernels switched to it). */
+#define FOR_EACH_ARCH(a)                                                                           \
+    for (int a = 0; a < DPT_K_N_ARCH; a++)                                                         \
+        if (dpt_k_arch_supported((dpt_k_arch)a) && dpt_k_set_arch((dpt_k_arch)a) == 0)
+
+/* ---- architecture selection ----------------------------------------------------------------- */
+
+START_TEST(arch_selection) {
+    ck_assert_int_eq(dpt_k_arch_supported(DPT_K_ARCH_SCALAR), 1);
+    for (int a = 0; a < DPT_K_N_ARCH; a++) ck_assert_ptr_nonnull(dpt_k_arch_name((dpt_k_arch)a));
+    ck_assert_ptr_null(dpt_k_arch_name((dpt_k_arch)DPT_K_N_ARCH));
+    ck_assert_int_eq(dpt_k_set_arch((dpt_k_arch)DPT_K_N_ARCH), -1);
+#if defined(__x86_64__)
+    ck_assert_int_eq(dpt_k_arch_supported(DPT_K_ARCH_NEON), 0);
+    ck_assert_int_eq(dpt_k_set_arch(DPT_K_ARCH_NEON), -1);
+#elif defined(__aarch64__)
+    ck_assert_int_eq(dpt_k_arch_supported(DPT_K_ARCH_NEON), 1);
+    ck_assert_int_eq(dpt_k_arch_supported(DPT_K_ARCH_AVX2), 0);
+#endif
+    FOR_EACH_ARCH(a) ck_assert_int_eq(dpt_k_arch_active(), a);
+}
+END_TEST
+
+/* The first kernel call reads DPT_ARCH: checked in fresh child processes. */
+static int child_arch(const char *env) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (env)
+            setenv("DPT_ARCH", env, 1);
+        else
+            unsetenv("DPT_ARCH");
+        _exit((int)dpt_k_arch_active());
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(arch_env_override) {
+    /* without Check's fork, earlier tests in this process have already chosen the table */
+    const char *fork_mode = getenv("CK_FORK");
+    if (fork_mode && !strcmp(fork_mode, "no")) return;
+    int best = child_arch(NULL);
+    ck_assert_int_ge(best, 0);
+    ck_assert_int_eq(dpt_k_arch_supported((dpt_k_arch)best), 1);
+    ck_assert_int_eq(child_arch("scalar"), DPT_K_ARCH_SCALAR);
+    ck_assert_int_eq(child_arch("no-such-arch"), best);
+    for (int a = 0; a < DPT_K_N_ARCH; a++)
+        ck_assert_int_eq(child_arch(dpt_k_arch_name((dpt_k_arch)a)),
+                         dpt_k_arch_supported((dpt_k_arch)a) ? a : best);
+}
+END_TEST
+
+START_TEST(threads_setting) {
+    dpt_k_set_threads(3);
+    ck_assert_int_eq(dpt_k_get_threads(), 3);
+    dpt_k_set_threads(0);
+    ck_assert_int_ge(dpt_k_get_threads(), 1);
+    dpt_k_set_threads(1);
+    ck_assert_int_eq(dpt_k_get_threads(), 1);
+}
+END_TEST
+
+/* ---- erf, exp, GELU ------------------------------------------------------------------------- */
+
+START_TEST(erf_accuracy) {
+    /* a dense sweep of [−6, 6], the branch points and special values */
+    const size_t n_sweep = 600001;
+    const float special[] = {0.0f, -0.0f, 1.0f, -1.0f, nextafterf(1.0f, 0.0f), 3.92f,
+                             nextafterf(3.92f, 0.0f), -3.92f, 10.0f, -10.0f, 1e-30f, -1e-30f,
+                             FLT_MIN, 1e-40f, FLT_MAX, -FLT_MAX, INFINITY, -INFINITY};
+    const size_t n_sp = sizeof special / sizeof special[0], n = n_sweep + n_sp;
+    float *x = malloc(n * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    for (size_t i = 0; i < n_sweep; i++) x[i] = -6.0f + 12.0f * (float)i / (float)(n_sweep - 1);
+    memcpy(x + n_sweep, special, sizeof special);
+    FOR_EACH_ARCH(a) {
+        gbuf y = gb_new(n);
+        dpt_k_erf(x, y.p, n);
+        gb_check(&y, "erf");
+        double max_abs = 0, max_ulp = 0;
+        for (size_t i = 0; i < n; i++) {
+            float ref = erff(x[i]);
+            double e = fabs((double)y.p[i] - ref), u = ulps(y.p[i], ref);
+            if (e > max_abs) max_abs = e;
+            if (u > max_ulp) max_ulp = u;
+            CHECK(e <= 1.5e-7 && u <= 3.0, "%s erf(%.9g) = %.9g, erff %.9g (%.2f ulp)",
+                          dpt_k_arch_name(a), x[i], y.p[i], ref, u);
+        }
+        float nan_in = NAN, nan_out = 0.0f;
+        dpt_k_erf(&nan_in, &nan_out, 1);
+        CHECK(isnan(nan_out), "%s: erf(NaN) not NaN", dpt_k_arch_name(a));
+        if (a != DPT_K_ARCH_SCALAR)
+            printf("erf %s: max |err| %.3g, max %.2f ulp\n", dpt_k_arch_name(a), max_abs, max_ulp);
+        gb_free(&y);
+    }
+    free(x);
+}
+END_TEST
+
+START_TEST(exp_accuracy) {
+    const size_t n_sweep = 400001;
+    const float special[] = {0.0f, -0.0f, -87.3f, -87.33f, -87.34f, -88.0f, -100.0f, -1e30f,
+                             -INFINITY, 88.3f, 88.376f, 88.5f, 100.0f, INFINITY};
+    const size_t n_sp = sizeof special / sizeof special[0], n = n_sweep + n_sp;
+    float *x = malloc(n * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    for (size_t i = 0; i < n_sweep; i++)
+        x[i] = -87.3f + (88.3f + 87.3f) * (float)i / (float)(n_sweep - 1);
+    memcpy(x + n_sweep, special, sizeof special);
+    FOR_EACH_ARCH(a) {
+        gbuf y = gb_new(n);
+        dpt_k_exp(x, y.p, n);
+        gb_check(&y, "exp");
+        double max_ulp = 0;
+        for (size_t i = 0; i < n; i++) {
+            float ref = expf(x[i]);
+            if (a == DPT_K_ARCH_SCALAR) { /* libm itself */
+                CHECK1(y.p[i] == ref || (isnan(y.p[i]) && isnan(ref)));
+            } else if (x[i] < -87.34f) {
+                CHECK(y.p[i] == 0.0f, "%s exp(%g) = %g, want 0", dpt_k_arch_name(a),
+                              x[i], y.p[i]);
+            } else if (x[i] > 88.38f) {
+                CHECK(y.p[i] == INFINITY, "%s exp(%g) = %g, want inf",
+                              dpt_k_arch_name(a), x[i], y.p[i]);
+            } else if (ref >= FLT_MIN) {
+                double u = ulps(y.p[i], ref);
+                if (u > max_ulp) max_ulp = u;
+                CHECK(u <= 3.0, "%s exp(%.9g) = %.9g, expf %.9g (%.2f ulp)",
+                              dpt_k_arch_name(a), x[i], y.p[i], ref, u);
+            } else { /* the few inputs just above −87.34 whose result is subnormal */
+                CHECK1(fabsf(y.p[i] - ref) <= FLT_MIN);
+            }
+        }
+        float nan_in = NAN, nan_out = 0.0f;
+        dpt_k_exp(&nan_in, &nan_out, 1);
+        CHECK1(isnan(nan_out));
+        if (a != DPT_K_ARCH_SCALAR) printf("exp %s: max %.2f ulp\n", dpt_k_arch_name(a), max_ulp);
+        gb_free(&y);
+    }
+    free(x);
+}
+END_TEST
+
+START_TEST(gelu_vs_ref) {
+    FOR_EACH_ARCH(a) {
+        for (int si = 0; si < N_SIZES; si++) {
+            size_t n = (size_t)SIZES[si];
+            gbuf x = gb_new(n);
+            float *ref = malloc(n * sizeof *ref), *in = malloc(n * sizeof *in);
+            fill(in, n, -10.0f, 10.0f);
+            if (n > 4) in[0] = 0.0f, in[1] = -0.0f, in[2] = 1.4142135f, in[3] = -40.0f;
+            memcpy(x.p, in, n * sizeof *in);
+            memcpy(ref, in, n * sizeof *in);
+            dpt_k_gelu(x.p, n);
+            dpt_k_gelu_ref(ref, n);
+            gb_check(&x, "gelu");
+            for (size_t i = 0; i < n; i++) {
+                double tol = 1.5e-7 * fmax(1.0, fabs(in[i]));
+                CHECK(fabs((double)x.p[i] - ref[i]) <= tol,
+                              "%s gelu n=%zu x=%.9g: %.9g vs ref %.9g", dpt_k_arch_name(a), n,
+                              in[i], x.p[i], ref[i]);
+            }
+            gb_free(&x);
+            free(ref);
+            free(in);
+        }
+    }
+}
+END_TEST
+
+/* ---- add ------------------------------------------------------------------------------------ */
+
+START_TEST(add_vs_ref) {
+    FOR_EACH_ARCH(a) {
+        for (int si = 0; si < N_SIZES; si++) {
+            size_t n = (size_t)SIZES[si];
+            gbuf y = gb_new(n);
+            float *x = malloc(n * sizeof *x), *ref = malloc(n * sizeof *ref),
+                  *x0 = malloc(n * sizeof *x0);
+            fill(y.p, n, -3, 3);
+            fill(x, n, -3, 3);
+            memcpy(ref, y.p, n * sizeof *ref);
+            memcpy(x0, x, n * sizeof *x);
+            dpt_k_add(y.p, x, n);
+            dpt_k_add_ref(ref, x, n);
+            gb_check(&y, "add");
+            CHECK(!memcmp(y.p, ref, n * sizeof *ref), "%s add n=%zu differs",
+                          dpt_k_arch_name(a), n);
+            CHECK1(!memcmp(x, x0, n * sizeof *x));
+            gb_free(&y);
+            free(x);
+            free(ref);
+            free(x0);
+        }
+    }
+}
+END_TEST
+
+/* ---- LayerNorm ------------------------------------------------------------------------------ */
+
+/* affine: 0 none, 1 γ only, 2 γ and β; fused: add_layernorm with a residual */
+static void ln_case(int a, int rows, int cols, int affine, int fused, float offset) {
+    size_t n = (size_t)rows * cols;
+    gbuf x = gb_new(n);
+    float *ref = malloc(n * sizeof *ref), *res = malloc(n * sizeof *res),
+          *res0 = malloc(n * sizeof *res0), *g = malloc(cols * sizeof *g),
+          *b = malloc(cols * sizeof *b);
+    for (size_t i = 0; i < n; i++) x.p[i] = offset + rnd(-2, 2);
+    fill(res, n, -1, 1);
+    fill(g, cols, 0.5f, 1.5f);
+    fill(b, cols, -0.5f, 0.5f);
+    memcpy(ref, x.p, n * sizeof *ref);
+    memcpy(res0, res, n * sizeof *res);
+    const float *gg = affine ? g : NULL, *bb = affine == 2 ? b : NULL;
+    if (fused) {
+        dpt_k_add_layernorm(x.p, res, rows, cols, gg, bb, 1e-5f);
+        dpt_k_add_layernorm_ref(ref, res, rows, cols, gg, bb, 1e-5f);
+        CHECK1(!memcmp(res, res0, n * sizeof *res));
+    } else {
+        dpt_k_layernorm(x.p, rows, cols, gg, bb, 1e-5f);
+        dpt_k_layernorm_ref(ref, rows, cols, gg, bb, 1e-5f);
+    }
+    gb_check(&x, "layernorm");
+    for (size_t i = 0; i < n; i++)
+        CHECK(fabs((double)x.p[i] - ref[i]) <= 2e-6 * (1.0 + fabs(ref[i])),
+                      "%s layernorm %dx%d affine %d fused %d offset %g [%zu]: %.9g vs %.9g",
+                      dpt_k_arch_name(a), rows, cols, affine, fused, offset, i, x.p[i], ref[i]);
+    gb_free(&x);
+    free(ref);
+    free(res);
+    free(res0);
+    free(g);
+    free(b);
+}
+
+START_TEST(layernorm_vs_ref) {
+    FOR_EACH_ARCH(a) {
+        for (int si = 0; si < N_SIZES; si++) {
+            int cols = SIZES[si], rows = cols > 600 ? 2 : 3;
+            for (int affine = 0; affine < 3; affine++)
+                for (int fused = 0; fused < 2; fused++) ln_case(a, rows, cols, affine, fused, 0.0f);
+            ln_case(a, rows, cols, 2, 1, 300.0f); /* large mean: centring must be exact-ish */
+        }
+        ln_case(a, 7, 512, 2, 1, 0.0f);
+        ln_case(a, 5, 768, 2, 0, -20.0f);
+    }
+}
+END_TEST
+
+/* ---- softmax -------------------------------------------------------------------------------- */
+
+START_TEST(softmax_vs_ref) {
+    FOR_EACH_ARCH(a) {
+        for (int si = 0; si < N_SIZES; si++) {
+            int cols = SIZES[si], rows = 4;
+            size_t n = (size_t)rows * cols;
+            gbuf x = gb_new(n);
+            float *ref = malloc(n * sizeof *ref);
+            fill(x.p, n, -30, 30);
+            /* row 1: some entries masked; row 2 fully masked; row 3: large equal values */
+            for (int c = 0; c < cols; c += 3) x.p[cols + c] = -INFINITY;
+            for (int c = 0; c < cols; c++) x.p[2 * cols + c] = -INFINITY;
+            for (int c = 0; c < cols; c++) x.p[3 * cols + c] = 1e4f + (c & 1);
+            memcpy(ref, x.p, n * sizeof *ref);
+            dpt_k_softmax(x.p, rows, cols);
+            dpt_k_softmax_ref(ref, rows, cols);
+            gb_check(&x, "softmax");
+            for (size_t i = 0; i < n; i++)
+                CHECK(fabs((double)x.p[i] - ref[i]) <= 1e-6 * ref[i] + 1e-12,
+                              "%s softmax cols %d [%zu]: %.9g vs %.9g", dpt_k_arch_name(a), cols,
+                              i, x.p[i], ref[i]);
+            for (int c = 0; c < cols; c += 3) CHECK1(x.p[cols + c] == 0.0f);
+            for (int c = 0; c < cols; c++) CHECK1(x.p[2 * cols + c] == 0.0f);
+            gb_free(&x);
+            free(ref);
+        }
+    }
+}
+END_TEST
+
+/* ---- GEMM ----------------------------------------------------------------------------------- */
+
+typedef struct gemm_case {
+    int trans_b, m, n, k, lda, ldb, ldc;
+    float alpha, beta;
+} gemm_case;
+
+/* Runs the own SGEMM (and, if blas, the dispatched dpt_k_gemm_*) on one case and checks it
+ * against dpt_k_gemm_ref with the bound of the file comment; C has guard regions around it and
+ * sentinel gap columns (ldc > n) that must stay untouched. Returns the own result (m·ldc) for
+ * further comparisons (caller frees). */
+static float *gemm_check(const gemm_case *t, int via_dispatch, const char *what) {
+    const int m = t->m, n = t->n, k = t->k;
+    const int b_rows = t->trans_b ? n : k, b_cols = t->trans_b ? k : n;
+    size_t na = (size_t)(m ? m - 1 : 0) * t->lda + k, nb = (size_t)(b_rows ? b_rows - 1 : 0) * t->ldb + b_cols;
+    size_t nc = (size_t)(m ? m - 1 : 0) * t->ldc + n;
+    float *a = malloc((na + 1) * sizeof *a), *b = malloc((nb + 1) * sizeof *b);
+    fill(a, na, -1, 1);
+    fill(b, nb, -1, 1);
+    float *c0 = malloc((nc + 1) * sizeof *c0);
+    fill(c0, nc, -1, 1);
+    /* gap columns: sentinel */
+    for (int i = 0; i < m; i++)
+        for (int j = n; j < t->ldc && (size_t)i * t->ldc + j < nc; j++) {
+            uint32_t s = SENTINEL;
+            memcpy(c0 + (size_t)i * t->ldc + j, &s, 4);
+        }
+    gbuf c = gb_new(nc);
+    memcpy(c.p, c0, nc * sizeof *c0);
+    if (t->beta == 0.0f) /* C must not be read: NaN in it must not propagate */
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) c.p[(size_t)i * t->ldc + j] = NAN;
+    float *ref = malloc((nc + 1) * sizeof *ref);
+    memcpy(ref, c0, nc * sizeof *c0);
+
+    if (via_dispatch) {
+        if (t->trans_b)
+            dpt_k_gemm_nt(m, n, k, t->alpha, a, t->lda, b, t->ldb, t->beta, c.p, t->ldc);
+        else
+            dpt_k_gemm_nn(m, n, k, t->alpha, a, t->lda, b, t->ldb, t->beta, c.p, t->ldc);
+    } else {
+        dpt_k_sgemm(t->trans_b, m, n, k, t->alpha, a, t->lda, b, t->ldb, t->beta, c.p, t->ldc);
+    }
+    dpt_k_gemm_ref(t->trans_b, m, n, k, t->alpha, a, t->lda, b, t->ldb, t->beta, ref, t->ldc);
+    gb_check(&c, what);
+    for (int i = 0; i < m; i++) {
+        for (int j = 0; j < t->ldc && (size_t)i * t->ldc + j < nc; j++) {
+            size_t o = (size_t)i * t->ldc + j;
+            if (j >= n) {
+                uint32_t s;
+                memcpy(&s, c.p + o, 4);
+                CHECK(s == SENTINEL, "%s: gap column %d of row %d written", what, j, i);
+                continue;
+            }
+            double bound = 0.0;
+            for (int p = 0; p < k; p++) {
+                float bv = t->trans_b ? b[(size_t)j * t->ldb + p] : b[(size_t)p * t->ldb + j];
+                bound += fabs((double)a[(size_t)i * t->lda + p] * bv);
+            }
+            bound = fabs(t->alpha) * bound + fabs(t->beta * c0[o]);
+            double tol = 4.0 * (k + 2) * ldexp(1.0, -24) * bound + 1e-30;
+            CHECK(fabs((double)c.p[o] - ref[o]) <= tol,
+                          "%s: trans_b %d m %d n %d k %d lda %d ldb %d ldc %d alpha %g beta %g: "
+                          "C[%d,%d] = %.9g, ref %.9g (tol %.3g)",
+                          what, t->trans_b, m, n, k, t->lda, t->ldb, t->ldc, t->alpha, t->beta, i,
+                          j, c.p[o], ref[o], tol);
+        }
+    }
+    float *out = malloc((nc + 1) * sizeof *out);
+    memcpy(out, c.p, nc * sizeof *out);
+    gb_free(&c);
+    free(a);
+    free(b);
+    free(c0);
+    free(ref);
+    return out;
+}
+
+static gemm_case make_case(int trans_b, int m, int n, int k, int pad, float alpha, float beta) {
+    gemm_case t = {trans_b, m, n, k, k + pad, (trans_b ? k : n) + 2 * pad, n + 3 * pad, alpha,
+                   beta};
+    return t;
+}
+
+static const float ALPHAS[] = {1.0f, 0.5f, -2.0f};
+static const float BETAS[] = {0.0f, 1.0f, -0.75f};
+
+/* Every (m, n) pair of the awkward sizes at three depths, both layouts, each arch's kernel */
+START_TEST(sgemm_small_shapes) {
+    static const int MN[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 63, 65, 129};
+    static const int K[] = {1, 17, 129};
+    const int nmn = (int)(sizeof MN / sizeof MN[0]);
+    dpt_k_set_threads(1);
+    int idx = 0;
+    FOR_EACH_ARCH(a) {
+        char what[64];
+        snprintf(what, sizeof what, "sgemm[%s]", dpt_k_arch_name(a));
+        for (int tb = 0; tb < 2; tb++)
+            for (int ki = 0; ki < 3; ki++)
+                for (int mi = 0; mi < nmn; mi++)
+                    for (int ni = 0; ni < nmn; ni++, idx++) {
+                        gemm_case t = make_case(tb, MN[mi], MN[ni], K[ki], idx % 3 == 0 ? 0 : 5,
+                                                ALPHAS[idx % 3], BETAS[(idx / 3) % 3]);
+                        free(gemm_check(&t, 0, what));
+                    }
+    }
+}
+END_TEST
+
+/* Shapes that cross the cache blocks (kc 256, mc 128/168, nc 2048–4080) and the models' shapes */
+START_TEST(sgemm_blocked_shapes) {
+    static const int S[][3] = {{511, 65, 513}, {513, 127, 257}, {169, 33, 1000}, {7, 4099, 9},
+                               {333, 129, 512},  {2, 8200, 3},   {65, 17, 4099}};
+    dpt_k_set_threads(2);
+    FOR_EACH_ARCH(a) {
+        char what[64];
+        snprintf(what, sizeof what, "sgemm[%s]", dpt_k_arch_name(a));
+        for (size_t s = 0; s < sizeof S / sizeof S[0]; s++)
+            for (int tb = 0; tb < 2; tb++) {
+                gemm_case t = make_case(tb, S[s][0], S[s][1], S[s][2], (int)s % 2 ? 3 : 0,
+                                        ALPHAS[s % 3], BETAS[(s + tb) % 3]);
+                free(gemm_check(&t, 0, what));
+            }
+    }
+}
+END_TEST
+
+/* alpha = 0, k = 0, m or n = 0: C = beta·C (not read for beta = 0), nothing else touched */
+START_TEST(sgemm_degenerate) {
+    FOR_EACH_ARCH(a) {
+        gemm_case cases[] = {make_case(1, 5, 7, 0, 2, 1.0f, 0.5f), make_case(0, 5, 7, 0, 0, 1.0f, 0.0f),
+                             make_case(1, 9, 17, 33, 1, 0.0f, -0.75f), make_case(0, 9, 17, 33, 1, 0.0f, 0.0f),
+                             make_case(1, 0, 7, 5, 0, 1.0f, 1.0f), make_case(0, 6, 0, 5, 0, 1.0f, 1.0f)};
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            free(gemm_check(&cases[i], 0, dpt_k_arch_name(a)));
+    }
+}
+END_TEST
+
+/* Results are bit-identical for any thread count (each C entry sees the same operations). */
+START_TEST(sgemm_threads_deterministic) {
+    FOR_EACH_ARCH(a) {
+        for (int tb = 0; tb < 2; tb++) {
+            gemm_case t = make_case(tb, 333, 520, 300, 1, 1.0f, 1.0f);
+            uint64_t seed = rng_state;
+            dpt_k_set_threads(1);
+            float *c1 = gemm_check(&t, 0, "sgemm 1 thread");
+            rng_state = seed;
+            dpt_k_set_threads(3);
+            float *c3 = gemm_check(&t, 0, "sgemm 3 threads");
+            size_t nc = (size_t)(t.m - 1) * t.ldc + t.n;
+            CHECK(!memcmp(c1, c3, nc * sizeof *c1), "%s: 1 vs 3 threads differ",
+                          dpt_k_arch_name(a));
+            free(c1);
+            free(c3);
+        }
+    }
+}
+END_TEST
+
+/* Several callers at once (the team serves one; the others run single-threaded). */
+typedef struct conc_job {
+    const float *a, *b;
+    float *c;
+    int m, n, k;
+} conc_job;
+
+static void *conc_run(void *arg) {
+    conc_job *j = arg;
+    for (int r = 0; r < 5; r++)
+        dpt_k_sgemm(1, j->m, j->n, j->k, 1.0f, j->a, j->k, j->b, j->k, 0.0f, j->c, j->n);
+    return NULL;
+}
+
+START_TEST(sgemm_concurrent_callers) {
+    enum { NJ = 4, M = 150, N = 260, K = 300 };
+    float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * N * K);
+    float *want = malloc(sizeof(float) * M * N), *c[NJ];
+    fill(a, (size_t)M * K, -1, 1);
+    fill(b, (size_t)N * K, -1, 1);
+    dpt_k_set_threads(1);
+    dpt_k_sgemm(1, M, N, K, 1.0f, a, K, b, K, 0.0f, want, N);
+    dpt_k_set_threads(2);
+    pthread_t th[NJ];
+    conc_job jobs[NJ];
+    for (int i = 0; i < NJ; i++) {
+        c[i] = malloc(sizeof(float) * M * N);
+        jobs[i] = (conc_job){a, b, c[i], M, N, K};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, conc_run, &jobs[i]), 0);
+    }
+    for (int i = 0; i < NJ; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(!memcmp(c[i], want, sizeof(float) * M * N), "caller %d differs", i);
+        free(c[i]);
+    }
+    free(a);
+    free(b);
+    free(want);
+}
+END_TEST
+
+/* The dispatched entry points (CBLAS or own SGEMM, per build) against the reference. */
+START_TEST(gemm_dispatch_and_linear) {
+    dpt_k_set_threads(2);
+    static const int S[][3] = {{1, 1, 1}, {3, 17, 33}, {65, 63, 129}, {333, 100, 257}};
+    for (size_t s = 0; s < sizeof S / sizeof S[0]; s++)
+        for (int tb = 0; tb < 2; tb++) {
+            gemm_case t = make_case(tb, S[s][0], S[s][1], S[s][2], 2, ALPHAS[s % 3], BETAS[s % 3]);
+            free(gemm_check(&t, 1, dpt_k_have_blas() ? "cblas" : "dispatch"));
+        }
+    /* linear with and without bias */
+    for (int with_b = 0; with_b < 2; with_b++) {
+        int rows = 37, n_in = 129, n_out = 65;
+        float *x = malloc(sizeof(float) * rows * n_in), *w = malloc(sizeof(float) * n_out * n_in),
+              *bias = malloc(sizeof(float) * n_out);
+        fill(x, (size_t)rows * n_in, -1, 1);
+        fill(w, (size_t)n_out * n_in, -1, 1);
+        fill(bias, n_out, -1, 1);
+        gbuf y = gb_new((size_t)rows * n_out);
+        float *ref = malloc(sizeof(float) * rows * n_out);
+        dpt_k_linear(x, rows, n_in, w, with_b ? bias : NULL, n_out, y.p);
+        gb_check(&y, "linear");
+        for (int r = 0; r < rows; r++)
+            for (int o = 0; o < n_out; o++) ref[r * n_out + o] = with_b ? bias[o] : 0.0f;
+        dpt_k_gemm_ref(1, rows, n_out, n_in, 1.0f, x, n_in, w, n_in, 1.0f, ref, n_out);
+        for (int i = 0; i < rows * n_out; i++)
+            CHECK(fabsf(y.p[i] - ref[i]) <= 2e-5f, "linear [%d]: %g vs %g", i, y.p[i],
+                          ref[i]);
+        gb_free(&y);
+        free(x);
+        free(w);
+        free(bias);
+        free(ref);
+    }
+}
+END_TEST
+
+/* Own SGEMM vs the build's BLAS (when there is one) on the models' shapes. */
+START_TEST(sgemm_vs_blas) {
+    if (!dpt_k_have_blas()) return;
+    static const int S[][3] = {{333, 512, 512}, {111, 2048, 512}, {500, 768, 768}};
+    dpt_k_set_threads(2);
+    FOR_EACH_ARCH(a) {
+        for (size_t s = 0; s < sizeof S / sizeof S[0]; s++) {
+            int m = S[s][0], n = S[s][1], k = S[s][2];
+            float *x = malloc(sizeof(float) * m * k), *w = malloc(sizeof(float) * n * k);
+            float *c1 = malloc(sizeof(float) * m * n), *c2 = malloc(sizeof(float) * m * n);
+            fill(x, (size_t)m * k, -1, 1);
+            fill(w, (size_t)n * k, -1, 1);
+            dpt_k_sgemm(1, m, n, k, 1.0f, x, k, w, k, 0.0f, c1, n);
+            dpt_k_gemm_nt(m, n, k, 1.0f, x, k, w, k, 0.0f, c2, n);
+            double max = 0;
+            for (size_t i = 0; i < (size_t)m * n; i++) max = fmax(max, fabs(c1[i] - c2[i]));
+            /* |entries| ≲ √k/3 ≈ 9; both within the bound above (≈ 1e-4 here) of the exact */
+            CHECK(max <= 2e-4, "%s own vs BLAS %dx%dx%d: max diff %g", dpt_k_arch_name(a),
+                          m, n, k, max);
+            free(x);
+            free(w);
+            free(c1);
+            free(c2);
+        }
+    }
+}
+END_TEST
+
+/* ---- attention ------------------------------------------------------------------------------ */
+
+START_TEST(attention_vs_naive) {
+    const int nq = 19, nk = 23, dh = 17, ld = 40;
+    float *q = malloc(sizeof(float) * nq * ld), *k = malloc(sizeof(float) * nk * ld),
+          *v = malloc(sizeof(float) * nk * ld), *mask = malloc(sizeof(float) * nq * nk),
+          *scr = malloc(sizeof(float) * nq * nk);
+    fill(q, (size_t)nq * ld, -1, 1);
+    fill(k, (size_t)nk * ld, -1, 1);
+    fill(v, (size_t)nk * ld, -1, 1);
+    for (int i = 0; i < nq * nk; i++) mask[i] = (i % 5 == 0) ? 1.0f : 0.0f;
+    FOR_EACH_ARCH(a) {
+        for (int use_mask = 0; use_mask < 2; use_mask++) {
+            gbuf out = gb_new((size_t)nq * ld);
+            dpt_k_attention(q, ld, k, ld, v, ld, nq, nk, dh, 0.25f, use_mask ? mask : NULL,
+                            out.p, ld, scr);
+            gb_check(&out, "attention");
+            for (int i = 0; i < nq; i++) {
+                double s[64], mx = -INFINITY, sum = 0;
+                for (int j = 0; j < nk; j++) {
+                    double d = 0;
+                    for (int p = 0; p < dh; p++) d += (double)q[i * ld + p] * k[j * ld + p];
+                    s[j] = use_mask && mask[i * nk + j] != 0.0f ? -INFINITY : 0.25 * d;
+                    mx = fmax(mx, s[j]);
+                }
+                for (int j = 0; j < nk; j++) sum += (s[j] = exp(s[j] - mx));
+                for (int p = 0; p < dh; p++) {
+                    double o = 0;
+                    for (int j = 0; j < nk; j++) o += s[j] / sum * v[j * ld + p];
+                    CHECK(fabs(out.p[i * ld + p] - o) <= 2e-6, "%s attention [%d,%d]",
+                                  dpt_k_arch_name(a), i, p);
+                }
+            }
+            gb_free(&out);
+        }
+    }
+    free(q);
+    free(k);
+    free(v);
+    free(mask);
+    free(scr);
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("kernels");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, arch_selection);
+    tcase_add_test(tc, arch_env_override);
+    tcase_add_test(tc, threads_setting);
+    tcase_add_test(tc, erf_accuracy);
+    tcase_add_test(tc, exp_accuracy);
+    tcase_add_test(tc, gelu_vs_ref);
+    tcase_add_test(tc, add_vs_ref);
+    tcase_add_test(tc, layernorm_vs_ref);
+    tcase_add_test(tc, softmax_vs_ref);
+    tcase_add_test(tc, sgemm_small_shapes);
+    tcase_add_test(tc, sgemm_blocked_shapes);
+    tcase_add_test(tc, sgemm_degenerate);
+    tcase_add_test(tc, sgemm_threads_deterministic);
+    tcase_add_test(tc, sgemm_concurrent_callers);
+    tcase_add_test(tc, gemm_dispatch_and_linear);
+    tcase_add_test(tc, sgemm_vs_blas);
+    tcase_add_test(tc, attention_vs_naive);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *r = srunner_create(suite());
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
