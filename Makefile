@@ -74,8 +74,10 @@ endif
 LIB_SRC    := $(wildcard lib/*.c)
 KERNEL_SRC := $(wildcard kernels/*.c)
 PROGRAMS   := $(patsubst examples/%.c,%,$(wildcard examples/dpt-*.c))
-C_TESTS    := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
-HARNESSES  := $(patsubst tests/%.c,%,$(wildcard tests/harness_*.c))
+# NO_SNDFILE=1 leaves out the tests and harnesses that use libsndfile/libsoxr themselves
+NEEDS_SNDFILE := $(if $(NO_SNDFILE),$(patsubst tests/%.c,%,$(shell grep -l -E '<(sndfile|soxr)\.h>' tests/*.c 2>/dev/null)))
+C_TESTS    := $(filter-out $(NEEDS_SNDFILE),$(patsubst tests/%.c,%,$(wildcard tests/test_*.c)))
+HARNESSES  := $(filter-out $(NEEDS_SNDFILE),$(patsubst tests/%.c,%,$(wildcard tests/harness_*.c)))
 
 LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC) $(KERNEL_SRC))
 # shared code of the programs (examples/cli/*.c), linked into each of them
