@@ -42,10 +42,15 @@ static void ukr_6x16(int kc, const float *ap, const float *bp, float *c, int ldc
         c50 = _mm256_fmadd_ps(a, b0, c50);                                                         \
         c51 = _mm256_fmadd_ps(a, b1, c51);                                                         \
     } while (0)
+    /* the C tile is needed only at the end: fetch it now (both lines of each 16-float row);
+     * the Bp panel stays in L1, the Ap panel streams from L2: fetch it 8 steps ahead */
+    for (int i = 0; i < MR; i++) {
+        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + (size_t)i * ldc + 15), _MM_HINT_T0);
+    }
     int p = 0;
     for (; p + 4 <= kc; p += 4) {
-        _mm_prefetch((const char *)(bp + 4 * 4 * NR), _MM_HINT_T0);
-        _mm_prefetch((const char *)(bp + 4 * 4 * NR + 32), _MM_HINT_T0);
+        _mm_prefetch((const char *)(ap + 8 * 4 * MR), _MM_HINT_T0);
         STEP(0);
         STEP(1);
         STEP(2);

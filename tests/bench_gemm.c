@@ -1,6 +1,7 @@
 /* GEMM benchmark: the own SGEMM (dpt_k_sgemm) against the build's BLAS (cblas_sgemm, when built
  * with one) at the models' shapes, at 1 and 2 threads (or --threads a,b,…), one run.
  *   bench_gemm [--threads 1,2] [--time SECONDS] [--rounds N] [--json FILE] [--quick]
+ *              [--only SUBSTRING]   (shapes whose name contains SUBSTRING)
  * Each figure is the best of N rounds; within a round the own GEMM and BLAS alternate, each timed
  * over repeated calls for ~SECONDS, so both see the same machine load. Prints one table. */
 #include <math.h>
@@ -73,7 +74,7 @@ static double time_calls(int blas, const shape *s, const float *a, const float *
 int main(int argc, char **argv) {
     int threads[8] = {1, 2}, n_threads = 2, rounds = 3, quick = 0;
     double budget = 0.15;
-    const char *json = NULL;
+    const char *json = NULL, *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
             n_threads = 0;
@@ -85,11 +86,14 @@ int main(int argc, char **argv) {
             rounds = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
             json = argv[++i];
+        } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+            only = argv[++i];
         } else if (!strcmp(argv[i], "--quick")) {
             quick = 1;
         } else {
             fprintf(stderr,
-                    "usage: %s [--threads 1,2] [--time S] [--rounds N] [--json FILE] [--quick]\n",
+                    "usage: %s [--threads 1,2] [--time S] [--rounds N] [--json FILE] [--quick] "
+                    "[--only SUBSTRING]\n",
                     argv[0]);
             return 2;
         }
@@ -116,6 +120,7 @@ int main(int argc, char **argv) {
         int n_ratio = 0;
         for (int si = 0; si < N_SHAPES; si++) {
             const shape *s = &SHAPES[si];
+            if (only && !strstr(s->what, only)) continue;
             size_t na = (size_t)s->m * s->k, nb = (size_t)s->n * s->k, nc = (size_t)s->m * s->n;
             float *a = malloc(na * sizeof *a), *b = malloc(nb * sizeof *b),
                   *c = malloc(nc * sizeof *c);
