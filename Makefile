@@ -6,6 +6,7 @@
 #   make install PREFIX=/usr/local
 #   make deps         install missing Debian packages and the Python venv (.venv)
 #   make bench-gemm   own SGEMM vs BLAS GFLOP/s at the models' shapes
+#   make bench-kernels  SIMD vs scalar element-wise kernels
 # Build variants (combinable; each gets its own build directory unless BUILD is given):
 #   BLAS=none         no OpenBLAS: GEMMs on the own blocked SGEMM (kernels/gemm*.c)
 #   NO_SNDFILE=1      no libsndfile/libsoxr: file decoding and resampling return DPT_ERR_UNSUPPORTED
@@ -83,7 +84,7 @@ LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC) $(KERNEL_SRC))
 # shared code of the programs (examples/cli/*.c), linked into each of them
 CLI_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard examples/cli/*.c))
 
-.PHONY: FORCE all clean test test-c tests-build test-asan test-python install demo bench bench-gemm deps venv
+.PHONY: FORCE all clean test test-c tests-build test-asan test-python install demo bench bench-gemm bench-kernels deps venv
 all: $(BUILD)/libdpt.a $(addprefix $(BUILD)/,$(PROGRAMS)) $(BUILD)/dpt.pc
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h kernels/*.h examples/cli/*.h)
@@ -116,6 +117,9 @@ tests-build: all $(addprefix $(BUILD)/tests/,$(C_TESTS) $(HARNESSES))
 
 bench-gemm: $(BUILD)/tests/bench_gemm
 	@$(BUILD)/tests/bench_gemm
+
+bench-kernels: $(BUILD)/tests/bench_kernels
+	@$(BUILD)/tests/bench_kernels
 
 # The same C tests built with AddressSanitizer + UBSan into build-asan/.
 test-asan:
