@@ -304,10 +304,26 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
+/* A child process after fork() has only the forking thread: forget the workers (they would never
+ * answer) and the slots other threads held, and start over. */
+static void team_after_fork_child(void) {
+    pthread_mutex_init(&g_team.use, NULL);
+    pthread_mutex_init(&g_team.mu, NULL);
+    pthread_cond_init(&g_team.go, NULL);
+    pthread_cond_init(&g_team.done, NULL);
+    g_team.n_workers = 0;
+    g_team.remaining = 0;
+    for (int i = 0; i < N_SLOTS; i++) atomic_store(&g_slots[i].busy, 0);
+}
+
+static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+static void register_atfork(void) { pthread_atfork(NULL, NULL, team_after_fork_child); }
+
 /* fn(ctx, tid, nt) for tid = 0 … nt−1, tid 0 on the calling thread; returns when all are done.
  * If the team is busy (another caller) or threads cannot be started, runs fn(ctx, 0, 1). */
 static void team_run(int nt, task_fn fn, void *ctx) {
     if (nt > MAX_THREADS) nt = MAX_THREADS;
+    if (nt > 1) pthread_once(&g_atfork_once, register_atfork);
     if (nt <= 1 || pthread_mutex_trylock(&g_team.use) != 0) {
         fn(ctx, 0, 1);
         return;

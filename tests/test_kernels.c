@@ -578,6 +578,33 @@ START_TEST(sgemm_concurrent_callers) {
 }
 END_TEST
 
+/* A child forked after the team has started runs multi-threaded GEMMs too (no deadlock on the
+ * parent's workers, which the child does not have). */
+START_TEST(sgemm_after_fork) {
+    enum { M = 120, N = 200, K = 300 };
+    float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * N * K);
+    float *c = malloc(sizeof(float) * M * N), *c2 = malloc(sizeof(float) * M * N);
+    fill(a, (size_t)M * K, -1, 1);
+    fill(b, (size_t)N * K, -1, 1);
+    dpt_k_set_threads(2);
+    dpt_k_sgemm(1, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(60);
+        dpt_k_sgemm(1, M, N, K, 1.0f, a, K, b, K, 0.0f, c2, N);
+        dpt_k_sgemm(1, M, N, K, 1.0f, a, K, b, K, 0.0f, c2, N);
+        _exit(memcmp(c, c2, sizeof(float) * M * N) ? 1 : 0);
+    }
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: status %d", st);
+    free(a);
+    free(b);
+    free(c);
+    free(c2);
+}
+END_TEST
+
 /* The dispatched entry points (CBLAS or own SGEMM, per build) against the reference. */
 START_TEST(gemm_dispatch_and_linear) {
     dpt_k_set_threads(2);
@@ -704,6 +731,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, sgemm_degenerate);
     tcase_add_test(tc, sgemm_threads_deterministic);
     tcase_add_test(tc, sgemm_concurrent_callers);
+    tcase_add_test(tc, sgemm_after_fork);
     tcase_add_test(tc, gemm_dispatch_and_linear);
     tcase_add_test(tc, sgemm_vs_blas);
     tcase_add_test(tc, attention_vs_naive);
