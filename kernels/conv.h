@@ -58,17 +58,4 @@ void dpt_k_col_affine(float *x, long rows, int cols, const float *scale, const f
  * n_in = n_out copies; n_in = 2·n_out gives the mean of frame pairs. y must not alias x. */
 void dpt_k_interp_linear(const float *x, long n_in, int cols, long n_out, float *y);
 
-/* GELU 0.5·x·(1 + erf(x/√2)) in place, with erf from Abramowitz & Stegun 7.1.26
- * (|erf error| ≤ 1.5e-7; the same approximation PyTorch's vectorised CPU GELU evaluates) and a
- * polynomial exp, written in fixed blocks of 8 so compilers vectorise it: ~4× faster than
- * dpt_k_gelu (libm erff). |error| vs exact erf-GELU ≤ 1e-7·max(1, |x|). */
-void dpt_k_gelu_fast(float *x, size_t n);
-
-/* Row-wise softmax in place, x (rows, cols), with the polynomial exp of dpt_k_gelu_fast
- * (relative error < 3e-7 per term) and a double sum of float lane sums.
- * row_scale NULL: x becomes the probabilities. Otherwise x becomes e^(x − max) unnormalised and
- * row_scale[r] = 1/Σ e^(x − max) (rows entries): the caller scales P·V instead of P, saving a
- * pass over the row. Entries equal to -INFINITY get ~0 (e^−87); fully masked rows become 0. */
-void dpt_k_softmax_fast(float *x, int rows, int cols, float *row_scale);
-
 #endif

@@ -97,7 +97,7 @@ static void par_for(int nt, long n, long grain, range_fn fn, void *ctx) {
 
 static void gelu_range(void *ctx, long b, long e, int tid) {
     (void)tid;
-    dpt_k_gelu_fast((float *)ctx + b, (size_t)(e - b));
+    dpt_k_gelu((float *)ctx + b, (size_t)(e - b));
 }
 
 static void par_gelu(int nt, float *x, size_t n) { par_for(nt, (long)n, 1L << 14, gelu_range, x); }
@@ -262,7 +262,7 @@ static void gn_gelu_range(void *ctx, long r0, long r1, int tid) {
     const gn_ctx *c = ctx;
     float *x = c->x + (size_t)r0 * c->cols;
     dpt_k_col_affine(x, r1 - r0, c->cols, c->scale, c->shift);
-    dpt_k_gelu_fast(x, (size_t)(r1 - r0) * c->cols);
+    dpt_k_gelu(x, (size_t)(r1 - r0) * c->cols);
 }
 
 /* out (c_used, conv_dim[n−1]) = conv stack over the padded clip, frames [0, c_used). */
@@ -373,7 +373,6 @@ done:
 typedef struct enc_bufs {
     float *q, *k, *v, *ctx; /* (T, H) each */
     float *scores;          /* nt blocks of (qb, T): one per thread */
-    float *rowscale;        /* nt blocks of (qb): 1/Σ of each score row */
     int qb;                 /* query rows per score block */
     float *inter;           /* (FFN_ROWS, F) */
 } enc_bufs;
@@ -401,18 +400,15 @@ static void attention_range(void *ctx, long u0, long u1, int tid) {
     const att_ctx *c = ctx;
     const enc_bufs *B = c->B;
     const int T = c->T, H = c->H, dh = c->dh;
-    float *S = B->scores + (size_t)tid * B->qb * T, *rs = B->rowscale + (size_t)tid * B->qb;
+    float *S = B->scores + (size_t)tid * B->qb * T;
     for (long u = u0; u < u1; u++) {
         int j = (int)(u / c->nqb), i0 = (int)(u % c->nqb) * B->qb;
         int nb = T - i0 < B->qb ? T - i0 : B->qb;
         float *o = B->ctx + (size_t)i0 * H + (size_t)j * dh;
         dpt_k_gemm_nt(nb, T, dh, 1.0f, B->q + (size_t)i0 * H + (size_t)j * dh, H,
                       B->k + (size_t)j * dh, H, 0.0f, S, T);
-        /* softmax(S)·v_j = diag(1/Σ)·(e^(S − max)·v_j): normalise the (nb, dh) result, not S */
-        dpt_k_softmax_fast(S, nb, T, rs);
+        dpt_k_softmax(S, nb, T);
         dpt_k_gemm_nn(nb, dh, T, 1.0f, S, T, B->v + (size_t)j * dh, H, 0.0f, o, H);
-        for (int r = 0; r < nb; r++)
-            for (int d = 0; d < dh; d++) o[(size_t)r * H + d] *= rs[r];
     }
 }
 
@@ -517,7 +513,8 @@ dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t 
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_hubert_encode: no audio frames");
 
     /* BLAS single-threaded inside: our own threads split the work (see "threads" above);
-     * the caller's thread count is set back at the end */
+     * the previous thread count is set back at the end */
+    int prev_threads = dpt_k_get_threads();
     dpt_k_set_threads(1);
     dpt_status st = DPT_OK;
     float *conv = NULL, *ext = NULL, *h = NULL, *pos_wr = NULL, *pos_scr = NULL, *out = NULL;
@@ -569,9 +566,8 @@ dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t 
     B.v = dpt_alloc(sizeof(float) * (size_t)T * H);
     B.ctx = dpt_alloc(sizeof(float) * (size_t)T * H);
     B.scores = dpt_alloc(sizeof(float) * (size_t)nt * B.qb * T);
-    B.rowscale = dpt_alloc(sizeof(float) * (size_t)nt * B.qb);
     B.inter = dpt_alloc(sizeof(float) * (size_t)FFN_ROWS * a->ffn);
-    if (!B.q || !B.k || !B.v || !B.ctx || !B.scores || !B.rowscale || !B.inter) goto nomem;
+    if (!B.q || !B.k || !B.v || !B.ctx || !B.scores || !B.inter) goto nomem;
 
     /* 4. positional conv: pos (T, H) = conv(h) with K/2 zero padding, `groups` groups; computing
      * only T outputs drops the extra last frame of an even kernel ("same pad" layer). Then
@@ -611,7 +607,7 @@ dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t 
 nomem:
     st = dpt_fail(err, DPT_ERR_NOMEM, "audio encoder: out of memory (%ld tokens)", T);
 done:
-    dpt_k_set_threads(nt);
+    dpt_k_set_threads(prev_threads);
     free(out);
     dpt_alloc_free(conv);
     dpt_alloc_free(ext);
@@ -623,7 +619,6 @@ done:
     dpt_alloc_free(B.v);
     dpt_alloc_free(B.ctx);
     dpt_alloc_free(B.scores);
-    dpt_alloc_free(B.rowscale);
     dpt_alloc_free(B.inter);
     return st;
 }
