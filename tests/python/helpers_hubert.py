@@ -152,7 +152,15 @@ def reference(ckpt, samples, stages=True):
             subprocess.run([helpers.PYTHON, str(RUN_REFERENCE), 'audio-features', '--ckpt', str(ckpt),
                             '--samples', str(tmp / 'samples.npy'), '-o', str(tmp / 'ref')],
                            check=True, capture_output=True)
-            arrays = {p.stem: np.load(p) for p in (tmp / 'ref').glob('*.npy')}
+            found = {p.stem: np.load(p) for p in (tmp / 'ref').glob('*.npy')}
+            name = next((k for k in ('audio_feat', 'audio_features', 'features') if k in found), None)
+            if name is None:
+                raise RuntimeError(f'run_reference.py audio-features wrote {sorted(found)}; expected '
+                                   f'audio_feat.npy (update helpers_hubert.reference)')
+            feat = found[name]
+            while feat.ndim > 2 and feat.shape[0] == 1:     # (1, L_tot, D) → (L_tot, D)
+                feat = feat[0]
+            arrays = {'audio_feat': feat}
         else:
             arrays = local_reference(ckpt, samples)
         for k, v in arrays.items():
