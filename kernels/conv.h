@@ -1,4 +1,5 @@
-/* Convolution, normalisation-statistics and resampling kernels (scalar + CBLAS).
+/* Convolution, normalisation-statistics and resampling kernels: scalar loops, matrix products
+ * through dpt_k_gemm_nt (CBLAS or the own SGEMM). Safe to call from several threads at once.
  *
  * Layout: every signal is TIME-MAJOR, x (T, C) row-major: row t holds the C channels of time step t.
  * (PyTorch keeps (C, T); time-major lets a strided conv read its im2col rows straight out of x and

@@ -45,7 +45,8 @@
 #define MAX_THREADS 64
 
 /* ---- threads ----
- * The encoder runs BLAS single-threaded and splits every operation over its own threads
+ * The encoder runs the GEMMs single-threaded (dpt_k_set_threads(1): BLAS or the own SGEMM) and
+ * splits every operation over its own threads
  * (fork-join per operation): GEMMs by output columns, element-wise work by rows, attention by
  * (head, query block). A BLAS-threaded GEMM followed by our element-wise threads made the BLAS
  * workers spin against them (≈15% of the time on 2 cores); this way nothing spins. */
@@ -512,7 +513,7 @@ dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t 
     if (c_used < 1)
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_hubert_encode: no audio frames");
 
-    /* BLAS single-threaded inside: our own threads split the work (see "threads" above);
+    /* GEMMs single-threaded inside: our own threads split the work (see "threads" above);
      * the previous thread count is set back at the end */
     int prev_threads = dpt_k_get_threads();
     dpt_k_set_threads(1);
