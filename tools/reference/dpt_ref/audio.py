@@ -48,7 +48,10 @@ def to_mono(y):
 
 def decode(path):
     """soundfile decode as librosa's __soundfile_load does: (float32 array in librosa layout, native rate)."""
+    import os
     import soundfile as sf
+    if not os.path.exists(str(path)):
+        raise RefError(f'{path}: no such file')
     try:
         with sf.SoundFile(str(path)) as f:
             sr = f.samplerate

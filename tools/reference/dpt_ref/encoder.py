@@ -22,7 +22,6 @@ Config inference (nothing hard-coded except what shapes cannot tell):
 import contextlib
 
 import torch
-import torch.nn.functional as F
 
 from .common import RefError, pad_audio, interp_time
 
