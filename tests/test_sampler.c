@@ -302,6 +302,19 @@ START_TEST(generate_layout_and_noise_order) {
         ck_assert_float_eq(a->pose[i * 6 + 4], m->stats.pose_mean[4]);
         ck_assert_float_eq(a->pose[i * 6 + 5], m->stats.pose_mean[5]);
     }
+    /* zero_head_pose: the global rotation is zeroed after de-normalisation, nothing else moves */
+    p.zero_head_pose = 1;
+    dpt_rng_seed(&s.rng, 11);
+    s.used = 0;
+    ck_assert_int_eq(run(m, &g, &p, g.style, &b, &err), DPT_OK);
+    for (int i = 0; i < 3 * a->n_frames; i++) {
+        for (int c = 0; c < 3; c++) ck_assert_float_eq(b->pose[i * 6 + c], 0.0f);
+        for (int c = 3; c < 6; c++) ck_assert_float_eq(b->pose[i * 6 + c], a->pose[i * 6 + c]);
+    }
+    ck_assert_mem_eq(a->exp, b->exp, sizeof(float) * 3 * a->n_frames * 50);
+    p.zero_head_pose = 0;
+    dpt_result_free(b);
+    b = NULL;
     /* repetitions differ */
     ck_assert(memcmp(a->exp, a->exp + a->n_frames * 50, sizeof(float) * 50) != 0);
     dpt_result_free(b);

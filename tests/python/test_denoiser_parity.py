@@ -1,5 +1,5 @@
 """Style encoder and single denoiser forwards, C (build/tests/harness_denoiser) vs the PyTorch reference
-(tests/python/helpers_sampler.py: run_reference.py, or upstream's modules rebuilt locally).
+(tools/reference, driven through tests/python/helpers_sampler.py).
 
 Tolerance (issue 4): max|C − ref| ≤ 1e-4 · max|ref|. Forwards run with the three guidance entries of
 the default incremental audio+style guidance stacked as the sampler stacks them (null audio / null style,
@@ -24,27 +24,6 @@ TINY_VARIANTS = {
 }
 
 
-def forward_inputs(lm, N, t, seed):
-    """Inputs of one sampler step with every guidance entry of the model stacked entry-major."""
-    import torch
-    g = np.random.default_rng(seed)
-    L, Lp, D, dm = lm.L, lm.Lp, lm.D, lm.dm
-    sd = lm.sd
-    x = g.standard_normal((N, L, dm)).astype(np.float32)
-    pm = g.standard_normal((N, Lp, dm)).astype(np.float32)
-    pa = g.standard_normal((1, Lp, D)).astype(np.float32).repeat(N, 0)
-    af = g.standard_normal((1, L, D)).astype(np.float32).repeat(N, 0)
-    shape_n = g.standard_normal((1, 1, 100)).astype(np.float32).repeat(N, 0)
-    style = (0.5 * g.standard_normal((1, 1, lm.dp - 100))).astype(np.float32) if lm.use_style else None
-    A, P, ne = hs._cfg_entries(lm, N, torch.from_numpy(af), torch.from_numpy(shape_n),
-                               torch.from_numpy(style) if style is not None else None, lm.conds, lm.cfg_mode)
-    ind = np.ones((N, L), np.float32)
-    ind[:, -3:] = 0                                         # a padded tail, as in a last window
-    tile = lambda a: np.concatenate([a] * ne, 0)
-    return dict(x=tile(x), af=A.numpy(), pf=P.numpy(), pm=tile(pm), pa=tile(pa),
-                t=np.full(N * ne, t, np.float32), ind=tile(ind)), ne
-
-
 def run_forward(model, inputs, tmp_path):
     np.savez(tmp_path / 'in.npz', **inputs)
     hs.harness('forward', model, tmp_path / 'in.npz', tmp_path / 'out.npy', '--threads', '2')
@@ -53,10 +32,10 @@ def run_forward(model, inputs, tmp_path):
 
 def check_forward(size, options, ts, tmp_path, N=2):
     model, ck = hs.cached_model(size, **options)
-    lm = hs.local_model(ck)
+    lm = hs.ref_model(ck)
     errs = {}
     for t in ts:
-        inputs, ne = forward_inputs(lm, N, t, seed=t)
+        inputs, ne = hs.ref_forward_inputs(lm, N, t, seed=t)
         c = run_forward(model, inputs, tmp_path)
         ref = hs.ref_denoise(ck, inputs)[:, -lm.L:]
         assert c.shape == ref.shape == (N * ne, lm.L, lm.dm)
@@ -101,7 +80,7 @@ def run_style(model, exp, pose, start, tmp_path):
                          ids=['tiny', 'tiny-no_head_pose', 'official'])
 def test_style(size, options, tmp_path):
     model, ck = hs.cached_model(size, **options)
-    n = hs.local_model(ck).se_args.n_motions
+    n = hs.ref_model(ck).se.n_motions
     exp, pose = motion(n + 37, seed=3)
     for start, what in ((5, 'full'), (n + 37 - n // 2, 'short')):
         c = run_style(model, exp, pose, start, tmp_path)
