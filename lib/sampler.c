@@ -392,7 +392,9 @@ dpt_status dpt_generate_features(const dpt_model *m, const float *feats, int n_f
     if (!dpt_all_finite(feats, (size_t)n_feat_frames * D))
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "audio features contain NaN or Inf");
     check_schedule_buffers(m);
-    if (p.n_threads > 0) dpt_k_set_threads(p.n_threads);
+    /* threads of the GEMMs for this call (0 = all cores); the previous count is restored */
+    const int prev_threads = dpt_k_get_threads();
+    dpt_k_set_threads(p.n_threads);
 
     const int n_e = plan.n_entries, B = n_e * N;
     const size_t xs = (size_t)N * L * dm;                  /* one draw */
@@ -402,7 +404,7 @@ dpt_status dpt_generate_features(const dpt_model *m, const float *feats, int n_f
     dpt_den_work *w = NULL;
     dpt_result *res = NULL;
     st = dpt_den_work_new(m, B, plan.n_mem, plan.n_person, &w, err);
-    if (st != DPT_OK) return st;
+    if (st != DPT_OK) goto done;
     bf.xT = dpt_alloc(sizeof(float) * xs);
     bf.xt = dpt_alloc(sizeof(float) * xs);
     bf.z = dpt_alloc(sizeof(float) * xs);
@@ -568,6 +570,7 @@ dpt_status dpt_generate_features(const dpt_model *m, const float *feats, int n_f
     res = NULL;
     st = DPT_OK;
 done:
+    dpt_k_set_threads(prev_threads);
     dpt_result_free(res);
     dpt_den_work_free(w);
     dpt_alloc_free(bf.xT);
