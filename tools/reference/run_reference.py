@@ -392,6 +392,8 @@ def cmd_generate(a):
         noise = smp.Noise(replay=load_array(a.noise_from, what='draws'))
     else:
         noise = smp.Noise(seed=a.seed)
+        # the demo's audio encoder consumed one uniform per layer (LayerDrop check) before x_T
+        noise.skip_uniform(model.audio_encoder.config.num_hidden_layers)
     cfg_mode, cfg_cond, cfg_scale = cfg_options(model, a)
     t1 = time.time()
     d = smp.infer_coeffs(model, stats, feat, lay, shape, style, a.n_rep, noise, cfg_mode, cfg_cond, cfg_scale,

@@ -66,6 +66,15 @@ class Noise:
         self.pos = 0
         self.draws = []
 
+    def skip_uniform(self, n):
+        """Consume n scalar uniform draws (torch.rand([])) without recording them: transformers 4.44's
+        HuBERT / wav2vec2 encoder draws one per layer for its LayerDrop check even in eval mode, from the
+        global generator, before the sampler's first draw. Skipping them makes `seed` reproduce a demo run
+        after torch.manual_seed(seed) exactly. No effect when replaying."""
+        if self.gen is not None:
+            for _ in range(n):
+                torch.rand([], generator=self.gen)
+
     def randn(self, shape):
         n = int(np.prod(shape))
         if self.replay is not None:
