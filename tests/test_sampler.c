@@ -303,6 +303,8 @@ START_TEST(generate_layout_and_noise_order) {
         ck_assert_float_eq(a->pose[i * 6 + 5], m->stats.pose_mean[5]);
     }
     /* zero_head_pose: the global rotation is zeroed after de-normalisation, nothing else moves */
+    dpt_result_free(b);
+    b = NULL;
     p.zero_head_pose = 1;
     dpt_rng_seed(&s.rng, 11);
     s.used = 0;
