@@ -19,7 +19,7 @@ What the exporter does
 * Checks every tensor against the shapes the args imply: missing, unexpected or misshapen tensors,
   non-float32 or non-finite values are errors. Optional and dropped: `denoising_net.TE.pe` (recomputed by
   libdpt as by the demo) and `audio_encoder.masked_spec_embed` (training only).
-* Folds the positional-conv weight norm (either key spelling) with torch._weight_norm, stores the bool
+* Folds the positional-conv weight norm (either key spelling) in float64, exactly rounded, stores the bool
   alignment mask as float32 0/1, prefixes style-encoder tensors `style_encoder.` and the six statistics
   arrays `stats.` (the unused *_max/*_min are not exported).
 
@@ -39,6 +39,7 @@ Every bad input ends with exactly one line on stderr (`export: error: FILE: reas
 """
 
 import argparse
+import math
 import numbers
 import os
 import pathlib
@@ -721,10 +722,16 @@ def read_dpt(path):
 # Export
 
 def fold_weight_norm(g, v):
-    """W = g · v / ‖v‖ over axes 0, 1 per kernel tap (dim=2), by PyTorch's own kernel (FORMAT.md)."""
-    torch = _torch()
-    with torch.no_grad():
-        return torch._weight_norm(v, g, 2)
+    """W = g · v / ‖v‖ over axes 0, 1 per kernel tap (dim=2), FORMAT.md.
+
+    In float64 with an exactly rounded sum of squares (math.fsum), then rounded once to float32: the
+    same bits on every machine. torch._weight_norm sums in float32 in an order that depends on the CPU
+    and thread count, so its last bits differ between machines (about 3e-6 relative here)."""
+    g = np.asarray(g, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    taps = v.shape[2]
+    norm = np.array([math.sqrt(math.fsum((v[:, :, k] ** 2).ravel())) for k in range(taps)])
+    return (g * v / norm.reshape(1, 1, taps)).astype(np.float32)
 
 
 def _param_counts(names_shapes):
@@ -803,8 +810,8 @@ def export(dpt_path, stats_path, out_path, se_path=None, dtype='f32', log=print,
             if k in DROPPED or k == f'{POS_CONV}.{wn[1]}':
                 continue
             if k == f'{POS_CONV}.{wn[0]}':
-                w = fold_weight_norm(t, sd[f'{POS_CONV}.{wn[1]}'])
-                tensors.append((f'{POS_CONV}.weight', w.numpy()))
+                w = fold_weight_norm(t.numpy(), sd[f'{POS_CONV}.{wn[1]}'].numpy())
+                tensors.append((f'{POS_CONV}.weight', w))
             elif t.dtype == torch.bool:
                 tensors.append((k, t.numpy().astype(np.float32)))
             else:
