@@ -13,6 +13,7 @@ test_sampler_parity.py).
 
 import pathlib
 import subprocess
+import time
 
 import numpy as np
 
@@ -163,16 +164,23 @@ def ref_generate(ck, feats, n_samples, shape, style, N=1, seed=0, cfg_mode=None,
         scales = [scale_audio if c == 'audio' else scale_style for c in conds]  # as demo.py's main
         layout = dpt_ref.window_layout(n_samples, rm.args.fps, rm.L)
         noise = dpt_ref.Noise(seed=seed)
+        t0 = time.perf_counter()
         out = dpt_ref.infer_coeffs(rm.model, rm.stats, torch.from_numpy(np.asarray(feats, np.float32)), layout,
                                    shape, style, n_repetitions=N, noise=noise, cfg_mode=cfg_mode, cfg_cond=conds,
                                    cfg_scale=scales, dynamic_threshold=tuple(dt) if dt else None,
                                    flexibility=flexibility)
+        (tmp / 'seconds.txt').write_text(f'{time.perf_counter() - t0:.3f}\n')   # sampling only
         np.save(tmp / 'exp.npy', out['exp'].numpy())
         np.save(tmp / 'pose.npy', out['pose'].numpy())
         np.save(tmp / 'draws.npy', noise.recorded())
 
     d = ref_cached('gen-ref', params, build)
     return np.load(d / 'exp.npy'), np.load(d / 'pose.npy'), d / 'draws.npy'
+
+
+def ref_seconds(draws_path):
+    """Sampling time of the cached reference run that recorded `draws_path` (when it was built)."""
+    return float((draws_path.parent / 'seconds.txt').read_text())
 
 
 def _digest(a):

@@ -66,6 +66,7 @@ def check_generation(size, options, tmp_path, windows=3, N=1, with_style=True, s
     shape = g.normal(0, 1, 100).astype(np.float32)
     style = g.normal(0, 0.5, lm.dp - 100).astype(np.float32) if (lm.use_style and with_style) else None
     exp_r, pose_r, draws = hs.ref_generate(ck, feats, n_samples, shape, style, N=N, seed=seed, **gen)
+    ref_secs = hs.ref_seconds(draws)
     exp_c, pose_c, shape_c, info = c_generate(model, feats, n_samples, shape, style, draws, tmp_path, N=N, **gen)
     n_draws = np.load(draws).size
     assert int(info['draws_used']) == n_draws
@@ -74,7 +75,7 @@ def check_generation(size, options, tmp_path, windows=3, N=1, with_style=True, s
     np.testing.assert_array_equal(shape_c, np.broadcast_to(shape, (exp_c.shape[1], 100)))
     e_exp, e_pose = hs.max_rel_err(exp_c, exp_r), hs.max_rel_err(pose_c, pose_r)
     print(f'{size} {options} {gen} N={N} windows={windows}: exp {e_exp:.2e}, pose {e_pose:.2e}, '
-          f'C {float(info["seconds"]):.1f} s')
+          f'C {float(info["seconds"]):.1f} s, PyTorch reference {ref_secs:.1f} s')
     assert e_exp <= TOL and e_pose <= TOL, (e_exp, e_pose)
     return e_exp, e_pose, float(info['seconds'])
 
