@@ -50,7 +50,7 @@ static const cli_option OPTIONS[] = {
                                            "in upstream's order) instead of the generator"},
     {O_STEPS, "--steps", "N", "diffusion steps: 0 = the model's full schedule (default 0); fewer = strided "
                               "DDIM-style sampling"},
-    {O_ETA, "--eta", "X", "DDIM eta for --steps (default 0 = deterministic)"},
+    {O_ETA, "--eta", "X", "DDIM eta in [0, 1] for --steps below the model's count (default 0 = deterministic)"},
     {O_FLEX, "--flexibility", "F", "sigma mix between flexible and inflexible variance (default 0, as the "
                                    "demo)"},
     {O_SECTION, NULL, NULL, "Running:"},

@@ -192,8 +192,10 @@ typedef struct dpt_gen_params {
     dpt_progress_fn progress_fn;
     void *progress_user;
     int n_threads;              /* 0 = all cores */
-    int steps;                  /* 0 = the model's full schedule; else strided DDIM-style sampling */
-    float eta;                  /* DDIM eta for steps > 0 (0 = deterministic) */
+    int steps;                  /* 0 or the model's n_diff_steps = the faithful full schedule (default);
+                                   1..n_diff_steps−1 = strided DDIM over τ_k = ⌈k·T/steps⌉ (README) */
+    float eta;                  /* DDIM η in [0, 1] for strided steps (0 = deterministic); the
+                                   full schedule ignores it. Strided runs reject flexibility ≠ 0 */
     float flexibility;          /* σ_t = σ_flex·f + σ_inflex·(1−f) (default 0, as the demo) */
     int zero_head_pose;         /* 1: zero the global rotation in the output (demo's --no_head) */
 } dpt_gen_params;

@@ -248,11 +248,16 @@ dpt_status dpt_gen_check(const dpt_model *m, const dpt_gen_params *p, const floa
                         (double)p->flexibility);
     if (p->n_threads < 0)
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "n_threads must be >= 0, got %d", p->n_threads);
-    if (p->steps < 0 || (p->steps > 0 && p->steps != n->T))
-        return p->steps < 0 ? dpt_fail(err, DPT_ERR_INVALID_ARG, "steps must be >= 0, got %d", p->steps)
-                            : dpt_fail(err, DPT_ERR_UNSUPPORTED,
-                                       "strided sampling (steps %d of %d) is not implemented yet",
-                                       p->steps, n->T);
+    if (p->steps < 0 || p->steps > n->T)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG,
+                        "steps must be in 0..%d (0 = the model's full schedule), got %d", n->T, p->steps);
+    if (!(p->eta >= 0.0f && p->eta <= 1.0f))
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "eta must be in [0, 1], got %g", (double)p->eta);
+    if (p->steps > 0 && p->steps < n->T && p->flexibility != 0.0f)
+        return dpt_fail(err, DPT_ERR_UNSUPPORTED,
+                        "flexibility %g applies to the full schedule only; strided sampling (steps %d "
+                        "of %d) takes eta instead",
+                        (double)p->flexibility, p->steps, n->T);
 
     unsigned conds = p->cfg_conds;
     if (conds == DPT_COND_MODEL_DEFAULT)
@@ -366,7 +371,76 @@ static void check_schedule_buffers(const dpt_model *m) {
 typedef struct gen_buffers {
     float *xT, *xt, *z, *R, *g, *pm, *M, *ind, *qs, *null_af, *pf;
     dpt_den_row *rows;
+    int *tseq;
 } gen_buffers;
+
+void dpt_strided_timesteps(int T, int S, int *tseq) {
+    /* τ_k = ⌈k·T/S⌉: strictly increasing for S ≤ T, τ_S = T, and τ_k = k when S = T */
+    tseq[0] = 0;
+    for (int k = 1; k <= S; k++) tseq[k] = (int)(((long long)k * T + S - 1) / S);
+}
+
+/* One faithful reverse step t → t−1 (upstream's DiffusionSchedule posterior), in place. */
+static void ddpm_step(const dpt_denoiser *n, int target_is_noise, float flex, int t, float *x,
+                      const float *g, const float *z, size_t count) {
+    float alpha = n->alphas[t], abar = n->alpha_bars[t], abar_prev = n->alpha_bars[t - 1];
+    float sf = n->sigmas_flex[t] * flex, si = n->sigmas_inflex[t] * (1.0f - flex);
+    float sigma = sf + si;
+    if (!target_is_noise) {
+        /* x_{t−1} = c0·x_t + c1·x̂0 + σ·z */
+        float c0 = (1.0f - abar_prev) * sqrtf(alpha) / (1.0f - abar);
+        float c1 = (1.0f - alpha) * sqrtf(abar_prev) / (1.0f - abar);
+        for (size_t j = 0; j < count; j++) {
+            float a = c0 * x[j];
+            float b = c1 * g[j];
+            float v = a + b;
+            if (z) {
+                float c = sigma * z[j];
+                v = v + c;
+            }
+            x[j] = v;
+        }
+    } else {
+        /* x_{t−1} = (1/√α)·(x_t − ((1−α)/√(1−ᾱ))·ε̂) + σ·z */
+        float c0 = 1.0f / sqrtf(alpha);
+        float c1 = (1.0f - alpha) / sqrtf(1.0f - abar);
+        for (size_t j = 0; j < count; j++) {
+            float a = c1 * g[j];
+            float v = x[j] - a;
+            v = c0 * v;
+            if (z) {
+                float c = sigma * z[j];
+                v = v + c;
+            }
+            x[j] = v;
+        }
+    }
+}
+
+/* One strided DDIM step t → s < t (README, "Fewer steps"), in place:
+ * x̂0 and ε̂ from the model output, then x_s = √ᾱ_s·x̂0 + √(1−ᾱ_s−σ²)·ε̂ + σ·z with
+ * σ = η·√((1−ᾱ_s)/(1−ᾱ_t))·√(1−ᾱ_t/ᾱ_s). */
+static void ddim_step(const dpt_denoiser *n, int target_is_noise, float eta, int t, int s, float *x,
+                      const float *g, const float *z, size_t count) {
+    float ab_t = n->alpha_bars[t], ab_s = n->alpha_bars[s];
+    float sq_ab_t = sqrtf(ab_t), sq_1m_t = sqrtf(1.0f - ab_t), sq_ab_s = sqrtf(ab_s);
+    float sigma = eta * sqrtf((1.0f - ab_s) / (1.0f - ab_t)) * sqrtf(1.0f - ab_t / ab_s);
+    float c2 = 1.0f - ab_s - sigma * sigma;
+    float c_eps = sqrtf(c2 > 0.0f ? c2 : 0.0f);
+    for (size_t j = 0; j < count; j++) {
+        float x0, eps;
+        if (!target_is_noise) {
+            x0 = g[j];
+            eps = (x[j] - sq_ab_t * x0) / sq_1m_t;
+        } else {
+            eps = g[j];
+            x0 = (x[j] - sq_1m_t * eps) / sq_ab_t;
+        }
+        float v = sq_ab_s * x0 + c_eps * eps;
+        if (z) v = v + sigma * z[j];
+        x[j] = v;
+    }
+}
 
 dpt_status dpt_generate_features(const dpt_model *m, const float *feats, int n_feat_frames,
                                  const dpt_clip_layout *layout, const float *shape,
@@ -417,8 +491,12 @@ dpt_status dpt_generate_features(const dpt_model *m, const float *feats, int n_f
     bf.null_af = dpt_alloc(sizeof(float) * (size_t)L * D);
     bf.pf = dpt_alloc(sizeof(float) * (size_t)n->dp);
     bf.rows = malloc(sizeof(dpt_den_row) * (size_t)B);
+    /* the reverse process visits τ_S > … > τ_1 (then 0); the full schedule is τ_k = k */
+    const int S = (p.steps == 0) ? T : p.steps;
+    const int strided = S != T;
+    bf.tseq = malloc(sizeof(int) * ((size_t)S + 1));
     if (!bf.xT || !bf.xt || !bf.z || !bf.g || !bf.R || !bf.pm || !bf.M || !bf.ind || !bf.qs ||
-        !bf.null_af || !bf.pf || !bf.rows) {
+        !bf.null_af || !bf.pf || !bf.rows || !bf.tseq) {
         st = dpt_fail(err, DPT_ERR_NOMEM, "generation: out of memory (%d repetitions, %zu frames)",
                       N, L_tot);
         goto done;
@@ -439,6 +517,7 @@ dpt_status dpt_generate_features(const dpt_model *m, const float *feats, int n_f
         for (int f = 0; f < L; f++)
             memcpy(bf.null_af + (size_t)f * D, n->null_audio_feat, sizeof(float) * D);
 
+    dpt_strided_timesteps(T, S, bf.tseq);
     dpt_noise nz;
     dpt_noise_init(&nz, p.noise_fn, p.noise_user, p.seed);
     const int use_dt = p.dt_ratio > 0.0f;
@@ -475,8 +554,9 @@ dpt_status dpt_generate_features(const dpt_model *m, const float *feats, int n_f
                 r->mem = plan.mem[k];
             }
 
-        for (int t = T; t >= 1; t--) {
-            if (t > 1) {
+        for (int k = S; k >= 1; k--) {
+            const int t = bf.tseq[k];
+            if (k > 1) { /* one draw per step but the last, whatever the step count */
                 snprintf(what, sizeof what, "window %d step t=%d", win, t);
                 st = dpt_noise_draw(&nz, bf.z, xs, what, err);
                 if (st != DPT_OK) goto done;
@@ -488,42 +568,14 @@ dpt_status dpt_generate_features(const dpt_model *m, const float *feats, int n_f
                     dpt_dyn_threshold(bf.R + (size_t)b * L * dm, (size_t)L * dm, p.dt_ratio,
                                       p.dt_min, p.dt_max, bf.qs);
             dpt_cfg_combine(bf.R, n_e, xs, plan.scales, plan.independent, bf.g);
-
-            float alpha = n->alphas[t], abar = n->alpha_bars[t], abar_prev = n->alpha_bars[t - 1];
-            float sf = n->sigmas_flex[t] * flex, si = n->sigmas_inflex[t] * (1.0f - flex);
-            float sigma = sf + si;
-            if (!m->info.target_is_noise) {
-                /* x_{t−1} = c0·x_t + c1·x̂0 + σ·z */
-                float c0 = (1.0f - abar_prev) * sqrtf(alpha) / (1.0f - abar);
-                float c1 = (1.0f - alpha) * sqrtf(abar_prev) / (1.0f - abar);
-                for (size_t j = 0; j < xs; j++) {
-                    float a = c0 * bf.xt[j];
-                    float b = c1 * bf.g[j];
-                    float v = a + b;
-                    if (t > 1) {
-                        float c = sigma * bf.z[j];
-                        v = v + c;
-                    }
-                    bf.xt[j] = v;
-                }
-            } else {
-                /* x_{t−1} = (1/√α)·(x_t − ((1−α)/√(1−ᾱ))·ε̂) + σ·z */
-                float c0 = 1.0f / sqrtf(alpha);
-                float c1 = (1.0f - alpha) / sqrtf(1.0f - abar);
-                for (size_t j = 0; j < xs; j++) {
-                    float a = c1 * bf.g[j];
-                    float v = bf.xt[j] - a;
-                    v = c0 * v;
-                    if (t > 1) {
-                        float c = sigma * bf.z[j];
-                        v = v + c;
-                    }
-                    bf.xt[j] = v;
-                }
-            }
-            if (p.progress_fn && p.progress_fn(p.progress_user, win, n_win, T - t + 1, T)) {
+            const float *z = k > 1 ? bf.z : NULL;
+            if (strided)
+                ddim_step(n, m->info.target_is_noise, p.eta, t, bf.tseq[k - 1], bf.xt, bf.g, z, xs);
+            else
+                ddpm_step(n, m->info.target_is_noise, flex, t, bf.xt, bf.g, z, xs);
+            if (p.progress_fn && p.progress_fn(p.progress_user, win, n_win, S - k + 1, S)) {
                 st = dpt_fail(err, DPT_ERR_CANCELLED, "generation cancelled at window %d step %d",
-                              win, T - t + 1);
+                              win, S - k + 1);
                 goto done;
             }
         }
@@ -585,6 +637,7 @@ done:
     dpt_alloc_free(bf.null_af);
     dpt_alloc_free(bf.pf);
     free(bf.rows);
+    free(bf.tseq);
     return st;
 }
 

@@ -29,6 +29,10 @@ float dpt_dyn_threshold(float *r, size_t n, float ratio, float lo, float hi, flo
 void dpt_cfg_combine(const float *R, int n_entries, size_t chunk, const float *scales,
                      int independent, float *out);
 
+/* Timesteps of S-step sampling over a T-step model: tseq[0] = 0, tseq[k] = ⌈k·T/S⌉ for
+ * k = 1..S (S+1 ints; 1 ≤ S ≤ T). S = T gives tseq[k] = k, the faithful schedule. */
+void dpt_strided_timesteps(int T, int S, int *tseq);
+
 /* Guidance entries (§7.2) resolved from the parameters. Memory slots: 0 = real audio,
  * 1 = null audio. Person slots: 0 = P0, 1 = [shape ; style] (style guidance only). */
 typedef struct dpt_cfg_plan {

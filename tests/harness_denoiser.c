@@ -17,7 +17,7 @@
  *       (gives the clip layout); SHAPE.npy (100,). Options: --style S.npy, --noise DRAWS.npy
  *       (flat, replayed in upstream's order), -n K, --seed S, -sa X, -ss X,
  *       --cfg-mode incremental|independent|N (N: raw value), --cfg-cond LIST|default|bits:N,
- *       -dtr R, --dt-min X, --dt-max X, --flex F, --threads N, --steps N.
+ *       -dtr R, --dt-min X, --dt-max X, --flex F, --threads N, --steps N, --eta E.
  *       OUT.npz: exp (K,F,50), pose (K,F,6), shape (F,100). Prints "seconds S" and
  *       "draws_used N".
  * Exit status 0 on success, 1 on failure (the library's message on stderr), 2 on bad usage. */
@@ -301,6 +301,7 @@ static int cmd_generate(int argc, char **argv) {
         else if (!strcmp(o, "--flex")) p.flexibility = (float)atof(v);
         else if (!strcmp(o, "--threads")) p.n_threads = atoi(v);
         else if (!strcmp(o, "--steps")) p.steps = atoi(v);
+        else if (!strcmp(o, "--eta")) p.eta = (float)atof(v);
         else if (!strcmp(o, "--cfg-mode")) {
             if (!strcmp(v, "incremental")) p.cfg_mode = DPT_CFG_INCREMENTAL;
             else if (!strcmp(v, "independent")) p.cfg_mode = DPT_CFG_INDEPENDENT;

@@ -364,6 +364,97 @@ static int cancel_at_3(void *user, int w, int nw, int step, int n) {
     return step == 3;
 }
 
+/* progress records the step count it is told */
+static int record_steps(void *user, int w, int nw, int step, int n) {
+    (void)w;
+    (void)nw;
+    (void)step;
+    *(int *)user = n;
+    return 0;
+}
+
+START_TEST(generate_strided_steps) {
+    dpt_model *m = load_tiny();
+    const int T = m->den.T;
+    int tseq[32];
+    dpt_strided_timesteps(T, T, tseq);
+    for (int k = 0; k <= T; k++) ck_assert_int_eq(tseq[k], k);
+    dpt_strided_timesteps(500, 25, tseq);
+    for (int k = 0; k <= 25; k++) ck_assert_int_eq(tseq[k], 20 * k);
+    dpt_strided_timesteps(10, 3, tseq);
+    ck_assert(tseq[0] == 0 && tseq[1] == 4 && tseq[2] == 7 && tseq[3] == 10);
+
+    gen_in g;
+    make_input(m, 16000 * 46 / 25 + 100, &g); /* 3 windows */
+    dpt_gen_params p = dpt_gen_default_params();
+    p.n_repetitions = 2;
+    p.seed = 5;
+    dpt_result *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+    ck_assert_int_eq(run(m, &g, &p, g.style, &a, NULL), DPT_OK);
+    /* steps = T (any eta) is the faithful sampler: the same bits */
+    p.steps = T;
+    p.eta = 0.7f;
+    ck_assert_int_eq(run(m, &g, &p, g.style, &b, NULL), DPT_OK);
+    ck_assert_mem_eq(a->exp, b->exp, sizeof(float) * 2 * a->n_frames * 50);
+    ck_assert_mem_eq(a->pose, b->pose, sizeof(float) * 2 * a->n_frames * 6);
+    /* fewer steps: S−1 draws per window after x_T, the progress counts S, output finite and
+     * different; eta = 0 does not depend on the per-step draws */
+    const int S = 4;
+    stream s;
+    dpt_rng_seed(&s.rng, 5);
+    s.used = 0;
+    s.limit = (size_t)-1;
+    int told = 0;
+    p.steps = S;
+    p.eta = 0.0f;
+    p.noise_fn = stream_fn;
+    p.noise_user = &s;
+    p.progress_fn = record_steps;
+    p.progress_user = &told;
+    ck_assert_int_eq(run(m, &g, &p, g.style, &c, NULL), DPT_OK);
+    size_t draw = (size_t)2 * m->den.L * m->den.dm;
+    ck_assert_uint_eq(s.used, draw * (1 + (size_t)g.lay.n_windows * (S - 1)));
+    ck_assert_int_eq(told, S);
+    ck_assert(memcmp(a->exp, c->exp, sizeof(float) * 50) != 0);
+    for (int i = 0; i < 2 * c->n_frames * 50; i++) ck_assert(isfinite(c->exp[i]));
+    p.noise_fn = NULL;
+    p.seed = 5;
+    ck_assert_int_eq(run(m, &g, &p, g.style, &d, NULL), DPT_OK);
+    ck_assert_mem_eq(c->exp, d->exp, sizeof(float) * 2 * c->n_frames * 50);
+    dpt_result_free(d);
+    d = NULL;
+    p.seed = 6; /* another x_T: another result */
+    ck_assert_int_eq(run(m, &g, &p, g.style, &d, NULL), DPT_OK);
+    ck_assert(memcmp(c->exp, d->exp, sizeof(float) * 50) != 0);
+    dpt_result_free(d);
+    d = NULL;
+    /* bad values: steps > T, steps < 0, eta outside [0, 1], flexibility with strided steps */
+    dpt_error err;
+    p = dpt_gen_default_params();
+    p.steps = T + 1;
+    ck_assert_int_eq(run(m, &g, &p, g.style, &d, &err), DPT_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(err.message, "steps"));
+    p.steps = -1;
+    ck_assert_int_eq(run(m, &g, &p, g.style, &d, &err), DPT_ERR_INVALID_ARG);
+    p.steps = S;
+    p.eta = 1.5f;
+    ck_assert_int_eq(run(m, &g, &p, g.style, &d, &err), DPT_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(err.message, "eta"));
+    p.eta = NAN;
+    ck_assert_int_eq(run(m, &g, &p, g.style, &d, &err), DPT_ERR_INVALID_ARG);
+    p.eta = 0.0f;
+    p.flexibility = 0.5f;
+    ck_assert_int_eq(run(m, &g, &p, g.style, &d, &err), DPT_ERR_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(err.message, "flexibility"));
+    ck_assert_ptr_null(d);
+    dpt_result_free(a);
+    dpt_result_free(b);
+    dpt_result_free(c);
+    free(g.feats);
+    dpt_model_free(m);
+}
+END_TEST
+
 START_TEST(generate_cancel) {
     dpt_model *m = load_tiny();
     gen_in g;
@@ -521,6 +612,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, cfg_algebra);
     tcase_add_test(tc, generate_layout_and_noise_order);
     tcase_add_test(tc, generate_thread_count);
+    tcase_add_test(tc, generate_strided_steps);
     tcase_add_test(tc, generate_cancel);
     tcase_add_test(tc, validation_errors);
     tcase_add_test(tc, style_inputs);

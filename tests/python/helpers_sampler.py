@@ -149,11 +149,12 @@ def ref_schedule(kind, T):
 
 
 def ref_generate(ck, feats, n_samples, shape, style, N=1, seed=0, cfg_mode=None, cfg_cond=None,
-                 scale_audio=1.15, scale_style=3.0, dt=None, flexibility=0.0):
+                 scale_audio=1.15, scale_style=3.0, dt=None, flexibility=0.0, steps=None, eta=0.0):
     """Demo.infer_coeffs from whole-clip features (L_tot, D): (exp (N,F,50), pose (N,F,6), path of the
     recorded draws). Cached on disk (TESTDATA/gen-ref-<key>/)."""
     params = dict(ckpt=ck['dir'].name, n_samples=n_samples, N=N, seed=seed, cfg_mode=cfg_mode, cfg_cond=cfg_cond,
                   scale_audio=scale_audio, scale_style=scale_style, dt=dt, flexibility=flexibility,
+                  **({'steps': steps, 'eta': eta} if steps else {}),
                   feats=_digest(feats), shape=_digest(shape), style=_digest(style))
 
     def build(tmp):
@@ -168,7 +169,7 @@ def ref_generate(ck, feats, n_samples, shape, style, N=1, seed=0, cfg_mode=None,
         out = dpt_ref.infer_coeffs(rm.model, rm.stats, torch.from_numpy(np.asarray(feats, np.float32)), layout,
                                    shape, style, n_repetitions=N, noise=noise, cfg_mode=cfg_mode, cfg_cond=conds,
                                    cfg_scale=scales, dynamic_threshold=tuple(dt) if dt else None,
-                                   flexibility=flexibility)
+                                   flexibility=flexibility, steps=steps, eta=eta)
         (tmp / 'seconds.txt').write_text(f'{time.perf_counter() - t0:.3f}\n')   # sampling only
         np.save(tmp / 'exp.npy', out['exp'].numpy())
         np.save(tmp / 'pose.npy', out['pose'].numpy())

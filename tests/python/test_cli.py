@@ -181,13 +181,20 @@ def test_sampling_options(data, tmp_path):
     T = model_info()['n_diff_steps']
     generate(data, tmp_path / 's.npz', '--steps', T)
     np.testing.assert_array_equal(np.load(tmp_path / 's.npz')['exp'], ref['exp'])
-    # fewer steps: a result, or (while strided sampling is not in the library) one clear line
-    r = run(GEN, '-m', MODEL, '-a', SPEECH, '-c', data['dir'] / 'shape.npy', '-s', data['dir'] / 'style.npy',
-            '-o', tmp_path / 'few.npz', '--steps', '3', '--eta', '0.5')
-    if r.returncode == 0:
-        check_coef(tmp_path / 'few.npz', F)
-    else:
-        assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and 'steps' in r.stderr, r.stderr
+    # fewer steps (strided DDIM): a different result of the same layout; deterministic for a seed
+    few = []
+    for name in ('few1', 'few2'):
+        generate(data, tmp_path / f'{name}.npz', '--steps', '3', '--eta', '0.5', '--seed', '4')
+        few.append(check_coef(tmp_path / f'{name}.npz', F))
+    np.testing.assert_array_equal(few[0]['exp'], few[1]['exp'])
+    assert not np.array_equal(few[0]['exp'], ref['exp'])
+    # more steps than the model has, eta outside [0, 1], flexibility with strided steps: one clear line
+    for extra, word in ((['--steps', str(int(T) + 1)], 'steps'), (['--steps', '3', '--eta', '1.5'], 'eta'),
+                        (['--steps', '3', '--flexibility', '0.5'], 'flexibility')):
+        r = run(GEN, '-m', MODEL, '-a', SPEECH, '-c', data['dir'] / 'shape.npy', '-s', data['dir'] / 'style.npy',
+                '-o', tmp_path / 'bad.npz', *extra)
+        assert r.returncode != 0 and len(r.stderr.splitlines()) == 1 and word in r.stderr, (extra, r.stderr)
+        assert not (tmp_path / 'bad.npz').exists()
     # guidance options change the result
     for i, extra in enumerate((['-sa', '2'], ['-ss', '1'], ['--cfg-mode', 'independent'], ['--cfg-cond', 'audio'],
                                ['-dtr', '0.9', '--dt-min', '0.5', '--dt-max', '2'])):

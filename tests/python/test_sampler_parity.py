@@ -33,7 +33,7 @@ def layout(L, windows):
 
 
 def c_generate(model, feats, n_samples, shape, style, draws, tmp_path, N=1, cfg_mode=None, cfg_cond=None,
-               scale_audio=1.15, scale_style=3.0, dt=None, flexibility=0.0, threads=2):
+               scale_audio=1.15, scale_style=3.0, dt=None, flexibility=0.0, threads=2, steps=None, eta=0.0):
     np.save(tmp_path / 'feats.npy', feats)
     np.save(tmp_path / 'shape.npy', shape)
     args = ['generate', model, tmp_path / 'feats.npy', n_samples, tmp_path / 'shape.npy', tmp_path / 'out.npz',
@@ -51,6 +51,8 @@ def c_generate(model, feats, n_samples, shape, style, draws, tmp_path, N=1, cfg_
         args += ['-dtr', repr(dt[0]), '--dt-min', repr(dt[1]), '--dt-max', repr(dt[2])]
     if flexibility:
         args += ['--flex', repr(flexibility)]
+    if steps:
+        args += ['--steps', steps, '--eta', repr(eta)]
     r = hs.harness(*args)
     z = np.load(tmp_path / 'out.npz')
     return z['exp'], z['pose'], z['shape'], hs.parse_kv(r.stdout)
@@ -131,6 +133,10 @@ TINY_CASES = {
     'flexibility': ({}, dict(flexibility=0.5)),
     'sinusoidal_nomask_noindicator': (dict(sinusoidal_pe=True, align_mask_width=0, use_indicator=False), dict()),
     'one_window': ({}, dict(windows=1, N=2)),
+    # libdpt's strided DDIM sampler (not upstream), against the reference's own DDIM
+    'ddim-S4-eta0': ({}, dict(steps=4)),
+    'ddim-S7-eta1-noise-dt-N2': (dict(target='noise'), dict(steps=7, eta=1.0, N=2, dt=(0.9, 1.0, 4.0))),
+    'ddim-S3-eta0.5-independent': ({}, dict(steps=3, eta=0.5, cfg_mode='independent')),
 }
 
 
@@ -150,6 +156,7 @@ OFFICIAL_CASES = {
     'head-independent-dt-N3': (dict(n_diff_steps=20), dict(N=3, cfg_mode='independent', dt=(0.99, 1.0, 4.0))),
     'nohead-incremental-dt-N3': (dict(n_diff_steps=20, no_head_pose=True), dict(N=3, dt=(0.95, 1.0, 4.0))),
     'nohead-independent-N1': (dict(n_diff_steps=20, no_head_pose=True), dict(N=1, cfg_mode='independent')),
+    'ddim25-eta0.5-N2': ({}, dict(N=2, steps=25, eta=0.5)),    # the 500-step model, strided to 25
 }
 
 
@@ -159,6 +166,74 @@ def test_generate_official(case, tmp_path):
     gen = dict(gen)
     N = gen.pop('N')
     check_generation('official', options, tmp_path, windows=3, N=N, **gen)
+
+
+@pytest.mark.parametrize('target', ['sample', 'noise'])
+def test_ddim_step_with_eta1_is_the_posterior_step(target):
+    """The reference's DDIM formula (libdpt's own, not upstream) checked against upstream's posterior:
+    one step t → t−1 with η = 1 is the same Gaussian as DiffusionSchedule's inflexible step."""
+    import torch
+    dpt_ref = hs._ref()
+    _, ck = hs.cached_model('tiny', target=target)
+    model = hs.ref_model(ck).model
+    g = torch.Generator().manual_seed(3)
+    for t in range(1, model.diffusion_sched.T + 1):
+        x, out, z = (torch.randn(2, 5, 7, generator=g, dtype=torch.float64) for _ in range(3))
+        sched = model.diffusion_sched
+        saved = {k: getattr(sched, k) for k in ('alphas', 'alpha_bars', 'sigmas_inflex', 'sigmas_flex', 'betas')}
+        # a self-consistent float64 schedule (α_t = ᾱ_t/ᾱ_{t−1}), so only the algebra is compared
+        ab = saved['alpha_bars'].double()
+        alphas = torch.cat([ab[:1], ab[1:] / ab[:-1]])
+        betas = 1 - alphas
+        inflex = torch.cat([ab[:1] * 0, ((1 - ab[:-1]) / (1 - ab[1:]) * betas[1:]).sqrt()])
+        for k, v in dict(alphas=alphas, alpha_bars=ab, betas=betas, sigmas_inflex=inflex,
+                         sigmas_flex=betas.sqrt()).items():
+            setattr(sched, k, v)
+        try:
+            a = dpt_ref.update(model, x, out, t, z)
+            b = dpt_ref.ddim_update(model, x, out, t, t - 1, z, 1.0)
+        finally:
+            for k, v in saved.items():
+                setattr(sched, k, v)
+        torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-9)
+
+
+def test_strided_timesteps():
+    dpt_ref = hs._ref()
+    assert dpt_ref.strided_timesteps(500, 25) == [0] + list(range(20, 501, 20))
+    assert dpt_ref.strided_timesteps(10, 10) == list(range(11))
+    assert dpt_ref.strided_timesteps(10, 3) == [0, 4, 7, 10]
+    assert dpt_ref.strided_timesteps(7, 1) == [0, 7]
+    for T in (1, 7, 20, 500):
+        for S in range(1, T + 1):
+            ts = dpt_ref.strided_timesteps(T, S)
+            assert ts[-1] == T and all(b > a for a, b in zip(ts, ts[1:])), (T, S)
+
+
+def test_steps_equal_to_T_is_the_faithful_sampler(tmp_path):
+    """--steps T (with any eta) and the default give the same bits; fewer steps differ."""
+    model, ck = hs.cached_model('tiny')
+    lm = hs.ref_model(ck)
+    n_samples = layout(lm.L, 2)
+    feats = features(lm.L * 2, lm.D, 5)
+    shape = np.random.default_rng(6).normal(0, 1, 100).astype(np.float32)
+    style = np.random.default_rng(7).normal(0, 0.5, lm.dp - 100).astype(np.float32)
+    outs = {}
+    for name, kw in (('default', {}), ('T', dict(steps=lm.T, eta=0.7)), ('half', dict(steps=lm.T // 2))):
+        d = tmp_path / name
+        d.mkdir()
+        np.save(d / 'feats.npy', feats)
+        np.save(d / 'shape.npy', shape)
+        np.save(d / 'style.npy', style)
+        args = ['generate', model, d / 'feats.npy', n_samples, d / 'shape.npy', d / 'out.npz',
+                '--style', d / 'style.npy', '--seed', '11']
+        for k, v in kw.items():
+            args += ['--' + k, v]
+        hs.harness(*args)
+        outs[name] = dict(np.load(d / 'out.npz'))
+    for k in ('exp', 'pose'):
+        assert outs['T'][k].tobytes() == outs['default'][k].tobytes(), k
+    assert not np.array_equal(outs['half']['exp'], outs['default']['exp'])
 
 
 @pytest.mark.skipif(os.environ.get('DPT_SKIP_SLOW') == '1', reason='DPT_SKIP_SLOW=1')

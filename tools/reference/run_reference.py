@@ -397,7 +397,7 @@ def cmd_generate(a):
     cfg_mode, cfg_cond, cfg_scale = cfg_options(model, a)
     t1 = time.time()
     d = smp.infer_coeffs(model, stats, feat, lay, shape, style, a.n_rep, noise, cfg_mode, cfg_cond, cfg_scale,
-                         dynamic_threshold(a), a.flexibility)
+                         dynamic_threshold(a), a.flexibility, steps=a.steps, eta=a.eta)
     t_sample = time.time() - t1
     if a.noise_from and noise.pos != len(noise.replay):
         print(f'run_reference: warning: {a.noise_from}: {len(noise.replay) - noise.pos} draws left unused',
@@ -517,6 +517,9 @@ def main(argv=None):
     q.add_argument('--n-samples', type=int, help='16 kHz length of the clip the features were made from')
     q.add_argument('--shape', required=True, help='shape coefficients (.npy (100,) or (F, 100); .npz key shape)')
     q.add_argument('--flexibility', type=float, default=0.0)
+    q.add_argument('--steps', type=int, default=None,
+                   help="libdpt's strided DDIM sampling with this many steps (not upstream; default: full schedule)")
+    q.add_argument('--eta', type=float, default=0.0, help='DDIM eta for --steps (default 0)')
     q.add_argument('--record-draws', help='write the standard-normal draws consumed (flat float32 .npy)')
     q.add_argument('--noise-from', help='replay draws from this flat float32 .npy')
     q.add_argument('--save-audio-features', help='also write the whole clip\'s audio_feat (L_tot, D)')

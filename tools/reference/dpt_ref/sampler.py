@@ -190,11 +190,36 @@ def update(model, x, out, t, z, flexibility=0.0):
     return c0 * x + c1 * out + sigma * z
 
 
+def strided_timesteps(T, S):
+    """libdpt's S-step subsequence of a T-step model (not upstream): [0, τ_1, …, τ_S], τ_k = ⌈k·T/S⌉."""
+    if not 1 <= S <= T:
+        raise RefError(f'steps must be in 1..{T}, got {S}')
+    return [0] + [-(-k * T // S) for k in range(1, S + 1)]
+
+
+def ddim_update(model, x, out, t, s, z, eta):
+    """libdpt's strided DDIM step t → s (not upstream; README "Fewer steps"), float32 like the C code."""
+    ab = model.diffusion_sched.alpha_bars
+    ab_t, ab_s = ab[t], ab[s]
+    if model.target == 'noise':
+        eps = out
+        x0 = (x - torch.sqrt(1 - ab_t) * eps) / torch.sqrt(ab_t)
+    else:
+        x0 = out
+        eps = (x - torch.sqrt(ab_t) * x0) / torch.sqrt(1 - ab_t)
+    sigma = eta * torch.sqrt((1 - ab_s) / (1 - ab_t)) * torch.sqrt(1 - ab_t / ab_s)
+    c_eps = torch.sqrt(torch.clamp(1 - ab_s - sigma * sigma, min=0))
+    return torch.sqrt(ab_s) * x0 + c_eps * eps + sigma * z
+
+
 @torch.no_grad()
 def sample(model, af, shape_feat, style_feat, noise, pm=None, pa=None, x_T=None, ind=None, cfg_mode=None,
-           cfg_cond=None, cfg_scale=1.15, flexibility=0.0, dynamic_threshold=None, on_step=None):
+           cfg_cond=None, cfg_scale=1.15, flexibility=0.0, dynamic_threshold=None, on_step=None,
+           steps=None, eta=0.0):
     """DiffTalkingHead.sample on precomputed window features af (N, L, D). Returns (x_0, x_T, af).
-    `on_step(t, stacked, R, x_prev)` is called after every step when given."""
+    `on_step(t, stacked, R, x_prev)` is called after every step when given. `steps` fewer than the
+    model's T switches to libdpt's strided DDIM sampler with `eta` (draws as the full schedule: one
+    per step but the last)."""
     N = af.shape[0]
     if af.ndim != 3 or af.shape[1] != model.L:
         raise RefError(f'audio features must be (N, {model.L}, D), got {tuple(af.shape)}')
@@ -208,16 +233,25 @@ def sample(model, af, shape_feat, style_feat, noise, pm=None, pa=None, x_T=None,
     st = cfg_inputs(model, af, shape_feat, style_feat, pm, pa, ind, cfg_mode, cfg_cond)
     n_e = st['n_entries']
     x = x_T
-    for t in range(model.diffusion_sched.T, 0, -1):
-        z = noise.randn(tuple(x_T.shape)) if t > 1 else torch.zeros_like(x_T)
-        steps = torch.tensor([t] * N)
+    T = model.diffusion_sched.T
+    S = T if not steps else steps
+    if S != T and flexibility:
+        raise RefError('flexibility applies to the full schedule only')
+    tseq = strided_timesteps(T, S)
+    for k in range(S, 0, -1):
+        t = tseq[k]
+        z = noise.randn(tuple(x_T.shape)) if k > 1 else torch.zeros_like(x_T)
+        t_batch = torch.tensor([t] * N)
         R = model.denoising_net(torch.cat([x] * n_e, 0), st['af'], st['pf'], st['pm'], st['pa'],
-                                torch.cat([steps] * n_e, 0), st['ind'])
+                                torch.cat([t_batch] * n_e, 0), st['ind'])
         if dynamic_threshold:
             R = threshold(R, model.L, N * n_e, dynamic_threshold)
         R_raw = R.clone() if on_step else None
         out = combine(R, n_e, model.L, cfg_mode, cfg_scale)
-        x_new = update(model, x, out, t, z, flexibility)
+        if S == T:
+            x_new = update(model, x, out, t, z, flexibility)
+        else:
+            x_new = ddim_update(model, x, out, t, tseq[k - 1], z, eta)
         if on_step:
             on_step(t, st, R_raw, x_new)
         x = x_new
@@ -255,7 +289,7 @@ def coef_dict(motion, stats, with_global_pose):
 @torch.no_grad()
 def infer_coeffs(model, stats, audio_feat, layout, shape, style=None, n_repetitions=1, noise=None,
                  cfg_mode=None, cfg_cond=None, cfg_scale=1.15, dynamic_threshold=None, flexibility=0.0,
-                 on_window=None):
+                 on_window=None, steps=None, eta=0.0):
     """Demo.infer_coeffs from the whole clip's audio features (1, L_tot, D) and the window layout.
     Returns dict exp (N, F, 50), pose (N, F, 6), shape (N, F, 100), motion (N, F, dm) (normalised)."""
     if n_repetitions < 1:
@@ -285,7 +319,7 @@ def infer_coeffs(model, stats, audio_feat, layout, shape, style=None, n_repetiti
             ind[:, -n_pad_frames:] = 0
         af = audio_feat[:, s:e].expand(N, -1, -1)
         x0, x_T, af_used = sample(model, af, shape_n, style_feat, noise, pm, pa, x_T, ind, cfg_mode, cfg_cond,
-                                  cfg_scale, flexibility, dynamic_threshold)
+                                  cfg_scale, flexibility, dynamic_threshold, steps=steps, eta=eta)
         pm = x0[:, -Lp:].clone()
         pa = af_used[:, -Lp:]
         m = x0
