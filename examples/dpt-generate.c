@@ -6,7 +6,8 @@
 #include "cli/cli.h"
 
 enum {
-    O_MODEL = 1, O_AUDIO, O_SHAPE, O_STYLE, O_STYLE_START, O_OUT, O_FORMAT, O_PLOT, O_FEATS, O_BATCH,
+    O_MODEL = 1, O_AUDIO, O_SHAPE, O_STYLE, O_STYLE_START, O_OUT, O_FORMAT, O_PLOT, O_FEATS, O_FEATS_IN,
+    O_BATCH,
     O_N, O_SA, O_SS, O_CFG_MODE, O_CFG_COND, O_DTR, O_DTMIN, O_DTMAX, O_NO_HEAD, O_SEED, O_NOISE,
     O_STEPS, O_ETA, O_FLEX, O_THREADS, O_QUIET, O_SAVE_COEF, O_VERSION, O_HELP, O_SECTION
 };
@@ -31,6 +32,9 @@ static const cli_option OPTIONS[] = {
                                   "over time into an SVG (default: no plot)"},
     {O_FEATS, "--save-audio-features", "FEATS.npy", "write the whole padded clip's audio features "
                                                     "(frames, feature_dim) float32; without -o, only that"},
+    {O_FEATS_IN, "--audio-features", "FEATS.npy", "use audio features saved by --save-audio-features for "
+                                                  "this audio instead of running the encoder (-a still "
+                                                  "gives the clip length)"},
     {O_BATCH, "--batch", "JOBS.tsv", "run many jobs with one model load: tab-separated lines 'audio shape "
                                      "style output [plot.svg]' (style '-' = none; '#' comments); failures "
                                      "are reported and skipped; exit 1 if any failed"},
@@ -72,7 +76,7 @@ static const cli_option OPTIONS[] = {
 
 typedef struct settings {
     dpt_gen_params p;
-    const char *model_path, *noise_path, *feats_path;
+    const char *model_path, *noise_path, *feats_path, *feats_in_path;
     int style_start;
     int format;          /* -1: from the output name */
     int quiet;
@@ -113,6 +117,7 @@ static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_er
     settings *s = user;
     const dpt_model_info *info = &s->info;
     float shape[100], *style = NULL, *samples = NULL, *feats = NULL;
+    dpt_array feats_in = {0};
     size_t n_samples = 0;
     dpt_result *res = NULL;
     dpt_error err = {0};
@@ -138,16 +143,21 @@ static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_er
         cli_fail(e, "%s", err.message);
         goto out;
     }
-    if (s->feats_path) {
+    int n_frames = 0;
+    if (s->feats_in_path) { /* a cache from --save-audio-features */
+        if (cli_load_features(s->feats_in_path, info->feature_dim, &feats_in, e)) goto out;
+        n_frames = (int)feats_in.shape[0];
+    } else if (s->feats_path) {
         cli_progress_begin(&s->pg, label, "encoding audio");
-        int n_frames = 0;
         if (dpt_encode_audio(s->model, samples, n_samples, s->p.n_threads, &feats, &n_frames, &err) != DPT_OK) {
             cli_fail(e, "%s: %s", job->audio, err.message);
             goto out;
         }
+    }
+    if (s->feats_path) {
         int64_t shp[2] = {n_frames, info->feature_dim};
         if (cli_make_parents(s->feats_path, e)) goto out;
-        if (dpt_npy_write(s->feats_path, feats, 2, shp, &err) != DPT_OK) {
+        if (dpt_npy_write(s->feats_path, feats ? feats : feats_in.data, 2, shp, &err) != DPT_OK) {
             cli_fail(e, "%s", err.message);
             goto out;
         }
@@ -168,8 +178,19 @@ static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_er
     }
     p.progress_fn = cli_progress_fn;
     p.progress_user = &s->pg;
-    cli_progress_begin(&s->pg, label, "encoding audio");
-    dpt_status st = dpt_generate(s->model, samples, n_samples, shape, style, &p, &res, &err);
+    dpt_status st;
+    const float *have = feats ? feats : feats_in.data; /* encoded once, never twice */
+    if (have) {
+        st = dpt_generate_from_features(s->model, have, n_frames, n_samples, shape, style, &p, &res, &err);
+        if (st == DPT_ERR_INVALID_ARG && s->feats_in_path && strstr(err.message, "frames")) {
+            cli_fail(e, "%s: %d frames of audio features do not fit %s (%s)", s->feats_in_path, n_frames,
+                     job->audio, err.message);
+            goto out;
+        }
+    } else {
+        cli_progress_begin(&s->pg, label, "encoding audio");
+        st = dpt_generate(s->model, samples, n_samples, shape, style, &p, &res, &err);
+    }
     cli_progress_end(&s->pg);
     if (st != DPT_OK) {
         if (st == DPT_ERR_CANCELLED) cli_fail(e, "%s: interrupted", job->audio);
@@ -193,6 +214,7 @@ out:
     cli_progress_end(&s->pg);
     dpt_result_free(res);
     dpt_free(feats);
+    dpt_array_free(&feats_in);
     dpt_free(samples);
     free(style);
     return rc;
@@ -245,6 +267,7 @@ int main(int argc, char **argv) {
         case O_OUT: one.output = v; break;
         case O_PLOT: one.plot = v; break;
         case O_FEATS: s.feats_path = v; break;
+        case O_FEATS_IN: s.feats_in_path = v; break;
         case O_BATCH: batch = v; break;
         case O_NOISE: s.noise_path = v; break;
         case O_STYLE_START:
@@ -320,7 +343,8 @@ int main(int argc, char **argv) {
     }
     if (batch) {
         const char *extra = one.audio ? "-a" : one.shape ? "-c" : one.style ? "-s" : one.output ? "-o"
-                          : one.plot ? "--plot" : s.feats_path ? "--save-audio-features" : NULL;
+                          : one.plot ? "--plot" : s.feats_path ? "--save-audio-features"
+                          : s.feats_in_path ? "--audio-features" : NULL;
         if (extra) {
             cli_error("%s cannot be combined with --batch (each line of %s gives audio, shape, style, "
                       "output and plot)", extra, batch);

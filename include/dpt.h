@@ -229,6 +229,14 @@ dpt_status dpt_generate_file(const dpt_model *model, const char *audio_path, con
 dpt_status dpt_encode_audio(const dpt_model *model, const float *samples16k, size_t n_samples,
                             int n_threads, float **features, int *n_frames, dpt_error *err);
 
+/* Generation from audio features computed earlier by dpt_encode_audio (a cache: the encoder is
+ * skipped). features: n_frames × feature_dim of the whole padded clip of n_samples16k samples;
+ * the sample count fixes the windows and the trimmed output length, so it must be the count the
+ * features were encoded from (a mismatching n_frames is DPT_ERR_INVALID_ARG). */
+dpt_status dpt_generate_from_features(const dpt_model *model, const float *features, int n_frames,
+                                      size_t n_samples16k, const float *shape, const float *style,
+                                      const dpt_gen_params *params, dpt_result **out, dpt_error *err);
+
 /* Style vector (d_style values written to style_out) from a motion clip: exp (n_frames × 50) and
  * pose (n_frames × 6), frames [start, start + n_motions) (fewer, with a warning, if short). */
 dpt_status dpt_extract_style(const dpt_model *model, const float *exp, const float *pose,

@@ -664,6 +664,21 @@ dpt_status dpt_generate(const dpt_model *model, const float *samples16k, size_t 
     return st;
 }
 
+dpt_status dpt_generate_from_features(const dpt_model *model, const float *features, int n_frames,
+                                      size_t n_samples16k, const float *shape, const float *style,
+                                      const dpt_gen_params *params, dpt_result **out, dpt_error *err) {
+    if (out) *out = NULL;
+    if (!model || !features || !out)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_generate_from_features: NULL argument");
+    dpt_clip_layout lay;
+    dpt_status st = dpt_clip_layout_compute(n_samples16k, model->info.fps, model->info.n_motions, &lay, err);
+    if (st != DPT_OK) return st;
+    if (lay.n_out_frames < 1)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "a clip of %zu samples is too short for one output frame",
+                        n_samples16k);
+    return dpt_generate_features(model, features, n_frames, &lay, shape, style, params, out, err);
+}
+
 dpt_status dpt_generate_file(const dpt_model *model, const char *audio_path, const float *shape,
                              const float *style, const dpt_gen_params *params, dpt_result **out,
                              dpt_error *err) {

@@ -96,6 +96,9 @@ int cli_load_shape(const char *path, float shape[100], cli_err *e);
  * [start, start + n_motions) the style is extracted on the fly (dpt_extract_style). */
 int cli_load_style(const dpt_model *model, const char *path, int start, float *style, cli_err *e);
 
+/* Audio features saved by --save-audio-features: a .npy (frames, dim), finite. */
+int cli_load_features(const char *path, int dim, dpt_array *out, cli_err *e);
+
 /* A motion clip's exp (frames, 50) and pose (frames, 6) from an .npz (same frame count). */
 int cli_load_motion(const char *path, dpt_array *exp, dpt_array *pose, cli_err *e);
 

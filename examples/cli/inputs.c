@@ -1,5 +1,6 @@
 /* Input files of the programs: shape templates, style vectors, motion clips. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,22 @@ int cli_load_shape(const char *path, float shape[100], cli_err *e) {
     memcpy(shape, a.data, sizeof(float) * 100);   /* (frames, 100): the first frame, as upstream */
     dpt_array_free(&a);
     return check_finite(path, "shape", shape, 100, e);
+}
+
+int cli_load_features(const char *path, int dim, dpt_array *out, cli_err *e) {
+    dpt_error err = {0};
+    if (dpt_npy_read(path, out, &err) != DPT_OK) return cli_fail(e, "%s", err.message);
+    char s[96];
+    cli_shape_str(out, s, sizeof s);
+    if (out->ndim != 2 || out->shape[1] != dim || out->shape[0] < 1 || out->shape[0] > INT_MAX / dim) {
+        dpt_array_free(out);
+        return cli_fail(e, "%s: audio features are (frames, %d) for this model; got %s", path, dim, s);
+    }
+    if (check_finite(path, "audio features", out->data, (int)out->shape[0] * dim, e)) {
+        dpt_array_free(out);
+        return 1;
+    }
+    return 0;
 }
 
 int cli_load_motion(const char *path, dpt_array *exp, dpt_array *pose, cli_err *e) {

@@ -237,8 +237,41 @@ def test_save_audio_features(data, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['f.npy']
     generate(data, tmp_path / 'o.npz', '--save-audio-features', tmp_path / 'g.npy')
     np.testing.assert_array_equal(np.load(tmp_path / 'g.npy'), f)
-    check_coef(tmp_path / 'o.npz', data['F'])
+    saved = check_coef(tmp_path / 'o.npz', data['F'])
+    plain = coef(data, tmp_path / 'p.npz')
+    for k in plain:
+        np.testing.assert_array_equal(saved[k], plain[k])
     assert r.stderr == ''
+    # the cache read back: the encoder is skipped, the result is the same
+    cached = coef(data, tmp_path / 'c.npz', '--audio-features', tmp_path / 'f.npy')
+    for k in plain:
+        np.testing.assert_array_equal(cached[k], plain[k])
+
+
+def test_audio_features_cache_errors(data, tmp_path):
+    meta = model_info()
+    L, D = int(meta['n_motions']), int(meta['feature_dim'])
+    frames = -(-data['F'] // L) * L
+    bad = {
+        'wrong_dim.npy': (np.zeros((frames, D + 1), np.float32), f'(frames, {D})'),
+        'one_d.npy': (np.zeros(frames * D, np.float32), f'(frames, {D})'),
+        'nan.npy': (np.where(np.arange(frames * D).reshape(frames, D) == 5, np.nan, 0).astype(np.float32),
+                    'NaN'),
+        'other_clip.npy': (np.zeros((frames + L, D), np.float32), 'frames'),
+    }
+    for name, (arr, word) in bad.items():
+        np.save(tmp_path / name, arr)
+        r = run(GEN, '-m', MODEL, '-a', SPEECH, '-c', data['dir'] / 'shape.npy', '-s', data['dir'] / 'style.npy',
+                '-o', tmp_path / 'o.npz', '--audio-features', tmp_path / name)
+        assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, (name, r.stderr)
+        assert name in r.stderr and word in r.stderr, (name, r.stderr)
+        assert not (tmp_path / 'o.npz').exists()
+    r = run(GEN, '-m', MODEL, '-a', SPEECH, '-c', data['dir'] / 'shape.npy', '-o', tmp_path / 'o.npz',
+            '--audio-features', tmp_path / 'missing.npy')
+    assert r.returncode == 1 and 'missing.npy' in r.stderr
+    (tmp_path / 'jobs.tsv').write_text('a\tb\t-\tc\n')
+    r = run(GEN, '-m', MODEL, '--batch', tmp_path / 'jobs.tsv', '--audio-features', tmp_path / 'nan.npy')
+    assert r.returncode == 2 and '--audio-features' in r.stderr
 
 
 # ------------------------------------------------------------------------------------------------
@@ -304,7 +337,7 @@ def test_style_files(data, tmp_path):
 GEN_OPTIONS = ['-m', '-a', '-c', '-s', '-o', '-n', '-sa', '--scale-audio', '-ss', '--scale-style', '--cfg-mode',
                '--cfg-cond', '-dtr', '--dynamic-threshold-ratio', '--dt-min', '--dt-max', '--no-head', '--seed',
                '--threads', '--format', '--quiet', '--plot', '--batch', '--style-start', '--steps', '--eta',
-               '--noise-from', '--save-audio-features', '--help']
+               '--noise-from', '--save-audio-features', '--audio-features', '--help']
 
 
 def test_help():
