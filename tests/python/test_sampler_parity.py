@@ -156,7 +156,7 @@ OFFICIAL_CASES = {
     'head-independent-dt-N3': (dict(n_diff_steps=20), dict(N=3, cfg_mode='independent', dt=(0.99, 1.0, 4.0))),
     'nohead-incremental-dt-N3': (dict(n_diff_steps=20, no_head_pose=True), dict(N=3, dt=(0.95, 1.0, 4.0))),
     'nohead-independent-N1': (dict(n_diff_steps=20, no_head_pose=True), dict(N=1, cfg_mode='independent')),
-    'ddim25-eta0.5-N2': ({}, dict(N=2, steps=25, eta=0.5)),    # the 500-step model, strided to 25
+    'ddim25-eta0.5-N1': ({}, dict(N=1, steps=25, eta=0.5)),    # the 500-step model, strided to 25
 }
 
 
