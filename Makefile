@@ -66,10 +66,10 @@ endif
 LIBS    := $(PKG_LIBS) $(BLAS_LIBS) -lpthread -lm
 CHECK_LIBS := $(shell $(PKG_CONFIG) $(PKG_STATIC) --libs check 2>/dev/null)
 
-# Per-file SIMD flags: only these objects may contain AVX2/FMA instructions (the CPU is checked
+# Per-file SIMD flags: only these objects may contain AVX2/FMA/F16C instructions (the CPU is checked
 # at run time before they are called); NEON is baseline on aarch64 and needs none.
 ifneq ($(filter x86_64%,$(MACHINE)),)
-$(BUILD)/obj/kernels/avx2.o $(BUILD)/obj/kernels/gemm_avx2.o: KERNEL_FLAGS := -mavx2 -mfma
+$(BUILD)/obj/kernels/avx2.o $(BUILD)/obj/kernels/gemm_avx2.o: KERNEL_FLAGS := -mavx2 -mfma -mf16c
 endif
 
 LIB_SRC    := $(wildcard lib/*.c)

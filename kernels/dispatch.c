@@ -38,7 +38,8 @@ int dpt_k_arch_supported(dpt_k_arch arch) {
 #if defined(__GNUC__)
         /* libgcc's checks include the OS's YMM state support (XCR0) */
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c");
 #else
         return 0;
 #endif
@@ -143,6 +144,10 @@ void dpt_k_erf(const float *x, float *y, size_t n) { dpt_k_ops_active()->erf(x, 
 
 void dpt_k_exp(const float *x, float *y, size_t n) { dpt_k_ops_active()->exp(x, y, n); }
 
+void dpt_k_half_to_float(const uint16_t *src, float *dst, size_t n) {
+    dpt_k_ops_active()->half_to_float(src, dst, n);
+}
+
 /* ---- matrix products ------------------------------------------------------------------------ */
 
 int dpt_k_have_blas(void) {
@@ -181,4 +186,12 @@ void dpt_k_linear(const float *x, int rows, int n_in, const float *w, const floa
         for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * n_out, b, sizeof(float) * n_out);
     }
     dpt_k_gemm_nt(rows, n_out, n_in, 1.0f, x, n_in, w, n_in, b ? 1.0f : 0.0f, y, n_out);
+}
+
+void dpt_k_linear_h(const float *x, int rows, int n_in, const uint16_t *w, const float *b,
+                    int n_out, float *y) {
+    if (b) {
+        for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * n_out, b, sizeof(float) * n_out);
+    }
+    dpt_k_sgemm_h(rows, n_out, n_in, 1.0f, x, n_in, w, n_in, b ? 1.0f : 0.0f, y, n_out);
 }

@@ -41,6 +41,7 @@ typedef struct dpt_k_ops {
     void (*softmax)(float *x, int rows, int cols);
     void (*erf)(const float *x, float *y, size_t n);
     void (*exp)(const float *x, float *y, size_t n);
+    void (*half_to_float)(const uint16_t *src, float *dst, size_t n);
     const dpt_k_ukr *ukr;
 } dpt_k_ops;
 

@@ -2,6 +2,8 @@
  * (scalar here, AVX2+FMA in gemm_avx2.c, NEON in gemm_neon.c) and a persistent thread team.
  *
  *   C (m, n) [ldc] = alpha · A (m, k) [lda] · op(B) + beta · C,  op(B) = Bᵀ (B (n, k)) or B (k, n)
+ * B may also be IEEE half precision (op(B) = Bᵀ only: an f16 model's weight matrix), converted
+ * to float while it is packed; the packed panels, and everything after them, are the same.
  *
  * Loop nest of one thread over its part C[i0:i1, j0:j1]:
  *   for jc in steps of NC (columns):
@@ -128,6 +130,22 @@ static void pack_b(int trans_b, const float *b, int ldb, int kc, int nc, float *
     }
 }
 
+/* B (n, k) half precision, rows [j0, j0+nc) and depth [p0, p0+kc) (b points at B[j0, p0]) → bp as
+ * pack_b with trans_b: each row segment is converted (vectorised) into tmp (NR·kc floats), then
+ * transposed into the panel. */
+static void pack_b_half(const uint16_t *b, int ldb, int kc, int nc, float *bp, int NR, float *tmp,
+                        void (*h2f)(const uint16_t *, float *, size_t)) {
+    for (int jr = 0; jr < nc; jr += NR) {
+        int nr = nc - jr < NR ? nc - jr : NR;
+        for (int j = 0; j < nr; j++) h2f(b + (size_t)(jr + j) * ldb, tmp + (size_t)j * kc, (size_t)kc);
+        for (int p = 0; p < kc; p++) {
+            for (int j = 0; j < nr; j++) bp[p * NR + j] = tmp[(size_t)j * kc + p];
+            for (int j = nr; j < NR; j++) bp[p * NR + j] = 0.0f;
+        }
+        bp += (size_t)kc * NR;
+    }
+}
+
 /* ---- packing buffers ------------------------------------------------------------------------ */
 
 #define N_SLOTS 32
@@ -185,9 +203,11 @@ typedef struct gemm_args {
     int trans_b, m, n, k;
     float alpha, beta;
     const float *a, *b;
+    const uint16_t *bh; /* B as half precision (trans_b), instead of b; or NULL */
     float *c;
     int lda, ldb, ldc;
     const dpt_k_ukr *u;
+    void (*h2f)(const uint16_t *, float *, size_t);
     int split_n; /* 1: threads split columns, 0: rows */
 } gemm_args;
 
@@ -197,8 +217,14 @@ static void block_unpacked(const gemm_args *g, int i0, int i1, int j0, int j1) {
         const float *ai = g->a + (size_t)i * g->lda;
         for (int j = j0; j < j1; j++) {
             float s = 0.0f;
-            for (int p = 0; p < g->k; p++)
-                s += ai[p] * (g->trans_b ? g->b[(size_t)j * g->ldb + p] : g->b[(size_t)p * g->ldb + j]);
+            for (int p = 0; p < g->k; p++) {
+                float bv;
+                if (g->bh)
+                    dpt_k_half_to_float_ref(g->bh + (size_t)j * g->ldb + p, &bv, 1);
+                else
+                    bv = g->trans_b ? g->b[(size_t)j * g->ldb + p] : g->b[(size_t)p * g->ldb + j];
+                s += ai[p] * bv;
+            }
             float *cij = g->c + (size_t)i * g->ldc + j;
             *cij = g->beta == 0.0f ? g->alpha * s : g->alpha * s + g->beta * *cij;
         }
@@ -218,20 +244,25 @@ static void gemm_block(const gemm_args *g, int i0, int i1, int j0, int j1) {
     const int mcb = m < u->mc ? ceil_div(m, MR) * MR : u->mc;
     const int ncb = n < u->nc ? ceil_div(n, NR) * NR : u->nc;
     const size_t a_floats = ((size_t)kcb * mcb + 15) / 16 * 16; /* Bp 64-byte aligned */
-    pack_buf buf = buf_get(a_floats + (size_t)kcb * ncb);
+    const size_t b_floats = ((size_t)kcb * ncb + 15) / 16 * 16;
+    pack_buf buf = buf_get(a_floats + b_floats + (g->bh ? (size_t)kcb * NR : 0));
     if (!buf.p) {
         block_unpacked(g, i0, i1, j0, j1);
         return;
     }
-    float *ap = buf.p, *bp = buf.p + a_floats;
+    float *ap = buf.p, *bp = buf.p + a_floats, *tmp = bp + b_floats;
     for (int jc = j0; jc < j1; jc += ncb) {
         int nc = j1 - jc < ncb ? j1 - jc : ncb;
         for (int pc = 0; pc < k; pc += kcb) {
             int kc = k - pc < kcb ? k - pc : kcb;
             float beta = pc == 0 ? g->beta : 1.0f;
-            const float *bsrc = g->trans_b ? g->b + (size_t)jc * g->ldb + pc
-                                           : g->b + (size_t)pc * g->ldb + jc;
-            pack_b(g->trans_b, bsrc, g->ldb, kc, nc, bp, NR);
+            if (g->bh) {
+                pack_b_half(g->bh + (size_t)jc * g->ldb + pc, g->ldb, kc, nc, bp, NR, tmp, g->h2f);
+            } else {
+                const float *bsrc = g->trans_b ? g->b + (size_t)jc * g->ldb + pc
+                                               : g->b + (size_t)pc * g->ldb + jc;
+                pack_b(g->trans_b, bsrc, g->ldb, kc, nc, bp, NR);
+            }
             for (int ic = i0; ic < i1; ic += mcb) {
                 int mc = i1 - ic < mcb ? i1 - ic : mcb;
                 pack_a(g->a + (size_t)ic * g->lda + pc, g->lda, mc, kc, ap, MR);
@@ -363,29 +394,44 @@ static void team_run(int nt, task_fn fn, void *ctx) {
 /* Work below which an extra thread does not pay for waking it (flops per thread). */
 #define MIN_FLOPS_PER_THREAD 4.0e6
 
-void dpt_k_sgemm(int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-                 const float *b, int ldb, float beta, float *c, int ldc) {
+static void sgemm(gemm_args *g) {
+    const int m = g->m, n = g->n, k = g->k;
     if (m <= 0 || n <= 0) return;
-    if (k <= 0 || alpha == 0.0f) { /* C = beta · C, C not read when beta = 0 */
+    if (k <= 0 || g->alpha == 0.0f) { /* C = beta · C, C not read when beta = 0 */
         for (int i = 0; i < m; i++) {
-            float *ci = c + (size_t)i * ldc;
-            if (beta == 0.0f)
+            float *ci = g->c + (size_t)i * g->ldc;
+            if (g->beta == 0.0f)
                 memset(ci, 0, sizeof(float) * (size_t)n);
-            else if (beta != 1.0f)
-                for (int j = 0; j < n; j++) ci[j] *= beta;
+            else if (g->beta != 1.0f)
+                for (int j = 0; j < n; j++) ci[j] *= g->beta;
         }
         return;
     }
-    gemm_args g = {trans_b, m, n, k, alpha, beta, a, b, c, lda, ldb, ldc,
-                   dpt_k_ops_active()->ukr, 0};
+    const dpt_k_ops *ops = dpt_k_ops_active();
+    g->u = ops->ukr;
+    g->h2f = ops->half_to_float;
     int nt = dpt_k_get_threads();
     double flops = 2.0 * m * n * (double)k;
     if (flops / MIN_FLOPS_PER_THREAD < nt) nt = (int)(flops / MIN_FLOPS_PER_THREAD);
-    int nb = ceil_div(n, g.u->nr), mb = ceil_div(m, g.u->mr);
+    int nb = ceil_div(n, g->u->nr), mb = ceil_div(m, g->u->mr);
     /* split the side with more tiles (the other operand is packed by every thread) */
-    g.split_n = nb >= mb;
-    int parts = g.split_n ? nb : mb;
+    g->split_n = nb >= mb;
+    int parts = g->split_n ? nb : mb;
     if (nt > parts) nt = parts;
     if (nt < 1) nt = 1;
-    team_run(nt, gemm_task, &g);
+    team_run(nt, gemm_task, g);
+}
+
+void dpt_k_sgemm(int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                 const float *b, int ldb, float beta, float *c, int ldc) {
+    gemm_args g = {.trans_b = trans_b, .m = m, .n = n, .k = k, .alpha = alpha, .beta = beta,
+                   .a = a, .b = b, .c = c, .lda = lda, .ldb = ldb, .ldc = ldc};
+    sgemm(&g);
+}
+
+void dpt_k_sgemm_h(int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *b,
+                   int ldb, float beta, float *c, int ldc) {
+    gemm_args g = {.trans_b = 1, .m = m, .n = n, .k = k, .alpha = alpha, .beta = beta, .a = a,
+                   .bh = b, .c = c, .lda = lda, .ldb = ldb, .ldc = ldc};
+    sgemm(&g);
 }

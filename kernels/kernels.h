@@ -16,6 +16,7 @@
 #define DPT_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Threads used by BLAS and by our own kernels (0 = all cores). */
 void dpt_k_set_threads(int n_threads);
@@ -32,6 +33,15 @@ void dpt_k_gemm_nt(int m, int n, int k, float alpha, const float *a, int lda, co
 /* C (m, n) = alpha · A (m, k) · B (k, n) + beta · C */
 void dpt_k_gemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
                    int ldb, float beta, float *c, int ldc);
+
+/* y (rows, n_out) = x (rows, n_in) · W (n_out, n_in)ᵀ + b (n_out, may be NULL), with W stored as
+ * IEEE half precision (an f16 model's weight matrix used in place: converted while packed, so
+ * no float32 copy of W is kept). Always the own SGEMM (BLAS has no half-precision operand). */
+void dpt_k_linear_h(const float *x, int rows, int n_in, const uint16_t *w, const float *b,
+                    int n_out, float *y);
+
+/* IEEE half → float, n elements (exact). */
+void dpt_k_half_to_float(const uint16_t *src, float *dst, size_t n);
 
 /* Exact GELU 0.5·x·(1 + erf(x/√2)), in place. */
 void dpt_k_gelu(float *x, size_t n);
@@ -83,6 +93,10 @@ int dpt_k_have_blas(void);
 void dpt_k_sgemm(int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                  const float *b, int ldb, float beta, float *c, int ldc);
 
+/* dpt_k_sgemm with op(B) = Bᵀ, B (n, k) [ldb] stored as IEEE half precision. */
+void dpt_k_sgemm_h(int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *b,
+                   int ldb, float beta, float *c, int ldc);
+
 /* Scalar references (kernels/ref.c). Same contracts as the dispatched kernels above;
  * dpt_k_gemm_ref is a plain triple loop with a double accumulator (tests only: slow). */
 void dpt_k_gemm_ref(int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
@@ -94,6 +108,7 @@ void dpt_k_add_layernorm_ref(float *x, const float *r, int rows, int cols, const
                              const float *beta, float eps);
 void dpt_k_add_ref(float *y, const float *x, size_t n);
 void dpt_k_softmax_ref(float *x, int rows, int cols);
+void dpt_k_half_to_float_ref(const uint16_t *src, float *dst, size_t n);
 
 /* erf of each element (y may equal x): the vectorised erf behind the dispatched GELU, exposed for
  * tests (the scalar variant is libm's erff). |error| ≤ 2 ulp of erf, i.e. < 1.3e-7 absolute. */

@@ -212,6 +212,14 @@ static void softmax_neon(float *x, int rows, int cols) {
     for (int r = 0; r < rows; r++) softmax_row(x + (size_t)r * cols, cols);
 }
 
+/* 4 halves per instruction (exact). */
+static void half_to_float_neon(const uint16_t *src, float *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(dst + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(src + i))));
+    if (i < n) dpt_k_half_to_float_ref(src + i, dst + i, n - i);
+}
+
 const dpt_k_ops dpt_k_ops_neon = {
     .arch = DPT_K_ARCH_NEON,
     .gelu = gelu_neon,
@@ -221,6 +229,7 @@ const dpt_k_ops dpt_k_ops_neon = {
     .softmax = softmax_neon,
     .erf = erf_neon,
     .exp = exp_neon,
+    .half_to_float = half_to_float_neon,
     .ukr = &dpt_k_ukr_neon,
 };
 

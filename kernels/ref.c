@@ -86,6 +86,26 @@ void dpt_k_softmax_ref(float *x, int rows, int cols) {
     }
 }
 
+/* IEEE binary16 → binary32, exact for every input (subnormals, ±Inf, NaN payload kept). */
+void dpt_k_half_to_float_ref(const uint16_t *src, float *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t h = src[i], sign = (h & 0x8000u) << 16, ex = (h >> 10) & 0x1f, man = h & 0x3ff;
+        uint32_t bits;
+        if (ex == 0x1f) {
+            bits = sign | 0x7f800000u | man << 13;
+        } else if (ex) {
+            bits = sign | (ex + 112) << 23 | man << 13;
+        } else if (man) { /* subnormal: normalise */
+            int e = 113;
+            while (!(man & 0x400)) man <<= 1, e--;
+            bits = sign | (uint32_t)e << 23 | (man & 0x3ff) << 13;
+        } else {
+            bits = sign;
+        }
+        memcpy(dst + i, &bits, sizeof bits);
+    }
+}
+
 const dpt_k_ops dpt_k_ops_scalar = {
     .arch = DPT_K_ARCH_SCALAR,
     .gelu = dpt_k_gelu_ref,
@@ -95,6 +115,7 @@ const dpt_k_ops dpt_k_ops_scalar = {
     .softmax = dpt_k_softmax_ref,
     .erf = dpt_k_erf_ref,
     .exp = dpt_k_exp_ref,
+    .half_to_float = dpt_k_half_to_float_ref,
     .ukr = &dpt_k_ukr_scalar,
 };
 

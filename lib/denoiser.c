@@ -133,17 +133,16 @@ void dpt_den_set_memory(dpt_den_work *w, int slot, const float *pa, const float 
         const dpt_linear *ci = &n->layers[l].ca_in, *co = &n->layers[l].ca_out;
         float *k = kv + (size_t)l * kpl * SD, *v = k + SD;
         /* mem (S, D) · Wkᵀ → K (S, D); · Wvᵀ → V (S, D); Wk, Wv = rows [D, 2D), [2D, 3D) */
-        dpt_k_linear(mem, S, D, ci->w + (size_t)D * D, ci->b + D, D, k);
-        dpt_k_linear(mem, S, D, ci->w + (size_t)2 * D * D, ci->b + 2 * D, D, v);
+        dpt_linear_rows(ci, D, D, mem, S, k, D);
+        dpt_linear_rows(ci, 2 * D, D, mem, S, v, D);
         /* fast path: out_proj(V) (S, D), the cross-attention sublayer output of a frame token */
-        if (w->fast_ca) dpt_k_linear(v, S, D, co->w, co->b, D, v + SD);
+        if (w->fast_ca) dpt_linear_fwd(co, v, S, v + SD);
     }
 }
 
 void dpt_den_set_person(dpt_den_work *w, int slot, const float *pf) {
     const dpt_denoiser *n = w->n;
-    dpt_k_linear(pf, 1, n->dp, n->person_proj.w, n->person_proj.b, n->D,
-                 w->person + (size_t)slot * n->D);
+    dpt_linear_fwd(&n->person_proj, pf, 1, w->person + (size_t)slot * n->D);
 }
 
 void dpt_den_forward(dpt_den_work *w, int B, const dpt_den_row *rows, float *out) {
@@ -158,9 +157,9 @@ void dpt_den_forward(dpt_den_work *w, int B, const dpt_den_row *rows, float *out
     float *e0 = w->temb, *e1 = w->temb + (size_t)w->max_rows * D;
     for (int b = 0; b < B; b++)
         memcpy(e0 + (size_t)b * D, n->te_table + (size_t)rows[b].t * D, sizeof(float) * D);
-    dpt_k_linear(e0, B, D, n->step_map1.w, n->step_map1.b, D, e1);
+    dpt_linear_fwd(&n->step_map1, e0, B, e1);
     dpt_k_gelu(e1, (size_t)B * D);
-    dpt_k_linear(e1, B, D, n->step_map2.w, n->step_map2.b, D, e0);
+    dpt_linear_fwd(&n->step_map2, e1, B, e0);
 
     /* 2–4. motion input z = [pm ; x] (+ indicator channel: 0 for the previous frames) (B·S, dmi)
      * → feature_proj → (B·S, D) */
@@ -175,7 +174,7 @@ void dpt_den_forward(dpt_den_work *w, int B, const dpt_den_row *rows, float *out
             if (use_ind) row[dm] = f < Lp ? 0.0f : (rows[b].ind ? rows[b].ind[f - Lp] : 1.0f);
         }
     }
-    dpt_k_linear(z, B * S, dmi, n->feature_proj.w, n->feature_proj.b, D, w->tmp);
+    dpt_linear_fwd(&n->feature_proj, z, B * S, w->tmp);
 
     /* 5. tokens u = [person_proj(pf) + e ; feature_proj(z)] + PE */
     for (int b = 0; b < B; b++) {
@@ -194,13 +193,13 @@ void dpt_den_forward(dpt_den_work *w, int B, const dpt_den_row *rows, float *out
     for (int l = 0; l < n->n_layers; l++) {
         const dpt_decoder_layer *y = &n->layers[l];
         /* self-attention over the tok tokens of each row, unmasked */
-        dpt_k_linear(h, n_tok, D, y->sa_in.w, y->sa_in.b, 3 * D, w->qkv);
+        dpt_linear_fwd(&y->sa_in, h, n_tok, w->qkv);
         for (int b = 0; b < B; b++) {
             const float *q = w->qkv + (size_t)b * tok * 3 * D;
             dpt_k_mha(q, 3 * D, q + D, 3 * D, q + 2 * D, 3 * D, tok, tok, H, dh, NULL,
                       w->ctx + (size_t)b * tok * D, D, w->scores);
         }
-        dpt_k_linear(w->ctx, n_tok, D, y->sa_out.w, y->sa_out.b, D, w->tmp);
+        dpt_linear_fwd(&y->sa_out, w->ctx, n_tok, w->tmp);
         dpt_k_add_layernorm(h, w->tmp, n_tok, D, y->n1.gamma, y->n1.beta, LN_EPS);
 
         /* cross-attention to the row's memory slot under the alignment mask (tok, S) */
@@ -209,13 +208,13 @@ void dpt_den_forward(dpt_den_work *w, int B, const dpt_den_row *rows, float *out
             /* person tokens: real attention with mask row 0; frame tokens: out_proj(V)[key] */
             for (int b = 0; b < B; b++)
                 memcpy(w->p_h + (size_t)b * D, h + (size_t)b * tok * D, sizeof(float) * D);
-            dpt_k_linear(w->p_h, B, D, y->ca_in.w, y->ca_in.b, D, w->p_q);
+            dpt_linear_rows(&y->ca_in, 0, D, w->p_h, B, w->p_q, D); /* q rows of in_proj */
             for (int b = 0; b < B; b++) {
                 const float *kv = w->mem_kv + ((size_t)rows[b].mem * n->n_layers + l) * kpl * SD;
                 dpt_k_mha(w->p_q + (size_t)b * D, D, kv, D, kv + SD, D, 1, S, H, dh, n->align_mask,
                           w->p_ctx + (size_t)b * D, D, w->scores);
             }
-            dpt_k_linear(w->p_ctx, B, D, y->ca_out.w, y->ca_out.b, D, w->p_h);
+            dpt_linear_fwd(&y->ca_out, w->p_ctx, B, w->p_h);
             for (int b = 0; b < B; b++) {
                 const float *co = w->mem_kv + ((size_t)rows[b].mem * n->n_layers + l) * kpl * SD +
                                   2 * SD;
@@ -225,20 +224,20 @@ void dpt_den_forward(dpt_den_work *w, int B, const dpt_den_row *rows, float *out
                     memcpy(tb + (size_t)r * D, co + (size_t)w->key[r] * D, sizeof(float) * D);
             }
         } else {
-            dpt_k_linear(h, n_tok, D, y->ca_in.w, y->ca_in.b, D, w->qkv); /* q (n_tok, D) */
+            dpt_linear_rows(&y->ca_in, 0, D, h, n_tok, w->qkv, D); /* q (n_tok, D) */
             for (int b = 0; b < B; b++) {
                 const float *kv = w->mem_kv + ((size_t)rows[b].mem * n->n_layers + l) * kpl * SD;
                 dpt_k_mha(w->qkv + (size_t)b * tok * D, D, kv, D, kv + SD, D, tok, S, H, dh,
                           n->align_mask, w->ctx + (size_t)b * tok * D, D, w->scores);
             }
-            dpt_k_linear(w->ctx, n_tok, D, y->ca_out.w, y->ca_out.b, D, w->tmp);
+            dpt_linear_fwd(&y->ca_out, w->ctx, n_tok, w->tmp);
         }
         dpt_k_add_layernorm(h, w->tmp, n_tok, D, y->n2.gamma, y->n2.beta, LN_EPS);
 
         /* FFN */
-        dpt_k_linear(h, n_tok, D, y->ff1.w, y->ff1.b, F, w->ff);
+        dpt_linear_fwd(&y->ff1, h, n_tok, w->ff);
         dpt_k_gelu(w->ff, (size_t)n_tok * F);
-        dpt_k_linear(w->ff, n_tok, F, y->ff2.w, y->ff2.b, D, w->tmp);
+        dpt_linear_fwd(&y->ff2, w->ff, n_tok, w->tmp);
         dpt_k_add_layernorm(h, w->tmp, n_tok, D, y->n3.gamma, y->n3.beta, LN_EPS);
     }
 
@@ -247,7 +246,7 @@ void dpt_den_forward(dpt_den_work *w, int B, const dpt_den_row *rows, float *out
     for (int b = 0; b < B; b++)
         memcpy(last + (size_t)b * L * D, h + ((size_t)b * tok + 1 + Lp) * D,
                sizeof(float) * (size_t)L * D);
-    dpt_k_linear(last, B * L, D, n->dec1.w, n->dec1.b, n->dec1.n_out, w->tmp);
+    dpt_linear_fwd(&n->dec1, last, B * L, w->tmp);
     dpt_k_gelu(w->tmp, (size_t)B * L * n->dec1.n_out);
-    dpt_k_linear(w->tmp, B * L, n->dec1.n_out, n->dec2.w, n->dec2.b, dm, out);
+    dpt_linear_fwd(&n->dec2, w->tmp, B * L, out);
 }

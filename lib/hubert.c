@@ -105,30 +105,24 @@ static void gelu_range(void *ctx, long b, long e, int tid) {
 
 static void par_gelu(int nt, float *x, size_t n) { par_for(nt, (long)n, 1L << 14, gelu_range, x); }
 
-/* y (rows, n_out) [row stride ldy] = x (rows, n_in) · W (n_out, n_in)ᵀ + b, columns split */
+/* y (rows, n_out) = x (rows, n_in) · W (n_out, n_in)ᵀ + b, output columns split over threads */
 typedef struct lin_ctx {
-    const float *x, *w, *b;
-    int rows, n_in, n_out, ldy;
+    const dpt_linear *lin;
+    const float *x;
+    int rows;
     float *y;
 } lin_ctx;
 
 static void linear_range(void *ctx, long c0, long c1, int tid) {
     (void)tid;
     const lin_ctx *L = ctx;
-    int nc = (int)(c1 - c0);
-    if (L->b) {
-        for (int r = 0; r < L->rows; r++)
-            memcpy(L->y + (size_t)r * L->ldy + c0, L->b + c0, sizeof(float) * (size_t)nc);
-    }
-    dpt_k_gemm_nt(L->rows, nc, L->n_in, 1.0f, L->x, L->n_in, L->w + (size_t)c0 * L->n_in, L->n_in,
-                  L->b ? 1.0f : 0.0f, L->y + c0, L->ldy);
+    dpt_linear_rows(L->lin, (int)c0, (int)(c1 - c0), L->x, L->rows, L->y + c0, L->lin->n_out);
 }
 
-static void par_linear(int nt, const float *x, int rows, int n_in, const float *w, const float *b,
-                       int n_out, float *y) {
-    lin_ctx L = {x, w, b, rows, n_in, n_out, n_out, y};
+static void par_linear(int nt, const dpt_linear *lin, const float *x, int rows, float *y) {
+    lin_ctx L = {lin, x, rows, y};
     /* few rows: not worth a thread per column block */
-    par_for((long)rows * n_in < 4096 ? 1 : nt, n_out, 16, linear_range, &L);
+    par_for((long)rows * lin->n_in < 4096 ? 1 : nt, lin->n_out, 16, linear_range, &L);
 }
 
 /* x = LayerNorm(x + r) (r may be NULL: plain LayerNorm), rows split */
@@ -420,9 +414,9 @@ static void encoder_layer(const dpt_audio_encoder *a, const dpt_audio_layer *y, 
                           int nt, enc_bufs *B) {
     const int H = a->hidden, nh = a->n_heads, dh = H / nh, F = a->ffn;
     /* q = (h·Wqᵀ + bq)·dh^−½ (scaling after the bias, as transformers does); k, v likewise unscaled */
-    par_linear(nt, h, T, H, y->q.w, y->q.b, H, B->q);
-    par_linear(nt, h, T, H, y->k.w, y->k.b, H, B->k);
-    par_linear(nt, h, T, H, y->v.w, y->v.b, H, B->v);
+    par_linear(nt, &y->q, h, T, B->q);
+    par_linear(nt, &y->k, h, T, B->k);
+    par_linear(nt, &y->v, h, T, B->v);
     scale_ctx sc = {B->q, (float)(1.0 / sqrt((double)dh))};
     par_for(nt, (long)T * H, 1L << 14, scale_range, &sc);
 
@@ -430,15 +424,15 @@ static void encoder_layer(const dpt_audio_encoder *a, const dpt_audio_layer *y, 
     par_for(nt, (long)nh * ac.nqb, 1, attention_range, &ac);
 
     /* h = LN(h + ctx·Woᵀ + bo); q is free now and takes the projection */
-    par_linear(nt, B->ctx, T, H, y->out.w, y->out.b, H, B->q);
+    par_linear(nt, &y->out, B->ctx, T, B->q);
     par_layernorm(nt, h, B->q, T, H, y->ln.gamma, y->ln.beta, a->ln_eps);
     /* h = FinalLN(h + W2·GELU(W1·h + b1) + b2), row chunks (rows are independent) */
     for (int r0 = 0; r0 < T; r0 += FFN_ROWS) {
         int rows = T - r0 < FFN_ROWS ? T - r0 : FFN_ROWS;
         float *hr = h + (size_t)r0 * H;
-        par_linear(nt, hr, rows, H, y->ff_in.w, y->ff_in.b, F, B->inter);
+        par_linear(nt, &y->ff_in, hr, rows, B->inter);
         par_gelu(nt, B->inter, (size_t)rows * F);
-        par_linear(nt, B->inter, rows, F, y->ff_out.w, y->ff_out.b, H, B->q);
+        par_linear(nt, &y->ff_out, B->inter, rows, B->q);
         par_layernorm(nt, hr, B->q, rows, H, y->final_ln.gamma, y->final_ln.beta, a->ln_eps);
     }
 }
@@ -485,7 +479,8 @@ dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t 
                         n_frames_total);
     if (n_padded > (size_t)1 << 40 || n_frames_total > (1 << 28))
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_hubert_encode: clip too long");
-    if (a->n_conv < 1 || !a->layers || a->hidden < 1 || a->n_heads < 1 || !a->feature_map.w)
+    if (a->n_conv < 1 || !a->layers || a->hidden < 1 || a->n_heads < 1 ||
+        (!a->feature_map.w && !a->feature_map.wh))
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_hubert_encode: model has no audio encoder");
     int fps = m->info.fps;
     if (fps < 1)
@@ -555,7 +550,7 @@ dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t 
         par_layernorm(nt, conv, NULL, T, Cc, a->fp_ln.gamma, a->fp_ln.beta, a->ln_eps);
     h = dpt_alloc(sizeof(float) * (size_t)T * H);
     if (!h) goto nomem;
-    par_linear(nt, conv, (int)T, Cc, a->fp_proj.w, a->fp_proj.b, H, h);
+    par_linear(nt, &a->fp_proj, conv, (int)T, h);
     dpt_alloc_free(conv);
     conv = NULL;
     dump_stage(dump, "feature_projection", h, T, H);
@@ -601,7 +596,7 @@ dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t 
     dump_stage(dump, "back_resample", B.k, L, H);
     out = malloc(sizeof(float) * (size_t)L * D);
     if (!out) goto nomem;
-    par_linear(nt, B.k, (int)L, H, a->feature_map.w, a->feature_map.b, D, out);
+    par_linear(nt, &a->feature_map, B.k, (int)L, out);
     dump_stage(dump, "audio_feat", out, L, D);
     *features = out;
     out = NULL;

@@ -1,7 +1,10 @@
 /* Model loading: reads the hyperparameters from the .dpt metadata, derives every tensor the model
  * needs with its exact shape, checks the file against that list and fills struct dpt_model with
- * float32 pointers (used in place from the mapped file; float16 tensors converted once here). */
+ * float32 pointers (used in place from the mapped file; float16 tensors converted once here, except
+ * the matrices of linear layers, which the GEMM reads as halves in place). */
 #include "model.h"
+
+#include "kernels.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -31,6 +34,23 @@ static void *own(loader *L, size_t n_bytes) {
     void *b = dpt_alloc(n_bytes);
     if (b) m->owned[m->n_owned++] = b;
     return b;
+}
+
+/* ---- linear layers ---- */
+
+void dpt_linear_rows(const dpt_linear *lin, int row0, int n, const float *x, int rows, float *y,
+                     int ldy) {
+    const float *b = lin->b ? lin->b + row0 : NULL;
+    if (b) {
+        for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * ldy, b, sizeof(float) * (size_t)n);
+    }
+    const size_t off = (size_t)row0 * lin->n_in;
+    if (lin->wh)
+        dpt_k_sgemm_h(rows, n, lin->n_in, 1.0f, x, lin->n_in, lin->wh + off, lin->n_in,
+                      b ? 1.0f : 0.0f, y, ldy);
+    else
+        dpt_k_gemm_nt(rows, n, lin->n_in, 1.0f, x, lin->n_in, lin->w + off, lin->n_in,
+                      b ? 1.0f : 0.0f, y, ldy);
 }
 
 /* ---- metadata ---- */
@@ -141,8 +161,13 @@ static const float *tensor(loader *L, const char *name, int ndim, const int64_t 
             return NULL;
         }
         const uint8_t *src = t->data;
-        for (int64_t i = 0; i < t->n_elements; i++)
-            buf[i] = dpt_half_to_float((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (((uintptr_t)src & 1) == 0) /* the file's halves as they are, vectorised */
+            dpt_k_half_to_float((const uint16_t *)(const void *)src, buf, (size_t)t->n_elements);
+        else
+#endif
+            for (int64_t i = 0; i < t->n_elements; i++)
+                buf[i] = dpt_half_to_float((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
         data = buf;
     }
     if (!dpt_all_finite(data, (size_t)t->n_elements)) {
@@ -151,6 +176,34 @@ static const float *tensor(loader *L, const char *name, int ndim, const int64_t 
         return NULL;
     }
     return data;
+}
+
+/* 1 if the half h is ±Inf or NaN (exponent all ones) */
+static int half_not_finite(uint16_t h) { return (h & 0x7c00) == 0x7c00; }
+
+/* A linear layer's matrix `name` (n_out, n_in): float32 in lin->w, or a float16 tensor used in
+ * place through lin->wh (little-endian hosts; the data area is 64-byte aligned, FORMAT.md). */
+static void matrix(loader *L, dpt_linear *lin, const char *name) {
+    lin->w = NULL;
+    lin->wh = NULL;
+    if (failed(L)) return;
+    const dpt_tensor_entry *t = dpt_weights_find(L->m->weights, name);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (t && t->dtype == DPT_DTYPE_F16 && t->ndim == 2 && t->shape[0] == lin->n_out &&
+        t->shape[1] == lin->n_in && ((uintptr_t)t->data & 1) == 0) {
+        L->used[t - L->m->weights->tensors] = 1;
+        const uint16_t *h = t->data;
+        for (int64_t i = 0; i < t->n_elements; i++)
+            if (half_not_finite(h[i])) {
+                L->st = dpt_fail(L->err, DPT_ERR_FORMAT, "%s: tensor '%s' contains NaN or Inf",
+                                 L->path, name);
+                return;
+            }
+        lin->wh = h;
+        return;
+    }
+#endif
+    lin->w = tensor(L, name, 2, (const int64_t[]){lin->n_out, lin->n_in});
 }
 
 static const float *tensorf(loader *L, int ndim, const int64_t *shape, const char *fmt, ...)
@@ -173,7 +226,9 @@ static void linear(loader *L, dpt_linear *lin, int n_out, int n_in, int has_bias
                    const char *prefix) {
     lin->n_out = n_out;
     lin->n_in = n_in;
-    lin->w = TN(L, (n_out, n_in), "%s.weight", prefix);
+    char name[300];
+    snprintf(name, sizeof name, "%.255s.weight", prefix);
+    matrix(L, lin, name);
     lin->b = has_bias ? TN(L, (n_out), "%s.bias", prefix) : NULL;
 }
 
@@ -187,9 +242,10 @@ static void norm(loader *L, dpt_norm *nm, int n, const char *prefix) {
 static void mha(loader *L, dpt_linear *in, dpt_linear *out, int E, const char *prefix) {
     in->n_out = 3 * E;
     in->n_in = E;
-    in->w = TN(L, (3 * E, E), "%s.in_proj_weight", prefix);
-    in->b = TN(L, (3 * E), "%s.in_proj_bias", prefix);
     char name[256];
+    snprintf(name, sizeof name, "%s.in_proj_weight", prefix);
+    matrix(L, in, name);
+    in->b = TN(L, (3 * E), "%s.in_proj_bias", prefix);
     snprintf(name, sizeof name, "%s.out_proj", prefix);
     linear(L, out, E, E, 1, name);
 }

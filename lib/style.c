@@ -85,7 +85,7 @@ dpt_status dpt_extract_style(const dpt_model *model, const float *exp, const flo
         }
     }
     /* x = motion_proj(m) + pe[Tm] (the same row on every frame) */
-    dpt_k_linear(m, Tm, din, se->motion_proj.w, se->motion_proj.b, D, x);
+    dpt_linear_fwd(&se->motion_proj, m, Tm, x);
     dpt_sinusoid_row(pe, D, Tm);
     for (int f = 0; f < Tm; f++) dpt_k_add(x + (size_t)f * D, pe, (size_t)D);
 
@@ -93,14 +93,14 @@ dpt_status dpt_extract_style(const dpt_model *model, const float *exp, const flo
     for (int l = 0; l < se->n_layers; l++) {
         const dpt_encoder_layer *y = &se->layers[l];
         /* x (Tm, D) · in_projᵀ (D, 3D) → qkv (Tm, 3D) = [q | k | v] */
-        dpt_k_linear(x, Tm, D, y->sa_in.w, y->sa_in.b, 3 * D, qkv);
+        dpt_linear_fwd(&y->sa_in, x, Tm, qkv);
         dpt_k_mha(qkv, 3 * D, qkv + D, 3 * D, qkv + 2 * D, 3 * D, Tm, Tm, se->n_heads, dh, NULL,
                   ctx, D, scores);
-        dpt_k_linear(ctx, Tm, D, y->sa_out.w, y->sa_out.b, D, tmp);
+        dpt_linear_fwd(&y->sa_out, ctx, Tm, tmp);
         dpt_k_add_layernorm(x, tmp, Tm, D, y->n1.gamma, y->n1.beta, 1e-5f);
-        dpt_k_linear(x, Tm, D, y->ff1.w, y->ff1.b, F, ff);
+        dpt_linear_fwd(&y->ff1, x, Tm, ff);
         dpt_k_gelu(ff, nT * F);
-        dpt_k_linear(ff, Tm, F, y->ff2.w, y->ff2.b, D, tmp);
+        dpt_linear_fwd(&y->ff2, ff, Tm, tmp);
         dpt_k_add_layernorm(x, tmp, Tm, D, y->n2.gamma, y->n2.beta, 1e-5f);
     }
     /* mean over frames */

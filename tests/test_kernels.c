@@ -11,9 +11,11 @@
  *   LayerNorm  |y − ref| ≤ 2e-6·(1 + |ref|)          (mean/variance in double in every variant)
  *   softmax    |p − ref| ≤ 1e-6·ref + 1e-12          (exp ≤ 3 ulp, double sums)
  *   add        bit-exact
+ *   half→float bit-exact (NaN: NaN of the same sign) against an independent formula
  *   SGEMM      |c − ref| ≤ 4·(k + 2)·2⁻²⁴·(|α|·Σ_p |a_ip·b_pj| + |β·c_ij|) + 1e-30
  *              (the standard float dot-product error bound, k roundings, with margin),
- *              and bit-identical results for any thread count. */
+ *              and bit-identical results for any thread count. Half-precision B: bit-identical
+ *              to the own SGEMM on B converted to float beforehand. */
 #include <check.h>
 #include <float.h>
 #include <math.h>
@@ -641,6 +643,132 @@ START_TEST(gemm_dispatch_and_linear) {
 }
 END_TEST
 
+/* ---- half precision ------------------------------------------------------------------------- */
+
+/* IEEE binary16 value of h by its definition (independent of the kernels' bit manipulation). */
+static double half_value(uint16_t h) {
+    int e = (h >> 10) & 31, m = h & 1023;
+    double v = e == 0 ? ldexp(m, -24) : e < 31 ? ldexp(1024 + m, e - 25) : m ? NAN : INFINITY;
+    return h & 0x8000 ? -v : v;
+}
+
+/* Every one of the 65536 halves, every variant, at every alignment and tail length. */
+START_TEST(half_to_float_all_values) {
+    enum { N = 65536 };
+    uint16_t *src = malloc(sizeof(uint16_t) * (N + 8));
+    for (int i = 0; i < N; i++) src[i] = (uint16_t)i;
+    float *ref = malloc(sizeof(float) * N);
+    dpt_k_half_to_float_ref(src, ref, N);
+    for (int i = 0; i < N; i++) {
+        double v = half_value((uint16_t)i);
+        if (isnan(v))
+            CHECK(isnan(ref[i]) && !signbit(ref[i]) == !(i & 0x8000), "ref half %#x: %g", i, ref[i]);
+        else
+            CHECK((double)ref[i] == v && !signbit(ref[i]) == !signbit(v), "ref half %#x: %.9g, want %.9g",
+                  i, ref[i], v);
+    }
+    FOR_EACH_ARCH(a) {
+        gbuf y = gb_new(N);
+        dpt_k_half_to_float(src, y.p, N);
+        gb_check(&y, dpt_k_arch_name(a));
+        for (int i = 0; i < N; i++)
+            CHECK(isnan(ref[i]) ? isnan(y.p[i]) && !signbit(y.p[i]) == !signbit(ref[i])
+                                : !memcmp(&y.p[i], &ref[i], 4),
+                  "%s half %#x: %.9g, ref %.9g", dpt_k_arch_name(a), i, y.p[i], ref[i]);
+        gb_free(&y);
+        for (int si = 0; si < N_SIZES; si++)
+            for (int off = 0; off < 3; off++) {
+                size_t n = (size_t)SIZES[si];
+                gbuf z = gb_new(n);
+                dpt_k_half_to_float(src + 1000 * si + off, z.p, n);
+                gb_check(&z, "half_to_float tail");
+                /* no NaN in [0, 24099): plain bit comparison */
+                CHECK1(!memcmp(z.p, ref + 1000 * si + off, n * 4));
+                gb_free(&z);
+            }
+    }
+    free(src);
+    free(ref);
+}
+END_TEST
+
+/* a random finite half in ±[2⁻⁸, 2), with zeros and subnormals now and then */
+static uint16_t rnd_half(void) {
+    uint32_t r = rnd_u32();
+    uint16_t sign = (uint16_t)((r & 1) << 15), man = (uint16_t)((r >> 1) & 1023);
+    switch ((r >> 11) % 64) {
+    case 0: return sign;               /* ±0 */
+    case 1: return (uint16_t)(sign | man); /* subnormal */
+    default: return (uint16_t)(sign | (7 + (r >> 17) % 9) << 10 | man);
+    }
+}
+
+/* Own SGEMM with a half-precision B (converted while packed) against the own SGEMM on B converted
+ * beforehand: bit-identical, at awkward and blocked shapes, 1 and 2 threads, every micro-kernel;
+ * B is allocated to its exact size (ASan catches over-reads), C has guard regions. Then the
+ * linear wrapper against dpt_k_linear. */
+START_TEST(sgemm_half_b) {
+    static const int S[][3] = {{1, 1, 1},   {3, 7, 17},     {17, 31, 129}, {65, 17, 257},
+                               {333, 129, 512}, {7, 4099, 9}, {169, 33, 1000}, {2, 600, 3000}};
+    FOR_EACH_ARCH(a) {
+        for (size_t s = 0; s < sizeof S / sizeof S[0]; s++) {
+            const int m = S[s][0], n = S[s][1], k = S[s][2], pad = (int)s % 2 ? 3 : 0;
+            const int lda = k + pad, ldb = k + 2 * pad, ldc = n + pad;
+            const float beta = BETAS[s % 3], alpha = ALPHAS[(s + 1) % 3];
+            size_t na = (size_t)(m - 1) * lda + k, nb = (size_t)(n - 1) * ldb + k,
+                   nc = (size_t)(m - 1) * ldc + n;
+            float *x = malloc(sizeof(float) * na), *bf = malloc(sizeof(float) * nb),
+                  *c0 = malloc(sizeof(float) * nc);
+            uint16_t *bh = malloc(sizeof(uint16_t) * nb);
+            fill(x, na, -1, 1);
+            fill(c0, nc, -1, 1);
+            for (size_t i = 0; i < nb; i++) bh[i] = rnd_half();
+            dpt_k_half_to_float_ref(bh, bf, nb);
+            for (int th = 1; th <= 2; th++) {
+                dpt_k_set_threads(th);
+                gbuf c1 = gb_new(nc), c2 = gb_new(nc);
+                memcpy(c1.p, c0, nc * 4);
+                memcpy(c2.p, c0, nc * 4);
+                dpt_k_sgemm(1, m, n, k, alpha, x, lda, bf, ldb, beta, c1.p, ldc);
+                dpt_k_sgemm_h(m, n, k, alpha, x, lda, bh, ldb, beta, c2.p, ldc);
+                gb_check(&c2, "sgemm_h");
+                CHECK(!memcmp(c1.p, c2.p, nc * 4), "%s m %d n %d k %d, %d threads: half B differs",
+                      dpt_k_arch_name(a), m, n, k, th);
+                gb_free(&c1);
+                gb_free(&c2);
+            }
+            free(x);
+            free(bf);
+            free(c0);
+            free(bh);
+        }
+    }
+    dpt_k_set_threads(2);
+    for (int with_b = 0; with_b < 2; with_b++) {
+        int rows = 37, n_in = 129, n_out = 65;
+        float *x = malloc(sizeof(float) * rows * n_in), *w = malloc(sizeof(float) * n_out * n_in),
+              *bias = malloc(sizeof(float) * n_out), *ref = malloc(sizeof(float) * rows * n_out);
+        uint16_t *wh = malloc(sizeof(uint16_t) * n_out * n_in);
+        fill(x, (size_t)rows * n_in, -1, 1);
+        fill(bias, n_out, -1, 1);
+        for (int i = 0; i < n_out * n_in; i++) wh[i] = rnd_half();
+        dpt_k_half_to_float_ref(wh, w, (size_t)n_out * n_in);
+        gbuf y = gb_new((size_t)rows * n_out);
+        dpt_k_linear_h(x, rows, n_in, wh, with_b ? bias : NULL, n_out, y.p);
+        gb_check(&y, "linear_h");
+        dpt_k_linear(x, rows, n_in, w, with_b ? bias : NULL, n_out, ref);
+        for (int i = 0; i < rows * n_out; i++)
+            CHECK(fabsf(y.p[i] - ref[i]) <= 2e-5f, "linear_h [%d]: %g vs %g", i, y.p[i], ref[i]);
+        gb_free(&y);
+        free(x);
+        free(w);
+        free(bias);
+        free(ref);
+        free(wh);
+    }
+}
+END_TEST
+
 /* Own SGEMM vs the build's BLAS (when there is one) on the models' shapes. */
 START_TEST(sgemm_vs_blas) {
     if (!dpt_k_have_blas()) return;
@@ -735,6 +863,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, gemm_dispatch_and_linear);
     tcase_add_test(tc, sgemm_vs_blas);
     tcase_add_test(tc, attention_vs_naive);
+    tcase_add_test(tc, half_to_float_all_values);
+    tcase_add_test(tc, sgemm_half_b);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -55,6 +55,38 @@ def test_forward_official(tmp_path):
     check_forward('official', {}, [1, 250, 500], tmp_path)
 
 
+def test_forward_official_f16(tmp_path):
+    """An f16 model (matrices used in place as halves by the GEMM) against the reference whose checkpoint
+    has the same matrices rounded to float16: the same computation, so the same tolerance."""
+    import torch
+    import test_dpt_info as tdi
+    _, ck = hs.cached_model('official')
+    model16 = tdi.cached_export(ck, 'f16')
+    sd = torch.load(ck['denoiser'], map_location='cpu')
+    n_half = 0
+    for k, t in sd['model'].items():   # export.py's rule for float16 storage
+        if t.is_floating_point() and t.ndim >= 2 and k.endswith('weight') and t.numel() > 4096:
+            sd['model'][k] = t.half().float()
+            n_half += 1
+    assert n_half > 50
+    ck16 = dict(ck, denoiser=tmp_path / 'denoiser_f16.pt')
+    torch.save(sd, ck16['denoiser'])
+    lm = hs.ref_model(ck16)
+    errs, errs32 = {}, {}
+    for t in (1, 250, 500):
+        inputs, ne = hs.ref_forward_inputs(lm, 1, t, seed=t)
+        c = run_forward(model16, inputs, tmp_path)
+        ref = hs.ref_denoise(ck16, inputs)[:, -lm.L:]
+        ref32 = hs.ref_denoise(ck, inputs)[:, -lm.L:]
+        errs[t] = hs.max_rel_err(c, ref)
+        errs32[t] = hs.max_rel_err(c, ref32)
+        print(f'f16 t={t}: max rel err {errs[t]:.2e} (vs the f32 reference: {errs32[t]:.2e})')
+    hs._MODELS.pop(str(ck16['denoiser']), None)
+    assert max(errs.values()) <= TOL, errs
+    # the rounding of the weights is visible against the f32 reference: the f16 weights are in use
+    assert max(errs32.values()) > 10 * max(errs.values()), (errs, errs32)
+
+
 def test_forward_official_no_head_pose(tmp_path):
     check_forward('official', dict(no_head_pose=True, n_diff_steps=20), [1, 10, 20], tmp_path, N=1)
 
