@@ -34,18 +34,32 @@ BUILD = helpers.BUILD
 PY = helpers.PYTHON
 
 
+# ru_maxrss of a child counts the memory it had before exec, i.e. this (large) Python process's, so
+# the program is started by a small launcher process and its peak is read there.
+RSS_LAUNCHER = r"""
+import os, sys
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[1], sys.argv[1:])
+    finally:
+        os._exit(127)
+_, status, ru = os.wait4(pid, 0)
+sys.stderr.write('\nRSS_KIB %d\n' % ru.ru_maxrss)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_rss(cmd, env=None):
-    """Run cmd; return (wall seconds, peak RSS bytes, stdout)."""
+    """Run cmd; return (wall seconds, peak RSS bytes of cmd itself, stdout)."""
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    _, status, ru = os.wait4(p.pid, 0)
+    p = subprocess.run([sys.executable, '-S', '-c', RSS_LAUNCHER] + [str(c) for c in cmd], capture_output=True,
+                       text=True, env=env)
     wall = time.perf_counter() - t0
-    out = p.stdout.read().decode()
-    err = p.stderr.read().decode()
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        raise RuntimeError(f'{cmd[0]} failed: {err.strip()}')
-    return wall, ru.ru_maxrss * 1024, out
+    m = re.search(r'RSS_KIB (\d+)\s*$', p.stderr)
+    if p.returncode != 0 or not m:
+        raise RuntimeError(f'{cmd[0]} failed: {p.stderr.strip()}')
+    return wall, int(m.group(1)) * 1024, p.stdout
 
 
 def model_files(dtype):
