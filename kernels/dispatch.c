@@ -161,6 +161,10 @@ int dpt_k_have_blas(void) {
 void dpt_k_gemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
                    int ldb, float beta, float *c, int ldc) {
 #ifdef DPT_HAVE_CBLAS
+    if (dpt_k_in_region()) { /* no BLAS threads under the region's */
+        dpt_k_sgemm(1, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
                 ldc);
 #else
@@ -171,6 +175,10 @@ void dpt_k_gemm_nt(int m, int n, int k, float alpha, const float *a, int lda, co
 void dpt_k_gemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
                    int ldb, float beta, float *c, int ldc) {
 #ifdef DPT_HAVE_CBLAS
+    if (dpt_k_in_region()) {
+        dpt_k_sgemm(0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
                 ldc);
 #else

@@ -21,6 +21,7 @@
  * state); if every slot is busy, or an allocation fails, the call allocates its own or, failing
  * that, falls back to an unpacked loop. Nothing here can fail. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -389,6 +390,65 @@ static void team_run(int nt, task_fn fn, void *ctx) {
     pthread_mutex_unlock(&g_team.use);
 }
 
+/* ---- parallel regions ----------------------------------------------------------------------- */
+
+static _Thread_local int tl_in_region;
+
+int dpt_k_in_region(void) { return tl_in_region; }
+
+/* Centralised barrier: the last thread to arrive resets the count and advances the phase; the
+ * others spin on the phase, yielding the CPU after a short while (the machine may be shared). */
+typedef struct region_shared {
+    atomic_int count, phase;
+    void (*fn)(void *ctx, dpt_k_region *r);
+    void *ctx;
+} region_shared;
+
+struct dpt_k_region {
+    region_shared *sh;
+    int tid, nt;
+};
+
+int dpt_k_region_tid(const dpt_k_region *r) { return r->tid; }
+int dpt_k_region_nt(const dpt_k_region *r) { return r->nt; }
+
+void dpt_k_region_range(const dpt_k_region *r, int n, int *lo, int *hi) {
+    *lo = (int)((long)n * r->tid / r->nt);
+    *hi = (int)((long)n * (r->tid + 1) / r->nt);
+}
+
+void dpt_k_region_sync(dpt_k_region *r) {
+    if (r->nt <= 1) return;
+    region_shared *sh = r->sh;
+    int ph = atomic_load_explicit(&sh->phase, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&sh->count, 1, memory_order_acq_rel) == r->nt - 1) {
+        atomic_store_explicit(&sh->count, 0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&sh->phase, 1, memory_order_release);
+        return;
+    }
+    for (long spin = 0; atomic_load_explicit(&sh->phase, memory_order_acquire) == ph; spin++)
+        if (spin > 2000) sched_yield();
+}
+
+static void region_task(void *ctx, int tid, int nt) {
+    region_shared *sh = ctx;
+    dpt_k_region r = {sh, tid, nt};
+    int outer = tl_in_region;
+    tl_in_region = 1;
+    sh->fn(sh->ctx, &r);
+    tl_in_region = outer;
+}
+
+void dpt_k_parallel(int n_threads, void (*fn)(void *ctx, dpt_k_region *r), void *ctx) {
+    region_shared sh;
+    atomic_init(&sh.count, 0);
+    atomic_init(&sh.phase, 0);
+    sh.fn = fn;
+    sh.ctx = ctx;
+    /* a region inside a region runs on its caller alone */
+    team_run(tl_in_region ? 1 : n_threads, region_task, &sh);
+}
+
 /* ---- entry point ---------------------------------------------------------------------------- */
 
 /* Work below which an extra thread does not pay for waking it (flops per thread). */
@@ -410,7 +470,7 @@ static void sgemm(gemm_args *g) {
     const dpt_k_ops *ops = dpt_k_ops_active();
     g->u = ops->ukr;
     g->h2f = ops->half_to_float;
-    int nt = dpt_k_get_threads();
+    int nt = tl_in_region ? 1 : dpt_k_get_threads();
     double flops = 2.0 * m * n * (double)k;
     if (flops / MIN_FLOPS_PER_THREAD < nt) nt = (int)(flops / MIN_FLOPS_PER_THREAD);
     int nb = ceil_div(n, g->u->nr), mb = ceil_div(m, g->u->mr);

@@ -23,6 +23,24 @@ void dpt_k_set_threads(int n_threads);
 /* The thread count in force (≥ 1). */
 int dpt_k_get_threads(void);
 
+/* ---- Parallel regions ------------------------------------------------------------------------
+ * dpt_k_parallel runs fn(ctx, r) once on each of up to n_threads threads of the library's thread
+ * team (the caller is thread 0) and returns when all have returned. Inside a region every GEMM
+ * (dpt_k_gemm_*, dpt_k_linear*, dpt_k_sgemm*) runs single-threaded on the own SGEMM, so a model
+ * can split its own work (rows, heads) with no BLAS threads underneath and one wake-up per region
+ * instead of one per GEMM. fn must be correct for any thread count: if the team is busy (another
+ * caller) the region runs on the caller alone. */
+typedef struct dpt_k_region dpt_k_region;
+void dpt_k_parallel(int n_threads, void (*fn)(void *ctx, dpt_k_region *r), void *ctx);
+int dpt_k_region_tid(const dpt_k_region *r);
+int dpt_k_region_nt(const dpt_k_region *r);
+/* Barrier of all threads of the region. */
+void dpt_k_region_sync(dpt_k_region *r);
+/* This thread's share [*lo, *hi) of n items split evenly. */
+void dpt_k_region_range(const dpt_k_region *r, int n, int *lo, int *hi);
+/* 1 on a thread that is running a region. */
+int dpt_k_in_region(void);
+
 /* y (rows, n_out) = x (rows, n_in) · W (n_out, n_in)ᵀ + b (n_out, may be NULL). */
 void dpt_k_linear(const float *x, int rows, int n_in, const float *w, const float *b, int n_out,
                   float *y);

@@ -34,7 +34,8 @@ struct dpt_den_work {
     float *tmp;      /* (max_rows·tok, D) sublayer output */
     float *ff;       /* (max_rows·tok, F) FFN hidden; also feature_proj input (B·S, dmi) */
     float *temb;     /* (2, max_rows, D) time embedding scratch */
-    float *scores;   /* (tok, tok) attention scores */
+    int n_threads;   /* threads of a forward (fixed at creation: scratch per thread) */
+    float *scores;   /* (n_threads, tok, tok) attention scores */
 };
 
 void dpt_den_work_free(dpt_den_work *w) {
@@ -110,7 +111,8 @@ dpt_status dpt_den_work_new(const dpt_model *m, int max_rows, int n_mem, int n_p
     size_t ffc = (size_t)n->ffn > (size_t)n->dmi ? (size_t)n->ffn : (size_t)n->dmi;
     w->ff = alloc_floats(tokens, ffc, 1, &ok);
     w->temb = alloc_floats(2 * (size_t)max_rows, D, 1, &ok);
-    w->scores = alloc_floats((size_t)w->tok, (size_t)w->tok, 1, &ok);
+    w->n_threads = dpt_k_get_threads();
+    w->scores = alloc_floats((size_t)w->n_threads, (size_t)w->tok, (size_t)w->tok, &ok);
     if (!ok) {
         dpt_den_work_free(w);
         return dpt_fail(err, DPT_ERR_NOMEM, "denoiser: out of memory for %d rows", max_rows);
@@ -145,24 +147,32 @@ void dpt_den_set_person(dpt_den_work *w, int slot, const float *pf) {
     dpt_linear_fwd(&n->person_proj, pf, 1, w->person + (size_t)slot * n->D);
 }
 
-void dpt_den_forward(dpt_den_work *w, int B, const dpt_den_row *rows, float *out) {
-    const dpt_denoiser *n = w->n;
-    const int D = n->D, S = n->S, L = n->L, Lp = n->Lp, dm = n->dm, dmi = n->dmi, F = n->ffn;
-    const int tok = w->tok, H = n->n_heads, dh = D / H;
-    const size_t SD = (size_t)S * D;
-    const int n_tok = B * tok;
-    float *h = w->h;
+/* One forward runs as a parallel region (kernels.h): the prologue on thread 0; then per layer the
+ * token rows are split over the threads for everything row-local (projections, LayerNorms, the
+ * frame tokens' cross-attention, FFN), and the (row, head) pairs for self-attention, with a barrier
+ * on each side of it; the GEMMs of a thread are single-threaded. Results do not depend on the
+ * thread count (the own SGEMM computes each entry the same way whatever the row split). */
+typedef struct fwd_ctx {
+    dpt_den_work *w;
+    int B;
+    const dpt_den_row *rows;
+    float *out;
+} fwd_ctx;
 
-    /* 1. time embedding e = step_map2(GELU(step_map1(TE[t]))) → (B, D) */
+/* 1–5: tokens u = [person_proj(pf) + e ; feature_proj([pm ; x] (+ indicator))] + PE → h */
+static void forward_prologue(dpt_den_work *w, int B, const dpt_den_row *rows) {
+    const dpt_denoiser *n = w->n;
+    const int D = n->D, S = n->S, Lp = n->Lp, dm = n->dm, dmi = n->dmi, tok = w->tok;
+    const size_t SD = (size_t)S * D;
+    float *h = w->h;
+    /* time embedding e = step_map2(GELU(step_map1(TE[t]))) → (B, D) */
     float *e0 = w->temb, *e1 = w->temb + (size_t)w->max_rows * D;
     for (int b = 0; b < B; b++)
         memcpy(e0 + (size_t)b * D, n->te_table + (size_t)rows[b].t * D, sizeof(float) * D);
     dpt_linear_fwd(&n->step_map1, e0, B, e1);
     dpt_k_gelu(e1, (size_t)B * D);
     dpt_linear_fwd(&n->step_map2, e1, B, e0);
-
-    /* 2–4. motion input z = [pm ; x] (+ indicator channel: 0 for the previous frames) (B·S, dmi)
-     * → feature_proj → (B·S, D) */
+    /* motion input z = [pm ; x] (+ indicator channel: 0 for the previous frames) (B·S, dmi) */
     float *z = w->ff;
     const int use_ind = dmi > dm;
     for (int b = 0; b < B; b++) {
@@ -175,8 +185,6 @@ void dpt_den_forward(dpt_den_work *w, int B, const dpt_den_row *rows, float *out
         }
     }
     dpt_linear_fwd(&n->feature_proj, z, B * S, w->tmp);
-
-    /* 5. tokens u = [person_proj(pf) + e ; feature_proj(z)] + PE */
     for (int b = 0; b < B; b++) {
         float *hb = h + (size_t)b * tok * D;
         const float *p = w->person + (size_t)rows[b].person * D, *eb = e0 + (size_t)b * D;
@@ -188,65 +196,110 @@ void dpt_den_forward(dpt_den_work *w, int B, const dpt_den_row *rows, float *out
             dpt_k_add(hb, n->pe, (size_t)tok * D);
         }
     }
+}
 
+/* Cross-attention sublayer output of token rows [r0, r1) → tmp (post-LN is the caller's). */
+static void cross_attention_rows(dpt_den_work *w, const dpt_den_row *rows, int l, int r0, int r1,
+                                 float *scores) {
+    const dpt_denoiser *n = w->n;
+    const dpt_decoder_layer *y = &n->layers[l];
+    const int D = n->D, S = n->S, H = n->n_heads, dh = D / H, tok = w->tok, kpl = w->kv_per_layer;
+    const size_t SD = (size_t)S * D;
+    if (w->fast_ca) {
+        /* person tokens: real attention with mask row 0; frame tokens: out_proj(V)[key] */
+        for (int r = r0; r < r1; r++) {
+            const int b = r / tok, q = r % tok;
+            const float *kv = w->mem_kv + ((size_t)rows[b].mem * n->n_layers + l) * kpl * SD;
+            float *tr = w->tmp + (size_t)r * D;
+            if (q > 0) {
+                memcpy(tr, kv + 2 * SD + (size_t)w->key[q] * D, sizeof(float) * D);
+                continue;
+            }
+            float *ph = w->p_h + (size_t)b * D, *pq = w->p_q + (size_t)b * D,
+                  *pc = w->p_ctx + (size_t)b * D;
+            dpt_linear_rows(&y->ca_in, 0, D, w->h + (size_t)r * D, 1, pq, D); /* q rows of in_proj */
+            dpt_k_mha(pq, D, kv, D, kv + SD, D, 1, S, H, dh, n->align_mask, pc, D, scores);
+            dpt_linear_fwd(&y->ca_out, pc, 1, ph);
+            memcpy(tr, ph, sizeof(float) * D);
+        }
+        return;
+    }
+    /* q of own rows into their own qkv rows (stride 3D: other threads may already be projecting
+     * the next layer's q|k|v of their rows), attention per row b over its tokens in range */
+    dpt_linear_rows(&y->ca_in, 0, D, w->h + (size_t)r0 * D, r1 - r0, w->qkv + (size_t)r0 * 3 * D,
+                    3 * D);
+    for (int r = r0; r < r1;) {
+        const int b = r / tok, q0 = r % tok, nq = (b + 1) * tok < r1 ? (b + 1) * tok - r : r1 - r;
+        const float *kv = w->mem_kv + ((size_t)rows[b].mem * n->n_layers + l) * kpl * SD;
+        dpt_k_mha(w->qkv + (size_t)r * 3 * D, 3 * D, kv, D, kv + SD, D, nq, S, H, dh,
+                  n->align_mask ? n->align_mask + (size_t)q0 * S : NULL, w->ctx + (size_t)r * D, D,
+                  scores);
+        r += nq;
+    }
+    dpt_linear_fwd(&y->ca_out, w->ctx + (size_t)r0 * D, r1 - r0, w->tmp + (size_t)r0 * D);
+}
+
+static void forward_task(void *p, dpt_k_region *reg) {
+    fwd_ctx *c = p;
+    dpt_den_work *w = c->w;
+    const dpt_denoiser *n = w->n;
+    const int B = c->B, D = n->D, H = n->n_heads, dh = D / H, tok = w->tok, L = n->L, Lp = n->Lp;
+    const int n_tok = B * tok, tid = dpt_k_region_tid(reg);
+    float *scores = w->scores + (size_t)tid * tok * tok;
+    if (tid == 0) forward_prologue(w, B, c->rows);
+    dpt_k_region_sync(reg);
+
+    int r0, r1, u0, u1;
+    dpt_k_region_range(reg, n_tok, &r0, &r1);
+    dpt_k_region_range(reg, B * H, &u0, &u1);
+    const int nr = r1 - r0;
+    float *h = w->h + (size_t)r0 * D, *tmp = w->tmp + (size_t)r0 * D;
     /* 6–7. post-LN decoder layers */
     for (int l = 0; l < n->n_layers; l++) {
         const dpt_decoder_layer *y = &n->layers[l];
-        /* self-attention over the tok tokens of each row, unmasked */
-        dpt_linear_fwd(&y->sa_in, h, n_tok, w->qkv);
-        for (int b = 0; b < B; b++) {
-            const float *q = w->qkv + (size_t)b * tok * 3 * D;
-            dpt_k_mha(q, 3 * D, q + D, 3 * D, q + 2 * D, 3 * D, tok, tok, H, dh, NULL,
-                      w->ctx + (size_t)b * tok * D, D, w->scores);
+        /* self-attention over the tok tokens of each row, unmasked: projections of own rows,
+         * then (row, head) pairs once every row's q|k|v is there */
+        dpt_linear_fwd(&y->sa_in, h, nr, w->qkv + (size_t)r0 * 3 * D);
+        dpt_k_region_sync(reg);
+        for (int u = u0; u < u1; u++) {
+            const int b = u / H, j = u % H;
+            const float *q = w->qkv + (size_t)b * tok * 3 * D + (size_t)j * dh;
+            dpt_k_mha(q, 3 * D, q + D, 3 * D, q + 2 * D, 3 * D, tok, tok, 1, dh, NULL,
+                      w->ctx + (size_t)b * tok * D + (size_t)j * dh, D, scores);
         }
-        dpt_linear_fwd(&y->sa_out, w->ctx, n_tok, w->tmp);
-        dpt_k_add_layernorm(h, w->tmp, n_tok, D, y->n1.gamma, y->n1.beta, LN_EPS);
-
-        /* cross-attention to the row's memory slot under the alignment mask (tok, S) */
-        const int kpl = w->kv_per_layer;
-        if (w->fast_ca) {
-            /* person tokens: real attention with mask row 0; frame tokens: out_proj(V)[key] */
-            for (int b = 0; b < B; b++)
-                memcpy(w->p_h + (size_t)b * D, h + (size_t)b * tok * D, sizeof(float) * D);
-            dpt_linear_rows(&y->ca_in, 0, D, w->p_h, B, w->p_q, D); /* q rows of in_proj */
-            for (int b = 0; b < B; b++) {
-                const float *kv = w->mem_kv + ((size_t)rows[b].mem * n->n_layers + l) * kpl * SD;
-                dpt_k_mha(w->p_q + (size_t)b * D, D, kv, D, kv + SD, D, 1, S, H, dh, n->align_mask,
-                          w->p_ctx + (size_t)b * D, D, w->scores);
-            }
-            dpt_linear_fwd(&y->ca_out, w->p_ctx, B, w->p_h);
-            for (int b = 0; b < B; b++) {
-                const float *co = w->mem_kv + ((size_t)rows[b].mem * n->n_layers + l) * kpl * SD +
-                                  2 * SD;
-                float *tb = w->tmp + (size_t)b * tok * D;
-                memcpy(tb, w->p_h + (size_t)b * D, sizeof(float) * D);
-                for (int r = 1; r < tok; r++)
-                    memcpy(tb + (size_t)r * D, co + (size_t)w->key[r] * D, sizeof(float) * D);
-            }
-        } else {
-            dpt_linear_rows(&y->ca_in, 0, D, h, n_tok, w->qkv, D); /* q (n_tok, D) */
-            for (int b = 0; b < B; b++) {
-                const float *kv = w->mem_kv + ((size_t)rows[b].mem * n->n_layers + l) * kpl * SD;
-                dpt_k_mha(w->qkv + (size_t)b * tok * D, D, kv, D, kv + SD, D, tok, S, H, dh,
-                          n->align_mask, w->ctx + (size_t)b * tok * D, D, w->scores);
-            }
-            dpt_linear_fwd(&y->ca_out, w->ctx, n_tok, w->tmp);
-        }
-        dpt_k_add_layernorm(h, w->tmp, n_tok, D, y->n2.gamma, y->n2.beta, LN_EPS);
-
+        dpt_k_region_sync(reg);
+        dpt_linear_fwd(&y->sa_out, w->ctx + (size_t)r0 * D, nr, tmp);
+        dpt_k_add_layernorm(h, tmp, nr, D, y->n1.gamma, y->n1.beta, LN_EPS);
+        /* cross-attention to the row's memory slot under the alignment mask */
+        cross_attention_rows(w, c->rows, l, r0, r1, scores);
+        dpt_k_add_layernorm(h, tmp, nr, D, y->n2.gamma, y->n2.beta, LN_EPS);
         /* FFN */
-        dpt_linear_fwd(&y->ff1, h, n_tok, w->ff);
-        dpt_k_gelu(w->ff, (size_t)n_tok * F);
-        dpt_linear_fwd(&y->ff2, w->ff, n_tok, w->tmp);
-        dpt_k_add_layernorm(h, w->tmp, n_tok, D, y->n3.gamma, y->n3.beta, LN_EPS);
+        float *ff = w->ff + (size_t)r0 * n->ffn;
+        dpt_linear_fwd(&y->ff1, h, nr, ff);
+        dpt_k_gelu(ff, (size_t)nr * n->ffn);
+        dpt_linear_fwd(&y->ff2, ff, nr, tmp);
+        dpt_k_add_layernorm(h, tmp, nr, D, y->n3.gamma, y->n3.beta, LN_EPS);
     }
+    dpt_k_region_sync(reg);
 
     /* 8. motion_dec on the last L tokens of each row: (B·L, D) → (B·L, D/2) → (B·L, dm) */
-    float *last = w->ctx;
-    for (int b = 0; b < B; b++)
-        memcpy(last + (size_t)b * L * D, h + ((size_t)b * tok + 1 + Lp) * D,
-               sizeof(float) * (size_t)L * D);
-    dpt_linear_fwd(&n->dec1, last, B * L, w->tmp);
-    dpt_k_gelu(w->tmp, (size_t)B * L * n->dec1.n_out);
-    dpt_linear_fwd(&n->dec2, w->tmp, B * L, out);
+    int m0, m1;
+    dpt_k_region_range(reg, B * L, &m0, &m1);
+    if (m1 <= m0) return;
+    float *last = w->ctx + (size_t)m0 * D;
+    for (int i = m0; i < m1; i++) {
+        const int b = i / L, f = i % L;
+        memcpy(w->ctx + (size_t)i * D, w->h + ((size_t)b * tok + 1 + Lp + f) * D,
+               sizeof(float) * D);
+    }
+    float *d1 = w->tmp + (size_t)m0 * n->dec1.n_out;
+    dpt_linear_fwd(&n->dec1, last, m1 - m0, d1);
+    dpt_k_gelu(d1, (size_t)(m1 - m0) * n->dec1.n_out);
+    dpt_linear_fwd(&n->dec2, d1, m1 - m0, c->out + (size_t)m0 * n->dm);
+}
+
+void dpt_den_forward(dpt_den_work *w, int B, const dpt_den_row *rows, float *out) {
+    fwd_ctx c = {w, B, rows, out};
+    int nt = dpt_k_get_threads();
+    dpt_k_parallel(nt < w->n_threads ? nt : w->n_threads, forward_task, &c);
 }

@@ -20,6 +20,7 @@
 #include <float.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -769,6 +770,78 @@ START_TEST(sgemm_half_b) {
 }
 END_TEST
 
+/* ---- parallel regions ----------------------------------------------------------------------- */
+
+typedef struct region_job {
+    int n;               /* items split by dpt_k_region_range */
+    int *owner;          /* (n) tid that claimed item i */
+    atomic_int arrived[64];
+    int fail;            /* set by a thread that saw a barrier let it through too early */
+    int nt_seen;
+    const float *a, *b;  /* a GEMM run inside the region by every thread */
+    float *c;            /* (nt, m·n) */
+    int m, nn, k;
+} region_job;
+
+#define REGION_ROUNDS 200
+
+static void region_fn(void *ctx, dpt_k_region *r) {
+    region_job *j = ctx;
+    int tid = dpt_k_region_tid(r), nt = dpt_k_region_nt(r);
+    if (!dpt_k_in_region() || tid < 0 || tid >= nt) j->fail = 1;
+    if (tid == 0) j->nt_seen = nt;
+    int lo, hi;
+    dpt_k_region_range(r, j->n, &lo, &hi);
+    for (int i = lo; i < hi; i++) j->owner[i] = tid;
+    /* after each barrier every thread must have arrived at the round before it */
+    for (int round = 0; round < REGION_ROUNDS; round++) {
+        atomic_fetch_add(&j->arrived[round % 64], 1);
+        dpt_k_region_sync(r);
+        if (atomic_load(&j->arrived[round % 64]) < nt * (round / 64 + 1)) j->fail = 1;
+    }
+    dpt_k_sgemm(1, j->m, j->nn, j->k, 1.0f, j->a, j->k, j->b, j->k, 0.0f,
+                j->c + (size_t)tid * j->m * j->nn, j->nn);
+}
+
+/* dpt_k_parallel: thread ids, even ranges covering every item once, barriers that hold, GEMMs
+ * inside equal to the same GEMM outside, any thread count (also 1, and more than the cores). */
+START_TEST(parallel_regions) {
+    for (int want = 1; want <= 4; want++) {
+        region_job j;
+        memset(&j, 0, sizeof j);
+        j.n = 1001;
+        j.owner = malloc(sizeof(int) * j.n);
+        for (int i = 0; i < j.n; i++) j.owner[i] = -1;
+        j.m = 37, j.nn = 65, j.k = 129;
+        float *a = malloc(sizeof(float) * j.m * j.k), *b = malloc(sizeof(float) * j.nn * j.k);
+        float *ref = malloc(sizeof(float) * j.m * j.nn);
+        fill(a, (size_t)j.m * j.k, -1, 1);
+        fill(b, (size_t)j.nn * j.k, -1, 1);
+        j.a = a, j.b = b;
+        j.c = malloc(sizeof(float) * j.m * j.nn * want);
+        dpt_k_set_threads(2);
+        dpt_k_sgemm(1, j.m, j.nn, j.k, 1.0f, a, j.k, b, j.k, 0.0f, ref, j.nn);
+        CHECK1(!dpt_k_in_region());
+        dpt_k_parallel(want, region_fn, &j);
+        CHECK1(!dpt_k_in_region());
+        CHECK(!j.fail, "%d threads: a barrier let a thread through early, or bad tid", want);
+        CHECK(j.nt_seen >= 1 && j.nt_seen <= want, "asked %d threads, ran %d", want, j.nt_seen);
+        for (int i = 0; i < j.n; i++) {
+            CHECK(j.owner[i] >= 0 && j.owner[i] < j.nt_seen, "item %d not claimed", i);
+            CHECK1(i == 0 || j.owner[i] >= j.owner[i - 1]); /* contiguous ranges */
+        }
+        for (int t = 0; t < j.nt_seen; t++)
+            CHECK(!memcmp(j.c + (size_t)t * j.m * j.nn, ref, sizeof(float) * j.m * j.nn),
+                  "%d threads: GEMM of thread %d in the region differs", want, t);
+        free(j.owner);
+        free(a);
+        free(b);
+        free(ref);
+        free(j.c);
+    }
+}
+END_TEST
+
 /* Own SGEMM vs the build's BLAS (when there is one) on the models' shapes. */
 START_TEST(sgemm_vs_blas) {
     if (!dpt_k_have_blas()) return;
@@ -865,6 +938,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, attention_vs_naive);
     tcase_add_test(tc, half_to_float_all_values);
     tcase_add_test(tc, sgemm_half_b);
+    tcase_add_test(tc, parallel_regions);
     suite_add_tcase(s, tc);
     return s;
 }

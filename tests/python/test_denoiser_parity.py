@@ -87,6 +87,20 @@ def test_forward_official_f16(tmp_path):
     assert max(errs32.values()) > 10 * max(errs.values()), (errs, errs32)
 
 
+def test_forward_thread_count_independent(tmp_path):
+    """The forward splits rows and heads over its threads; every thread count gives the same bits."""
+    model, ck = hs.cached_model('official')
+    lm = hs.ref_model(ck)
+    inputs, _ = hs.ref_forward_inputs(lm, 2, 100, seed=3)
+    np.savez(tmp_path / 'in.npz', **inputs)
+    outs = []
+    for th in (1, 2, 3):
+        hs.harness('forward', model, tmp_path / 'in.npz', tmp_path / f'out{th}.npy', '--threads', str(th))
+        outs.append(np.load(tmp_path / f'out{th}.npy'))
+    assert np.isfinite(outs[0]).all() and np.abs(outs[0]).max() > 0
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+
+
 def test_forward_official_no_head_pose(tmp_path):
     check_forward('official', dict(no_head_pose=True, n_diff_steps=20), [1, 10, 20], tmp_path, N=1)
 
