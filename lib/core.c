@@ -109,8 +109,21 @@ float dpt_half_to_float(uint16_t h) {
     return f;
 }
 
+/* Branch-free over blocks (vectorised by the compiler): a float is NaN or ±Inf exactly when its
+ * exponent bits are all ones. Runs over every weight at load, so it has to be fast. */
 int dpt_all_finite(const float *x, size_t n) {
-    for (size_t i = 0; i < n; i++)
+    const uint32_t EXP = 0x7f800000u;
+    size_t i = 0;
+    for (; i + 256 <= n; i += 256) {
+        uint32_t bad = 0;
+        for (size_t j = 0; j < 256; j++) {
+            uint32_t b;
+            memcpy(&b, x + i + j, sizeof b);
+            bad |= (uint32_t)((b & EXP) == EXP);
+        }
+        if (bad) return 0;
+    }
+    for (; i < n; i++)
         if (!isfinite(x[i])) return 0;
     return 1;
 }
