@@ -2,7 +2,8 @@
 # Cross-compile libdpt for aarch64 (NEON kernels) and run the C test suites under qemu user-mode
 # emulation, once with OpenBLAS (arm64 multiarch) and once BLAS-free (own SGEMM, NEON micro-kernel).
 # Prints each suite's Check line, one summary line per variant, then one overall line
-# "C tests (aarch64 qemu): N checks, F failed, S skipped under emulation; ...". `make test-aarch64`.
+# "C tests (aarch64 qemu): N checks, F failed, S skipped under emulation (...)". Also builds the
+# fully static program (STATIC=1) and checks that it runs under qemu. `make test-aarch64`.
 #
 #   tools/test_aarch64.sh [--blas openblas|none|both] [-j 1|2] [test_suite ...]
 #
@@ -134,7 +135,38 @@ for v in "${built[@]}"; do
   fi
 done
 rm -rf "$logs"
+
+# The fully static program (STATIC=1: BLAS-free, no libsndfile) runs under qemu without any arm64
+# library: no program interpreter, model info, and (when the OpenBLAS variant's harness is built
+# to decode the bundled clip into 16 kHz samples) a generation from a .npy of samples.
+static_build=$(printf 'print-build:\n\t@echo $(BUILD)\n' |
+  make -s --no-print-directory CROSS=$CROSS STATIC=1 -f Makefile -f - print-build)
+harness="$(build_dir openblas)/tests/harness_audio"
+static_msg=""
+if ! make -s -j2 CROSS=$CROSS STATIC=1 all >"$static_build.log" 2>&1; then
+  tail -n 20 "$static_build.log"; static_msg="build failed"
+elif ${CROSS}readelf -l "$static_build/dpt-generate" | grep -q INTERP; then
+  static_msg="not static (has a program interpreter)"
+elif ! qemu-aarch64 "$static_build/dpt-info" weights/demo-tiny.dpt >/dev/null; then
+  static_msg="dpt-info failed under qemu"
+elif [ -x "$harness" ]; then
+  rm -f "$static_build/check.npz"
+  if ! qemu-aarch64 "$harness" load examples/data/speech.flac "$static_build/speech16k.npy" ||
+     ! qemu-aarch64 "$static_build/dpt-generate" -q -m weights/demo-tiny.dpt -a "$static_build/speech16k.npy" \
+         -c examples/data/shape.npy --cfg-cond audio -o "$static_build/check.npz" ||
+     [ ! -s "$static_build/check.npz" ]; then
+    static_msg="dpt-generate failed under qemu"
+  fi
+fi
+rm -f "$static_build.log"
+if [ -z "$static_msg" ]; then
+  echo "static aarch64 dpt-generate ($static_build): $(stat -c %s "$static_build/dpt-generate") bytes," \
+       "no interpreter, runs under qemu$([ -x "$harness" ] && echo " (dpt-info, generation from 16 kHz samples)" || echo " (dpt-info only)"): OK"
+else
+  echo "static aarch64 dpt-generate ($static_build): $static_msg; FAILED"; status=1
+fi
+
 vs="${variants[*]}"
 echo "C tests (aarch64 qemu): $checks checks, $fails failed, $skips skipped under emulation" \
-     "(BLAS=${vs// /+}; build $((t1 - t0)) s, suites $(( $(date +%s) - t1 )) s)$([ $status = 0 ] || echo "; FAILED")"
+     "(BLAS=${vs// /+}; build $((t1 - t0)) s, suites + static check $(( $(date +%s) - t1 )) s)$([ $status = 0 ] || echo "; FAILED")"
 exit $status
