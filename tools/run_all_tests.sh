@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: C unit tests optimised and under ASan/UBSan, then the Python tests (exporter,
-# reference parity), then the C tests cross-built for aarch64 under qemu (`make test-aarch64`).
+# reference parity), then the aarch64 build under qemu (`make test-aarch64`: C tests, the tiny
+# Python parity tests, the static program).
 # Ends with one summary line.
 # The aarch64 step is skipped (not failed) where it cannot run (not root, packages unavailable),
 # unless DPT_REQUIRE_AARCH64=1 (set by CI, .ci/run): then a skip fails the run.
@@ -22,8 +23,8 @@ if [ "$r_rc" = 77 ]; then
   r_line="skipped ($(grep -E 'skipped' "$log/arm" | tail -n1 | sed -E 's/^test_aarch64: //; s/; skipped$//'))"
   if [ "${DPT_REQUIRE_AARCH64:-0}" = 1 ]; then r_line="$r_line, required (DPT_REQUIRE_AARCH64=1)"; r_rc=1; else r_rc=0; fi
 else
-  r_line=$(grep -E '^C tests \(aarch64 qemu\): ' "$log/arm" | tail -n1)
-  r_line=${r_line#C tests (aarch64 qemu): }
+  r_line=$(grep -E '^aarch64 qemu: ' "$log/arm" | tail -n1)
+  r_line=${r_line#aarch64 qemu: }
 fi
 [ "$c_rc" = 0 ] && [ "$a_rc" = 0 ] && [ "$p_rc" = 0 ] && [ "$r_rc" = 0 ] || status=1
 echo "SUMMARY: ${c_line:-C tests did not run} | ASan/UBSan: ${a_line#C tests (build-asan): } | Python: ${p_line:-did not run} | aarch64 qemu: ${r_line:-did not run} | $([ $status = 0 ] && echo OK || echo FAILED)"

@@ -1,30 +1,36 @@
 #!/usr/bin/env bash
-# Cross-compile libdpt for aarch64 (NEON kernels) and run the C test suites under qemu user-mode
-# emulation, once with OpenBLAS (arm64 multiarch) and once BLAS-free (own SGEMM, NEON micro-kernel).
-# Prints each suite's Check line, one summary line per variant, then one overall line
-# "C tests (aarch64 qemu): N checks, F failed, S skipped under emulation (...)". Also builds the
-# fully static program (STATIC=1) and checks that it runs under qemu. `make test-aarch64`.
+# Cross-compile libdpt for aarch64 (NEON kernels) and test it under qemu user-mode emulation:
+#  * the C test suites, once with OpenBLAS (arm64 multiarch) and once BLAS-free (own SGEMM, NEON
+#    micro-kernel);
+#  * the Python parity tests that are affordable under emulation (tiny models: audio front end,
+#    HuBERT/wav2vec2 stages, denoiser, style encoder, sampler) against the BLAS-free build, its
+#    programs and harnesses run through qemu;
+#  * the fully static dpt-generate (STATIC=1): no interpreter, runs.
+# Prints each suite's line and ends with one line
+#   "aarch64 qemu: C N checks, F failed, S skipped (...) | Python parity ... | static ... | time".
+# `make test-aarch64`; part of `make test`.
 #
-#   tools/test_aarch64.sh [--blas openblas|none|both] [-j 1|2] [test_suite ...]
+#   tools/test_aarch64.sh [--blas openblas|none|both] [-j 1|2] [--no-python] [test_suite ...]
 #
-# Both variants are built first (make -j2), then with -j 2 (default) their suites run side by side,
-# one qemu process per variant. Installs what it needs when run as root on Debian
-# (gcc-aarch64-linux-gnu, qemu-user, arm64 libraries through multiarch); exits 77 (skipped) when
-# it cannot (not root, or the installation fails). Check's timeouts are scaled by
-# CK_TIMEOUT_MULTIPLIER (default 10 here: emulation is slow). DPT_UNDER_QEMU=1 is set for the
-# suites: a check that qemu-user itself cannot run is left out of its suite and printed as
-# "SKIPPED: suite: check (reason)"; it is counted as skipped, never as passed.
+# Everything is built first (make -j2), then with -j 2 (default) one job per variant runs side by
+# side. Installs what it needs when run as root on Debian (gcc-aarch64-linux-gnu, qemu-user, arm64
+# libraries through multiarch); exits 77 (skipped) when it cannot (not root, or the installation
+# fails). Check's timeouts are scaled by CK_TIMEOUT_MULTIPLIER (default 10 here). DPT_UNDER_QEMU=1
+# is set: a check that qemu-user itself cannot run is left out of its suite and printed as
+# "SKIPPED: suite: check (reason)"; skipped and not-run tests are counted as such, never as passed.
 set -u
 cd "$(dirname "$0")/.."
 
 blas=both
 jobs=2
+python=1
 suites=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --blas) blas=$2; shift 2 ;;
     -j) jobs=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --no-python) python=0; shift ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) suites+=("$1"); shift ;;
   esac
 done
@@ -100,6 +106,79 @@ run_variant() { # $1: openblas | none; prints the suites' lines and the variant'
   [ "$failed" = 0 ] && [ -z "$bad" ]
 }
 
+# Python parity tests under qemu: the harnesses and programs of build $1, run through qemu by
+# wrapper scripts in $1's build dir (BUILD/qemu-run, used as DPT_BUILD; its testdata is the native
+# build's cache). Tiny models only: the official-size cases and the 61 s long-clip case (about a
+# minute under emulation) are left to the native run and reported as not run here.
+PY_FILES="tests/python/test_audio_frontend.py tests/python/test_denoiser_parity.py
+          tests/python/test_hubert_parity.py tests/python/test_sampler_parity.py"
+PY_SELECT="not official and not long_clip"
+run_python() { # $1: openblas | none
+  local build w f out line p=0 fl=0 d=0
+  build=$(build_dir "$1")
+  if [ ! -x .venv/bin/python ]; then
+    echo "SKIPPED: Python parity under qemu (no .venv: run make deps)"
+    echo "Python parity (aarch64 qemu, BLAS=$1): 0 passed, 0 failed, all not run"
+    return 0
+  fi
+  w="$PWD/$build/qemu-run"
+  rm -rf "$w" && mkdir -p "$w/tests" build/testdata && ln -s "$PWD/build/testdata" "$w/testdata"
+  for f in "$build"/dpt-* "$build"/tests/harness_*; do
+    [ -x "$f" ] && [ -f "$f" ] || continue
+    printf '#!/bin/sh\nexec qemu-aarch64 %s "$@"\n' "$PWD/$f" >"$w/${f#"$build"/}"
+    chmod +x "$w/${f#"$build"/}"
+  done
+  # shellcheck disable=SC2086
+  out=$(DPT_BUILD="$w" .venv/bin/python -m pytest -q -p no:cacheprovider -k "$PY_SELECT" $PY_FILES 2>&1)
+  local rc=$?
+  line=$(printf '%s\n' "$out" | grep -E '(passed|failed|error)' | tail -n 1)
+  [[ $line =~ ([0-9]+)\ passed ]] && p=${BASH_REMATCH[1]}
+  [[ $line =~ ([0-9]+)\ failed ]] && fl=${BASH_REMATCH[1]}
+  [[ $line =~ ([0-9]+)\ error ]] && fl=$((fl + BASH_REMATCH[1]))
+  [[ $line =~ ([0-9]+)\ deselected ]] && d=${BASH_REMATCH[1]}
+  [[ $line =~ ([0-9]+)\ skipped ]] && d=$((d + BASH_REMATCH[1]))
+  if [ "$rc" != 0 ]; then
+    printf '%s\n' "$out" | grep -E '^(FAILED|ERROR)|Error' | head -n 20
+    [ "$fl" = 0 ] && fl=1
+  fi
+  echo "  pytest ($PY_SELECT): ${line:-no pytest summary (exit $rc)}"
+  echo "    SKIPPED: $d Python tests not run under emulation (official sizes, 61 s clip: native run only)"
+  echo "Python parity (aarch64 qemu, BLAS=$1): $p passed, $fl failed, $d not run"
+  [ "$rc" = 0 ]
+}
+
+# The fully static program (STATIC=1: BLAS-free, no libsndfile) runs under qemu without any arm64
+# library: no program interpreter, model info, and (when the OpenBLAS variant's harness is built
+# to decode the bundled clip into 16 kHz samples) a generation from a .npy of samples.
+STATIC_BUILD=$(printf 'print-build:\n\t@echo $(BUILD)\n' |
+  make -s --no-print-directory CROSS=$CROSS STATIC=1 -f Makefile -f - print-build)
+static_check() {
+  local harness msg=""
+  harness="$(build_dir openblas)/tests/harness_audio"
+  if [ ! -x "$STATIC_BUILD/dpt-generate" ]; then
+    msg="not built"
+  elif ${CROSS}readelf -l "$STATIC_BUILD/dpt-generate" | grep -q INTERP; then
+    msg="not static (has a program interpreter)"
+  elif ! qemu-aarch64 "$STATIC_BUILD/dpt-info" weights/demo-tiny.dpt >/dev/null; then
+    msg="dpt-info failed under qemu"
+  elif [ -x "$harness" ]; then
+    rm -f "$STATIC_BUILD/check.npz"
+    if ! qemu-aarch64 "$harness" load examples/data/speech.flac "$STATIC_BUILD/speech16k.npy" ||
+       ! qemu-aarch64 "$STATIC_BUILD/dpt-generate" -q -m weights/demo-tiny.dpt -a "$STATIC_BUILD/speech16k.npy" \
+           -c examples/data/shape.npy --cfg-cond audio -o "$STATIC_BUILD/check.npz" ||
+       [ ! -s "$STATIC_BUILD/check.npz" ]; then
+      msg="dpt-generate failed under qemu"
+    fi
+  fi
+  if [ -z "$msg" ]; then
+    echo "static aarch64 dpt-generate ($STATIC_BUILD): $(stat -c %s "$STATIC_BUILD/dpt-generate") bytes," \
+         "no interpreter, runs under qemu$([ -x "$harness" ] && echo " (dpt-info, generation from 16 kHz samples)" || echo " (dpt-info only)"): OK"
+  else
+    echo "static aarch64 dpt-generate ($STATIC_BUILD): $msg; FAILED"
+    return 1
+  fi
+}
+
 case "$blas" in
   openblas|none) variants=("$blas") ;;
   both) variants=(openblas none) ;;
@@ -112,61 +191,51 @@ built=()
 for v in "${variants[@]}"; do
   if build_variant "$v"; then built+=("$v"); else status=1; fi
 done
+if ! make -s -j2 CROSS=$CROSS STATIC=1 all >"$STATIC_BUILD.log" 2>&1; then
+  tail -n 20 "$STATIC_BUILD.log"
+fi
+rm -f "$STATIC_BUILD.log"
 t1=$(date +%s)
+
+# One job per variant (in parallel with -j 2): its C suites; the first also checks the static
+# program, the last also runs the Python parity subset.
 logs=$(mktemp -d)
+job() { # $1: index, $2: variant
+  local rc=0
+  run_variant "$2" || rc=1
+  if [ "$1" = 0 ]; then static_check || rc=1; fi
+  if [ "$1" = $((${#built[@]} - 1)) ] && [ "$python" = 1 ]; then run_python "$2" || rc=1; fi
+  return $rc
+}
 pids=()
-for v in "${built[@]}"; do
+for i in "${!built[@]}"; do
   if [ "$jobs" -gt 1 ]; then
-    run_variant "$v" >"$logs/$v" 2>&1 &
+    job "$i" "${built[$i]}" >"$logs/$i" 2>&1 &
     pids+=($!)
   else
-    run_variant "$v" >"$logs/$v" 2>&1 || status=1
+    job "$i" "${built[$i]}" >"$logs/$i" 2>&1 || status=1
   fi
 done
 for p in "${pids[@]}"; do wait "$p" || status=1; done
-checks=0; fails=0; skips=0
-for v in "${built[@]}"; do
-  cat "$logs/$v"
-  line=$(grep -E '^C tests \(aarch64 qemu, BLAS=' "$logs/$v" | tail -n 1)
-  if [[ $line =~ :\ ([0-9]+)\ checks,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped ]]; then
-    checks=$((checks + BASH_REMATCH[1])); fails=$((fails + BASH_REMATCH[2])); skips=$((skips + BASH_REMATCH[3]))
-  else
-    status=1
-  fi
+[ ${#built[@]} = 0 ] && { static_check >"$logs/static" 2>&1 || status=1; }
+checks=0; fails=0; skips=0; py="not run"; st="not checked"
+for f in "$logs"/*; do
+  cat "$f"
+  while IFS= read -r line; do
+    if [[ $line =~ ^C\ tests\ \(aarch64\ qemu,\ BLAS=.*:\ ([0-9]+)\ checks,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped ]]; then
+      checks=$((checks + BASH_REMATCH[1])); fails=$((fails + BASH_REMATCH[2])); skips=$((skips + BASH_REMATCH[3]))
+    elif [[ $line =~ ^Python\ parity\ \(aarch64\ qemu,\ (BLAS=[a-z]+)\):\ (.*)$ ]]; then
+      py="${BASH_REMATCH[2]} (${BASH_REMATCH[1]})"
+    elif [[ $line =~ ^static\ aarch64\ dpt-generate\ .*:\ ([0-9]+)\ bytes,.*OK$ ]]; then
+      st="OK (${BASH_REMATCH[1]} bytes)"
+    elif [[ $line =~ ^static\ aarch64\ dpt-generate\ .*:\ (.*)\;\ FAILED$ ]]; then
+      st="FAILED (${BASH_REMATCH[1]})"
+    fi
+  done <"$f"
 done
 rm -rf "$logs"
-
-# The fully static program (STATIC=1: BLAS-free, no libsndfile) runs under qemu without any arm64
-# library: no program interpreter, model info, and (when the OpenBLAS variant's harness is built
-# to decode the bundled clip into 16 kHz samples) a generation from a .npy of samples.
-static_build=$(printf 'print-build:\n\t@echo $(BUILD)\n' |
-  make -s --no-print-directory CROSS=$CROSS STATIC=1 -f Makefile -f - print-build)
-harness="$(build_dir openblas)/tests/harness_audio"
-static_msg=""
-if ! make -s -j2 CROSS=$CROSS STATIC=1 all >"$static_build.log" 2>&1; then
-  tail -n 20 "$static_build.log"; static_msg="build failed"
-elif ${CROSS}readelf -l "$static_build/dpt-generate" | grep -q INTERP; then
-  static_msg="not static (has a program interpreter)"
-elif ! qemu-aarch64 "$static_build/dpt-info" weights/demo-tiny.dpt >/dev/null; then
-  static_msg="dpt-info failed under qemu"
-elif [ -x "$harness" ]; then
-  rm -f "$static_build/check.npz"
-  if ! qemu-aarch64 "$harness" load examples/data/speech.flac "$static_build/speech16k.npy" ||
-     ! qemu-aarch64 "$static_build/dpt-generate" -q -m weights/demo-tiny.dpt -a "$static_build/speech16k.npy" \
-         -c examples/data/shape.npy --cfg-cond audio -o "$static_build/check.npz" ||
-     [ ! -s "$static_build/check.npz" ]; then
-    static_msg="dpt-generate failed under qemu"
-  fi
-fi
-rm -f "$static_build.log"
-if [ -z "$static_msg" ]; then
-  echo "static aarch64 dpt-generate ($static_build): $(stat -c %s "$static_build/dpt-generate") bytes," \
-       "no interpreter, runs under qemu$([ -x "$harness" ] && echo " (dpt-info, generation from 16 kHz samples)" || echo " (dpt-info only)"): OK"
-else
-  echo "static aarch64 dpt-generate ($static_build): $static_msg; FAILED"; status=1
-fi
-
+[ ${#built[@]} = ${#variants[@]} ] || status=1
 vs="${variants[*]}"
-echo "C tests (aarch64 qemu): $checks checks, $fails failed, $skips skipped under emulation" \
-     "(BLAS=${vs// /+}; build $((t1 - t0)) s, suites + static check $(( $(date +%s) - t1 )) s)$([ $status = 0 ] || echo "; FAILED")"
+echo "aarch64 qemu: C $checks checks, $fails failed, $skips skipped (BLAS=${vs// /+}) | Python parity $py" \
+     "| static dpt-generate $st | build $((t1 - t0)) s, tests $(( $(date +%s) - t1 )) s$([ $status = 0 ] || echo " | FAILED")"
 exit $status
