@@ -12,8 +12,8 @@
 #
 #   tools/test_aarch64.sh [--blas openblas|none|both] [-j 1|2] [--no-python] [test_suite ...]
 #
-# Everything is built first (make -j2), then with -j 2 (default) one job per variant runs side by
-# side. Installs what it needs when run as root on Debian (gcc-aarch64-linux-gnu, qemu-user, arm64
+# Everything is built first (make -j2), then the suites, the Python run and the static check run
+# as tasks on -j workers (default 2: about 3 minutes on 2 idle cores). Installs what it needs when run as root on Debian (gcc-aarch64-linux-gnu, qemu-user, arm64
 # libraries through multiarch); exits 77 (skipped) when it cannot (not root, or the installation
 # fails). Check's timeouts are scaled by CK_TIMEOUT_MULTIPLIER (default 10 here). DPT_UNDER_QEMU=1
 # is set: a check that qemu-user itself cannot run is left out of its suite and printed as
@@ -79,31 +79,28 @@ build_variant() { # $1: openblas | none
   fi
 }
 
-run_variant() { # $1: openblas | none; prints the suites' lines and the variant's summary line
-  local build total=0 failed=0 skipped=0 bad="" t out rc line n f e start sk note
+run_suite() { # $1: openblas | none, $2: suite; prints its line and "RESULT checks failed skipped bad"
+  local build out rc line n=0 f=0 e=0 start sk note bad=0
   build=$(build_dir "$1")
-  for t in "${suites[@]}"; do
-    start=$(date +%s)
-    out=$(qemu-aarch64 "$build/tests/$t" 2>&1); rc=$?
-    line=$(printf '%s\n' "$out" | grep -E '^[0-9]+%: Checks: ' | tail -n 1)
-    sk=$(printf '%s\n' "$out" | grep -c '^SKIPPED: ')
-    note=""; [ "$sk" != 0 ] && note=", $sk skipped under emulation"
-    echo "  $t: ${line:-no Check summary (exit $rc)}$note [$(( $(date +%s) - start )) s]"
-    printf '%s\n' "$out" | grep '^SKIPPED: ' | sed 's/^/    /'
-    skipped=$((skipped + sk))
-    if [ -z "$line" ]; then
-      printf '%s\n' "$out" | tail -n 20; failed=$((failed + 1)); bad="$bad $t"; continue
-    fi
+  start=$(date +%s)
+  out=$(qemu-aarch64 "$build/tests/$2" 2>&1); rc=$?
+  line=$(printf '%s\n' "$out" | grep -E '^[0-9]+%: Checks: ' | tail -n 1)
+  sk=$(printf '%s\n' "$out" | grep -c '^SKIPPED: ')
+  note=""; [ "$sk" != 0 ] && note=", $sk skipped under emulation"
+  echo "  $2: ${line:-no Check summary (exit $rc)}$note [$(( $(date +%s) - start )) s]"
+  printf '%s\n' "$out" | grep '^SKIPPED: ' | sed 's/^/    /'
+  if [ -z "$line" ]; then
+    printf '%s\n' "$out" | tail -n 20; f=1; bad=1
+  else
     n=$(sed -E 's/.*Checks: ([0-9]+).*/\1/' <<<"$line")
     f=$(sed -E 's/.*Failures: ([0-9]+).*/\1/' <<<"$line")
     e=$(sed -E 's/.*Errors: ([0-9]+).*/\1/' <<<"$line")
-    total=$((total + n)); failed=$((failed + f + e))
     if [ "$rc" != 0 ] || [ $((f + e)) != 0 ]; then
-      printf '%s\n' "$out" | grep -E ':[FE]:' | head -n 20; bad="$bad $t"
+      printf '%s\n' "$out" | grep -E ':[FE]:' | head -n 20; bad=1
     fi
-  done
-  echo "C tests (aarch64 qemu, BLAS=$1): $total checks, $failed failed, $skipped skipped${bad:+ (in:$bad)}"
-  [ "$failed" = 0 ] && [ -z "$bad" ]
+  fi
+  echo "RESULT $n $((f + e)) $sk $bad"
+  [ "$bad" = 0 ]
 }
 
 # Python parity tests under qemu: the harnesses and programs of build $1, run through qemu by
@@ -197,42 +194,60 @@ fi
 rm -f "$STATIC_BUILD.log"
 t1=$(date +%s)
 
-# One job per variant (in parallel with -j 2): its C suites; the first also checks the static
-# program, the last also runs the Python parity subset.
+# Tasks (C suites of each variant, the Python parity run, the static check), the slowest first,
+# run by a pool of $jobs workers; each writes its own log, read back in a fixed order.
 logs=$(mktemp -d)
-job() { # $1: index, $2: variant
-  local rc=0
-  run_variant "$2" || rc=1
-  if [ "$1" = 0 ]; then static_check || rc=1; fi
-  if [ "$1" = $((${#built[@]} - 1)) ] && [ "$python" = 1 ]; then run_python "$2" || rc=1; fi
-  return $rc
-}
-pids=()
-for i in "${!built[@]}"; do
-  if [ "$jobs" -gt 1 ]; then
-    job "$i" "${built[$i]}" >"$logs/$i" 2>&1 &
-    pids+=($!)
-  else
-    job "$i" "${built[$i]}" >"$logs/$i" 2>&1 || status=1
-  fi
+tasks=()
+[ "$python" = 1 ] && [ ${#built[@]} -gt 0 ] && tasks+=("python:${built[-1]}")
+for t in test_kernels test_sampler "${suites[@]}"; do
+  [[ " ${suites[*]} " == *" $t "* ]] || continue
+  for v in "${built[@]}"; do
+    [[ " ${tasks[*]} " == *" $v:$t "* ]] || tasks+=("$v:$t")
+  done
 done
-for p in "${pids[@]}"; do wait "$p" || status=1; done
-[ ${#built[@]} = 0 ] && { static_check >"$logs/static" 2>&1 || status=1; }
+tasks+=("static:")
+run_task() { # $1: kind:arg
+  case "$1" in
+    python:*) run_python "${1#python:}" ;;
+    static:) static_check ;;
+    *) run_suite "${1%%:*}" "${1#*:}" ;;
+  esac
+}
+running=0
+for i in "${!tasks[@]}"; do
+  if [ "$running" -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
+  run_task "${tasks[$i]}" >"$logs/${tasks[$i]/:/_}" 2>&1 &
+  running=$((running + 1))
+done
+wait
 checks=0; fails=0; skips=0; py="not run"; st="not checked"
-for f in "$logs"/*; do
+for v in "${built[@]}"; do
+  n=0; f=0; k=0; bad=""
+  for t in "${suites[@]}"; do
+    grep -v '^RESULT ' "$logs/${v}_$t"
+    read -r _ a b c d < <(grep '^RESULT ' "$logs/${v}_$t" || echo "RESULT 0 1 0 1")
+    n=$((n + a)); f=$((f + b)); k=$((k + c)); [ "$d" = 1 ] && bad="$bad $t"
+  done
+  echo "C tests (aarch64 qemu, BLAS=$v): $n checks, $f failed, $k skipped${bad:+ (in:$bad)}"
+  checks=$((checks + n)); fails=$((fails + f)); skips=$((skips + k))
+  [ "$f" = 0 ] && [ -z "$bad" ] || status=1
+done
+for f in "$logs"/python_* "$logs/static_"; do
+  [ -f "$f" ] || continue
   cat "$f"
   while IFS= read -r line; do
-    if [[ $line =~ ^C\ tests\ \(aarch64\ qemu,\ BLAS=.*:\ ([0-9]+)\ checks,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped ]]; then
-      checks=$((checks + BASH_REMATCH[1])); fails=$((fails + BASH_REMATCH[2])); skips=$((skips + BASH_REMATCH[3]))
-    elif [[ $line =~ ^Python\ parity\ \(aarch64\ qemu,\ (BLAS=[a-z]+)\):\ (.*)$ ]]; then
-      py="${BASH_REMATCH[2]} (${BASH_REMATCH[1]})"
+    if [[ $line =~ ^Python\ parity\ \(aarch64\ qemu,\ (BLAS=[a-z]+)\):\ ([0-9]+)\ passed,\ ([0-9]+)\ failed(.*)$ ]]; then
+      py="${BASH_REMATCH[2]} passed, ${BASH_REMATCH[3]} failed${BASH_REMATCH[4]} (${BASH_REMATCH[1]})"
+      [ "${BASH_REMATCH[3]}" = 0 ] || status=1
     elif [[ $line =~ ^static\ aarch64\ dpt-generate\ .*:\ ([0-9]+)\ bytes,.*OK$ ]]; then
       st="OK (${BASH_REMATCH[1]} bytes)"
     elif [[ $line =~ ^static\ aarch64\ dpt-generate\ .*:\ (.*)\;\ FAILED$ ]]; then
-      st="FAILED (${BASH_REMATCH[1]})"
+      st="FAILED (${BASH_REMATCH[1]})"; status=1
     fi
   done <"$f"
 done
+[ "$python" = 1 ] && [ "$py" = "not run" ] && status=1
+[[ $st == OK* ]] || status=1
 rm -rf "$logs"
 [ ${#built[@]} = ${#variants[@]} ] || status=1
 vs="${variants[*]}"
