@@ -7,6 +7,8 @@
 #   make deps         install missing Debian packages and the Python venv (.venv)
 #   make bench-gemm   own SGEMM vs BLAS GFLOP/s at the models' shapes
 #   make bench-kernels  SIMD vs scalar element-wise kernels
+#   make test-aarch64   cross-build for aarch64 and run the C tests under qemu (tools/test_aarch64.sh;
+#                     part of `make test`; exit 77 = skipped when it cannot install its tools)
 # Build variants (combinable; each gets its own build directory unless BUILD is given):
 #   BLAS=none         no OpenBLAS: GEMMs on the own blocked SGEMM (kernels/gemm*.c)
 #   NO_SNDFILE=1      no libsndfile/libsoxr: file decoding and resampling return DPT_ERR_UNSUPPORTED
@@ -84,7 +86,7 @@ LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC) $(KERNEL_SRC))
 # shared code of the programs (examples/cli/*.c), linked into each of them
 CLI_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard examples/cli/*.c))
 
-.PHONY: FORCE all clean test test-c tests-build test-asan test-python install demo bench bench-gemm bench-kernels deps venv
+.PHONY: FORCE all clean test test-c tests-build test-asan test-python test-aarch64 install demo bench bench-gemm bench-kernels deps venv
 all: $(BUILD)/libdpt.a $(addprefix $(BUILD)/,$(PROGRAMS)) $(BUILD)/dpt.pc
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h kernels/*.h examples/cli/*.h)
@@ -128,6 +130,9 @@ test-asan:
 
 test-python: all $(addprefix $(BUILD)/tests/,$(HARNESSES))
 	@DPT_BUILD=$(BUILD) $(PY) -m pytest -q -p no:cacheprovider tests/python
+
+test-aarch64:
+	@tools/test_aarch64.sh
 
 test: deps
 	@tools/run_all_tests.sh

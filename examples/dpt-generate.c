@@ -15,7 +15,9 @@ enum {
 static const cli_option OPTIONS[] = {
     {O_SECTION, NULL, NULL, "Inputs and outputs:"},
     {O_MODEL, "-m|--model", "MODEL.dpt", "model file (tools/export.py); required"},
-    {O_AUDIO, "-a|--audio", "AUDIO", "speech: WAV, FLAC, OGG, MP3, ... (mono-mixed, resampled to 16 kHz)"},
+    {O_AUDIO, "-a|--audio", "AUDIO", "speech: WAV, FLAC, OGG, MP3, ... (mono-mixed, resampled to 16 kHz), "
+                                       "or a .npy of 16 kHz samples (n,) or (n, channels) float32 (the only "
+                                       "input of a NO_SNDFILE=1 build)"},
     {O_SHAPE, "-c|--coef|--shape", "SHAPE", "FLAME shape: .npy (100,) or (frames, 100) (first frame used), "
                                             "or .npz with key 'shape'"},
     {O_STYLE, "-s|--style", "STYLE", "style: .npy (d_style,) from dpt-style, or a motion .npz with exp/pose "
@@ -139,10 +141,7 @@ static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_er
     char label[160] = "";
     if (n_jobs > 1) snprintf(label, sizeof label, "job %d/%d %s", index + 1, n_jobs, base_name(job->audio));
     cli_progress_begin(&s->pg, label, "loading audio");
-    if (dpt_audio_load(job->audio, &samples, &n_samples, &err) != DPT_OK) {
-        cli_fail(e, "%s", err.message);
-        goto out;
-    }
+    if (cli_load_audio(job->audio, &samples, &n_samples, e)) goto out;
     int n_frames = 0;
     if (s->feats_in_path) { /* a cache from --save-audio-features */
         if (cli_load_features(s->feats_in_path, info->feature_dim, &feats_in, e)) goto out;

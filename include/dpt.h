@@ -140,12 +140,15 @@ dpt_status dpt_model_meta_at(const dpt_model *model, int index, dpt_meta_info *i
  * Errors: DPT_ERR_IO (missing or unreadable file), DPT_ERR_AUDIO (not audio, corrupt, no
  * samples, NaN/Inf samples), DPT_ERR_UNSUPPORTED (longer than DPT_MAX_AUDIO_SECONDS, sample rate
  * outside 1 Hz … 768 kHz). A file holding fewer frames than its header announces is decoded as
- * far as it goes, with a warning. */
+ * far as it goes, with a warning.
+ * In a library built with NO_SNDFILE=1 (no libsndfile/libsoxr) this always fails with
+ * DPT_ERR_UNSUPPORTED: pass 16 kHz mono samples to dpt_generate instead. */
 dpt_status dpt_audio_load(const char *path, float **samples, size_t *n_samples, dpt_error *err);
 
 /* Same, for samples already in memory: interleaved `channels`-channel float samples at
  * `sample_rate` Hz → mono 16 kHz. Errors: DPT_ERR_INVALID_ARG (no samples, NaN/Inf, channels or
- * rate out of range), DPT_ERR_UNSUPPORTED (longer than DPT_MAX_AUDIO_SECONDS). */
+ * rate out of range), DPT_ERR_UNSUPPORTED (longer than DPT_MAX_AUDIO_SECONDS; with NO_SNDFILE=1,
+ * any sample_rate other than 16000: only the channel averaging is available). */
 dpt_status dpt_audio_to_16k(const float *interleaved, size_t n_frames, int channels,
                             double sample_rate, float **samples, size_t *n_samples,
                             dpt_error *err);

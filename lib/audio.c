@@ -23,18 +23,24 @@
  *   mean = sum/n in float32 (torch sums then divides by (float)n; the sum is accumulated here in
  *   double and rounded once), std = float32(sqrt(Σ(x−mean)²/(n−1))) accumulated in double around
  *   the float32 mean (torch's std_var_all_cpu does exactly that), then (x − mean)/(std + 1e-5f)
- *   elementwise in float32. */
+ *   elementwise in float32.
+ *
+ * Built with DPT_NO_SNDFILE (make NO_SNDFILE=1) there is no libsndfile and no libsoxr:
+ * dpt_audio_load and any resampling return DPT_ERR_UNSUPPORTED; 16 kHz input (mono, or channels
+ * averaged as above) and everything after it work unchanged. */
 #include "audio.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <sndfile.h>
-#include <soxr.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#ifndef DPT_NO_SNDFILE
+#include <sndfile.h>
+#include <soxr.h>
+#endif
 
 #define READ_BLOCK 8192        /* frames per libsndfile read */
 #define MIN_RATE 1.0           /* accepted native sample rates, Hz */
@@ -93,6 +99,7 @@ typedef struct mono_src {
     long (*read)(struct mono_src *s, float *dst, size_t max, dpt_error *err);
 } mono_src;
 
+#ifndef DPT_NO_SNDFILE
 typedef struct file_src {
     mono_src base;
     const char *path;
@@ -129,6 +136,8 @@ static long file_read(mono_src *s, float *dst, size_t max, dpt_error *err) {
     return (long)r;
 }
 
+#endif /* DPT_NO_SNDFILE */
+
 typedef struct mem_src {
     mono_src base;
     const float *x;          /* interleaved (n_frames, channels) */
@@ -160,35 +169,10 @@ static long mem_read(mono_src *s, float *dst, size_t max, dpt_error *err) {
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
-/* Pull n_in native-rate mono samples from src and return librosa's 16 kHz signal in *out
- * (*n_out samples, malloc'ed). *n_got is the number of samples src delivered; when it is below
- * n_in (a short read) and the signal had to be resampled, *out is NULL and the caller must retry
- * with n_in = *n_got, because python-soxr sizes its buffers from the true length. */
-static dpt_status to_16k(mono_src *src, size_t n_in, double rate, const char *what, float **out,
-                         size_t *n_out, size_t *n_got, dpt_error *err) {
-    *out = NULL;
-    *n_out = 0;
-    *n_got = 0;
-    if (rate == (double)DPT_AUDIO_RATE) {
-        /* librosa skips resampling entirely */
-        float *y = malloc(max_sz(n_in, 1) * sizeof(float));
-        if (!y) return dpt_fail(err, DPT_ERR_NOMEM, "%s: out of memory (%zu samples)", what, n_in);
-        size_t got = 0;
-        while (got < n_in) {
-            long r = src->read(src, y + got, n_in - got, err);
-            if (r < 0) {
-                free(y);
-                return err ? err->status : DPT_ERR_AUDIO;
-            }
-            if (r == 0) break;
-            got += (size_t)r;
-        }
-        *out = y;
-        *n_out = got;
-        *n_got = got;
-        return DPT_OK;
-    }
-
+#ifndef DPT_NO_SNDFILE
+/* n_in mono samples at `rate` (≠ 16 kHz) from src → librosa's 16 kHz signal (see to_16k). */
+static dpt_status resample(mono_src *src, size_t n_in, double rate, const char *what, float **out,
+                           size_t *n_out, size_t *n_got, dpt_error *err) {
     const double out_rate = (double)DPT_AUDIO_RATE;
     /* librosa.resample: ratio = float(target_sr) / orig_sr; n_samples = ceil(n * ratio) */
     const size_t n_target = (size_t)ceil((double)n_in * (out_rate / rate));
@@ -266,6 +250,50 @@ done:
     free(y);
     return st;
 }
+#else
+static dpt_status resample(mono_src *src, size_t n_in, double rate, const char *what, float **out,
+                           size_t *n_out, size_t *n_got, dpt_error *err) {
+    (void)src;
+    (void)n_in;
+    (void)out;
+    (void)n_out;
+    (void)n_got;
+    return dpt_fail(err, DPT_ERR_UNSUPPORTED,
+                    "%s: resampling %g Hz to 16 kHz needs libsoxr; built without it (NO_SNDFILE=1): "
+                    "pass 16 kHz samples", what, rate);
+}
+#endif /* DPT_NO_SNDFILE */
+
+/* Pull n_in native-rate mono samples from src and return librosa's 16 kHz signal in *out
+ * (*n_out samples, malloc'ed). *n_got is the number of samples src delivered; when it is below
+ * n_in (a short read) and the signal had to be resampled, *out is NULL and the caller must retry
+ * with n_in = *n_got, because python-soxr sizes its buffers from the true length. */
+static dpt_status to_16k(mono_src *src, size_t n_in, double rate, const char *what, float **out,
+                         size_t *n_out, size_t *n_got, dpt_error *err) {
+    *out = NULL;
+    *n_out = 0;
+    *n_got = 0;
+    if (rate == (double)DPT_AUDIO_RATE) {
+        /* librosa skips resampling entirely */
+        float *y = malloc(max_sz(n_in, 1) * sizeof(float));
+        if (!y) return dpt_fail(err, DPT_ERR_NOMEM, "%s: out of memory (%zu samples)", what, n_in);
+        size_t got = 0;
+        while (got < n_in) {
+            long r = src->read(src, y + got, n_in - got, err);
+            if (r < 0) {
+                free(y);
+                return err ? err->status : DPT_ERR_AUDIO;
+            }
+            if (r == 0) break;
+            got += (size_t)r;
+        }
+        *out = y;
+        *n_out = got;
+        *n_got = got;
+        return DPT_OK;
+    }
+    return resample(src, n_in, rate, what, out, n_out, n_got, err);
+}
 
 /* ---- public: files and buffers ----------------------------------------------------------- */
 
@@ -278,6 +306,7 @@ static dpt_status check_duration(double frames, double rate, const char *what, d
     return DPT_OK;
 }
 
+#ifndef DPT_NO_SNDFILE
 static dpt_status open_sf(const char *path, SNDFILE **sf, SF_INFO *info, dpt_error *err) {
     memset(info, 0, sizeof *info);
     *sf = sf_open(path, SFM_READ, info);
@@ -415,6 +444,17 @@ dpt_status dpt_audio_load(const char *path, float **samples, size_t *n_samples, 
     *n_samples = n;
     return DPT_OK;
 }
+
+#else
+dpt_status dpt_audio_load(const char *path, float **samples, size_t *n_samples, dpt_error *err) {
+    if (samples) *samples = NULL;
+    if (n_samples) *n_samples = 0;
+    if (!path || !samples || !n_samples)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_audio_load: NULL argument");
+    return dpt_fail(err, DPT_ERR_UNSUPPORTED,
+                    "%s: built without libsndfile (NO_SNDFILE=1); pass 16 kHz mono samples", path);
+}
+#endif /* DPT_NO_SNDFILE */
 
 dpt_status dpt_audio_to_16k(const float *interleaved, size_t n_frames, int channels,
                             double sample_rate, float **samples, size_t *n_samples,

@@ -932,7 +932,16 @@ static Suite *suite(void) {
     tcase_add_test(tc, sgemm_degenerate);
     tcase_add_test(tc, sgemm_threads_deterministic);
     tcase_add_test(tc, sgemm_concurrent_callers);
-    tcase_add_test(tc, sgemm_after_fork);
+    /* qemu-user cannot start threads in a child forked from a multi-threaded guest (it aborts
+     * in its own TCG code: "cpu == current_cpu"), so under emulation (tools/test_aarch64.sh sets
+     * DPT_UNDER_QEMU) this check is left out and reported as skipped, never as passed. */
+    if (getenv("DPT_UNDER_QEMU")) {
+        printf("SKIPPED: test_kernels: sgemm_after_fork (qemu-user cannot create threads in a forked "
+               "child of a multi-threaded process)\n");
+        fflush(stdout); /* before Check forks: the children must not print it again */
+    } else {
+        tcase_add_test(tc, sgemm_after_fork);
+    }
     tcase_add_test(tc, gemm_dispatch_and_linear);
     tcase_add_test(tc, sgemm_vs_blas);
     tcase_add_test(tc, attention_vs_naive);

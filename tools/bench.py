@@ -7,10 +7,12 @@ Prints one table and writes bench-results.json:
   (b) the C denoiser's achieved GFLOP/s next to OpenBLAS sgemm GFLOP/s on the same GEMM shapes;
   (c) end-to-end wall time for 10.0 s of speech at 500 and 25 steps, 1 and 2 threads, real-time factor;
   (d) audio-encoder time for 10 s of audio;
-  (e) peak resident memory of dpt-generate, f32 and f16 models, next to the f32 weight size.
+  (e) peak resident memory of dpt-generate, f32 and f16 models, next to the f32 weight size;
+  (f) the own blocked SGEMM (BLAS=none builds) against OpenBLAS sgemm, 1 thread, on the models' GEMM
+      shapes (tests/bench_gemm.c, same process, alternating): GFLOP/s of both and the ratio.
 Targets (issue 6) are printed beside the figures; nothing here is a test.
 
-Options: --quick (skip the 500-step end-to-end runs), --json PATH.
+Options: --quick (skip the 500-step end-to-end runs), --json PATH, --only f (just section (f)).
 """
 import argparse
 import json
@@ -159,13 +161,51 @@ def speech_clip(tmp, seconds=10.0):
     return path
 
 
+def own_sgemm_section(tmp, res, rows):
+    """(f): build/tests/bench_gemm (OpenBLAS build) at 1 thread; geometric mean of own/OpenBLAS."""
+    subprocess.run(['make', '-s', f'BUILD={BUILD}', str(BUILD / 'tests' / 'bench_gemm')], cwd=ROOT, check=True)
+    out = tmp / 'gemm.json'
+    table = subprocess.run([str(BUILD / 'tests' / 'bench_gemm'), '--threads', '1', '--json', str(out)],
+                           cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    g = json.loads(out.read_text())
+    rs = [r for r in g['results'] if r['threads'] == 1]
+    if not rs or any(r['blas_gflops'] <= 0 for r in rs):
+        raise RuntimeError('bench_gemm: no OpenBLAS figures (is BUILD an OpenBLAS build?)\n' + table)
+    geo = lambda v: float(np.exp(np.mean(np.log(v))))  # noqa: E731
+    own = geo([r['own_gflops'] for r in rs])
+    blas = geo([r['blas_gflops'] for r in rs])
+    ratio = geo([r['own_gflops'] / r['blas_gflops'] for r in rs])
+    worst = min(rs, key=lambda r: r['own_gflops'] / r['blas_gflops'])
+    res['own_sgemm_1t'] = dict(kernel=g['arch'], own_gflops=own, openblas_gflops=blas, ratio=ratio,
+                               shapes=rs)
+    rows.append(('(f) own SGEMM vs OpenBLAS, 1 thread',
+                 f'own ({g["arch"]}) {own:.1f} GFLOP/s, OpenBLAS {blas:.1f} GFLOP/s: {100 * ratio:.0f}% '
+                 f'(geometric mean of {len(rs)} shapes; lowest {100 * worst["own_gflops"] / worst["blas_gflops"]:.0f}%'
+                 f' on {worst["shape"]})', 'target >= 60%'))
+
+
+def print_table(rows, res, path):
+    w = max(len(r[0]) for r in rows)
+    print(f'{"measurement":<{w}}  result')
+    for name, val, target in rows:
+        print(f'{name:<{w}}  {val}' + (f'   [{target}]' if target else ''))
+    pathlib.Path(path).write_text(json.dumps(res, indent=2) + '\n')
+    print(f'\nwritten {path}')
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--quick', action='store_true', help='skip the 500-step end-to-end runs')
     ap.add_argument('--json', default=str(ROOT / 'bench-results.json'))
+    ap.add_argument('--only', choices=['f'], help='run only this section')
     args = ap.parse_args()
     res = {}
     rows = []
+    if args.only == 'f':
+        with tempfile.TemporaryDirectory() as td:
+            own_sgemm_section(pathlib.Path(td), res, rows)
+        print_table(rows, res, args.json)
+        return
     with tempfile.TemporaryDirectory() as td:
         tmp = pathlib.Path(td)
         ck, m32 = model_files('f32')
@@ -224,12 +264,9 @@ def main():
                          f'{rss / 2**20:.0f} MiB = f32 weights {size32 / 2**20:.0f} MiB '
                          f'{"+" if rss >= size32 else "-"} {abs(rss - size32) / 2**20:.0f} MiB',
                          'target <= f32 size + 150 MiB' if name == 'f32' else 'clearly lower'))
-    w = max(len(r[0]) for r in rows)
-    print(f'{"measurement":<{w}}  result')
-    for name, val, target in rows:
-        print(f'{name:<{w}}  {val}' + (f'   [{target}]' if target else ''))
-    pathlib.Path(args.json).write_text(json.dumps(res, indent=2) + '\n')
-    print(f'\nwritten {args.json}')
+        # (f) own SGEMM vs OpenBLAS
+        own_sgemm_section(tmp, res, rows)
+    print_table(rows, res, args.json)
 
 
 if __name__ == '__main__':

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # `make test`: C unit tests optimised and under ASan/UBSan, then the Python tests (exporter,
-# reference parity). Ends with one summary line.
+# reference parity), then the aarch64 build under qemu (`make test-aarch64`: C tests, the tiny
+# Python parity tests, the static program).
+# Ends with one summary line.
+# The aarch64 step is skipped (not failed) where it cannot run (not root, packages unavailable),
+# unless DPT_REQUIRE_AARCH64=1 (set by CI, .ci/run): then a skip fails the run.
 set -u
 cd "$(dirname "$0")/.."
 log=$(mktemp -d)
@@ -10,11 +14,19 @@ make -s all >"$log/build" 2>&1 || { cat "$log/build"; echo "SUMMARY: build faile
 make -s test-c 2>&1 | tee "$log/c"; c_rc=${PIPESTATUS[0]}
 make -s test-asan 2>&1 | tee "$log/asan"; a_rc=${PIPESTATUS[0]}
 make -s test-python 2>&1 | tee "$log/py"; p_rc=${PIPESTATUS[0]}
+tools/test_aarch64.sh 2>&1 | tee "$log/arm"; r_rc=${PIPESTATUS[0]}
 
 c_line=$(grep -E '^C tests \(build\)' "$log/c" | tail -n1)
 a_line=$(grep -E '^C tests \(build-asan\)' "$log/asan" | tail -n1)
 p_line=$(grep -E '(passed|failed|error)' "$log/py" | tail -n1)
-[ "$c_rc" = 0 ] && [ "$a_rc" = 0 ] && [ "$p_rc" = 0 ] || status=1
-echo "SUMMARY: ${c_line:-C tests did not run} | ASan/UBSan: ${a_line#C tests (build-asan): } | Python: ${p_line:-did not run} | $([ $status = 0 ] && echo OK || echo FAILED)"
+if [ "$r_rc" = 77 ]; then
+  r_line="skipped ($(grep -E 'skipped' "$log/arm" | tail -n1 | sed -E 's/^test_aarch64: //; s/; skipped$//'))"
+  if [ "${DPT_REQUIRE_AARCH64:-0}" = 1 ]; then r_line="$r_line, required (DPT_REQUIRE_AARCH64=1)"; r_rc=1; else r_rc=0; fi
+else
+  r_line=$(grep -E '^aarch64 qemu: ' "$log/arm" | tail -n1)
+  r_line=${r_line#aarch64 qemu: }
+fi
+[ "$c_rc" = 0 ] && [ "$a_rc" = 0 ] && [ "$p_rc" = 0 ] && [ "$r_rc" = 0 ] || status=1
+echo "SUMMARY: ${c_line:-C tests did not run} | ASan/UBSan: ${a_line#C tests (build-asan): } | Python: ${p_line:-did not run} | aarch64 qemu: ${r_line:-did not run} | $([ $status = 0 ] && echo OK || echo FAILED)"
 rm -rf "$log"
 exit $status

@@ -99,6 +99,11 @@ int cli_load_style(const dpt_model *model, const char *path, int start, float *s
 /* Audio features saved by --save-audio-features: a .npy (frames, dim), finite. */
 int cli_load_features(const char *path, int dim, dpt_array *out, cli_err *e);
 
+/* Speech for -a: a .npy (recognised by its magic, whatever the name) holds 16 kHz samples,
+ * (n,) mono or (n, channels) averaged, float32 or float64; anything else is an audio file for
+ * dpt_audio_load (needs libsndfile; a NO_SNDFILE=1 build says so). *samples: free with dpt_free. */
+int cli_load_audio(const char *path, float **samples, size_t *n_samples, cli_err *e);
+
 /* A motion clip's exp (frames, 50) and pose (frames, 6) from an .npz (same frame count). */
 int cli_load_motion(const char *path, dpt_array *exp, dpt_array *pose, cli_err *e);
 

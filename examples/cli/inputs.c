@@ -1,4 +1,4 @@
-/* Input files of the programs: shape templates, style vectors, motion clips. */
+/* Input files of the programs: speech, shape templates, style vectors, motion clips. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -188,4 +188,40 @@ int cli_load_style(const dpt_model *model, const char *path, int start, float *s
     memcpy(style, a.data, sizeof(float) * (size_t)ds);
     dpt_array_free(&a);
     return check_finite(path, "style", style, ds, e);
+}
+
+static int is_npy(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    unsigned char m[6] = {0};
+    size_t got = fread(m, 1, 6, f);
+    fclose(f);
+    return got == 6 && memcmp(m, "\x93NUMPY", 6) == 0;
+}
+
+int cli_load_audio(const char *path, float **samples, size_t *n_samples, cli_err *e) {
+    dpt_error err = {0};
+    *samples = NULL;
+    *n_samples = 0;
+    if (!is_npy(path)) {
+        dpt_status st = dpt_audio_load(path, samples, n_samples, &err);
+        if (st == DPT_OK) return 0;
+        if (st == DPT_ERR_UNSUPPORTED && strstr(err.message, "NO_SNDFILE"))
+            return cli_fail(e, "%s: not a .npy, and this build reads no audio files (NO_SNDFILE=1, no "
+                            "libsndfile): give a .npy of 16 kHz float32 samples", path);
+        return cli_fail(e, "%s", err.message);
+    }
+    dpt_array a = {0};
+    if (dpt_npy_read(path, &a, &err) != DPT_OK) return cli_fail(e, "%s", err.message);
+    char s[96];
+    cli_shape_str(&a, s, sizeof s);
+    if (!(a.ndim == 1 || a.ndim == 2) || a.shape[0] < 1 || (a.ndim == 2 && (a.shape[1] < 1 || a.shape[1] > INT_MAX))) {
+        dpt_array_free(&a);
+        return cli_fail(e, "%s: speech as .npy is 16 kHz samples, (n,) or (n, channels); got %s", path, s);
+    }
+    int ch = a.ndim == 2 ? (int)a.shape[1] : 1;
+    dpt_status st = dpt_audio_to_16k(a.data, (size_t)a.shape[0], ch, 16000.0, samples, n_samples, &err);
+    dpt_array_free(&a);
+    if (st != DPT_OK) return cli_fail(e, "%s: %s", path, err.message);
+    return 0;
 }

@@ -277,6 +277,34 @@ def test_audio_features_cache_errors(data, tmp_path):
 # ------------------------------------------------------------------------------------------------
 # input formats
 
+def test_audio_as_samples(data, tmp_path):
+    """-a SPEECH.npy: 16 kHz samples, (n,) or (n, channels) averaged, float32 or float64 — the same
+    motion as the audio file they were decoded from (the input of a NO_SNDFILE=1 build)."""
+    import soundfile
+    import soxr
+    y, sr = soundfile.read(SPEECH, dtype='float32', always_2d=True)
+    y = y.mean(axis=1, dtype=np.float32)
+    if sr != 16000:   # librosa.load(sr=16000): soxr_hq, then fix_length to ceil(n·16000/sr)
+        n = -(-len(y) * 16000 // sr)
+        y = soxr.resample(y, sr, 16000, quality='soxr_hq')[:n]
+        y = np.pad(y, (0, n - len(y)))
+    y = y.astype(np.float32)
+    ref = coef(data, tmp_path / 'file.npz')
+    cases = {
+        'mono.npy': y,
+        'f64.npy': y.astype(np.float64),
+        'stereo.npy': np.stack([y, y], axis=1),
+    }
+    for name, arr in cases.items():
+        np.save(tmp_path / name, arr)
+        out = tmp_path / f'o_{name}.npz'
+        ok(GEN, '-m', MODEL, '-a', tmp_path / name, '-c', data['dir'] / 'shape.npy', '-s',
+           data['dir'] / 'style.npy', '-o', out)
+        z = check_coef(out, data['F'], data['shape'])
+        for k in ref:
+            np.testing.assert_allclose(z[k], ref[k], rtol=0, atol=1e-5, err_msg=f'{name} {k}')
+
+
 def test_shape_files(data, tmp_path):
     """(100,), (frames, 100) (first frame), float64, and .npz with 'shape' stored or compressed."""
     F, s = data['F'], data['shape']
@@ -392,6 +420,8 @@ def bad_files(d):
 BAD = [
     ('missing audio', ['-a', '{d}/nope.wav'], ['nope.wav'], 1),
     ('not audio', ['-a', '{d}/text.wav'], ['text.wav'], 1),
+    ('audio samples of 3 dimensions', ['-a', '{d}/cube.npy'], ['cube.npy', '(2, 2, 100)', '16 kHz'], 1),
+    ('NaN in audio samples', ['-a', '{d}/nan.npy'], ['nan.npy', 'not finite', '17'], 1),
     ('missing model', ['-m', '{d}/nope.dpt'], ['nope.dpt'], 1),
     ('empty model', ['-m', '{d}/empty.dpt'], ['empty.dpt'], 1),
     ('missing shape', ['-c', '{d}/nope.npy'], ['nope.npy'], 1),
