@@ -6,6 +6,7 @@
 #define DPT_K_DISPATCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kernels.h"
 
@@ -24,10 +25,16 @@
 typedef void (*dpt_k_ukr_fn)(int kc, const float *ap, const float *bp, float *c, int ldc, int mr,
                              int nr, float alpha, float beta);
 
+/* Packs one full panel of op(B) = Bᵀ: rows j0…j0+NR−1 of B (n, k) [ldb], depths 0…kc−1 (b points
+ * at B[j0, p0]) → bp (kc × NR, 32-byte aligned): bp[p·NR + j] = B[j0 + j, p0 + p]. B is float (b) or
+ * IEEE half (bh, when not NULL; b unused). */
+typedef void (*dpt_k_pack_bt_fn)(const float *b, const uint16_t *bh, int ldb, int kc, float *bp);
+
 typedef struct dpt_k_ukr {
     int mr, nr;       /* register tile */
     int mc, kc, nc;   /* cache blocks: mc multiple of mr, nc multiple of nr */
     dpt_k_ukr_fn fn;
+    dpt_k_pack_bt_fn pack_bt; /* vectorised transposed packing of full B panels, or NULL */
 } dpt_k_ukr;
 
 typedef struct dpt_k_ops {

@@ -54,7 +54,7 @@ static void ukr_scalar(int kc, const float *ap, const float *bp, float *c, int l
     }
 }
 
-const dpt_k_ukr dpt_k_ukr_scalar = {S_MR, S_NR, 128, 256, 2048, ukr_scalar};
+const dpt_k_ukr dpt_k_ukr_scalar = {S_MR, S_NR, 128, 256, 2048, ukr_scalar, NULL};
 
 /* ---- packing -------------------------------------------------------------------------------- */
 
@@ -205,6 +205,8 @@ typedef struct gemm_args {
     float alpha, beta;
     const float *a, *b;
     const uint16_t *bh; /* B as half precision (trans_b), instead of b; or NULL */
+    const dpt_k_packed *pk; /* B packed beforehand (trans_b), columns from pk_col0; or NULL */
+    int pk_col0;
     float *c;
     int lda, ldb, ldc;
     const dpt_k_ukr *u;
@@ -246,20 +248,62 @@ static void gemm_block(const gemm_args *g, int i0, int i1, int j0, int j1) {
     const int ncb = n < u->nc ? ceil_div(n, NR) * NR : u->nc;
     const size_t a_floats = ((size_t)kcb * mcb + 15) / 16 * 16; /* Bp 64-byte aligned */
     const size_t b_floats = ((size_t)kcb * ncb + 15) / 16 * 16;
-    pack_buf buf = buf_get(a_floats + b_floats + (g->bh ? (size_t)kcb * NR : 0));
+    pack_buf buf = buf_get(a_floats + (g->pk ? 0 : b_floats + (g->bh ? (size_t)kcb * NR : 0)));
     if (!buf.p) {
-        block_unpacked(g, i0, i1, j0, j1);
+        if (!g->pk) {
+            block_unpacked(g, i0, i1, j0, j1);
+            return;
+        }
+        /* packed B but no memory for A's panels: one A panel on the stack at a time */
+        _Alignas(64) float ap1[16 * 256];
+        if (u->mr <= 16 && u->kc <= 256) {
+            for (int pc = 0; pc < k; pc += kcb) {
+                int kc = k - pc < kcb ? k - pc : kcb;
+                float beta = pc == 0 ? g->beta : 1.0f;
+                for (int ir = i0; ir < i1; ir += MR) {
+                    int mr = i1 - ir < MR ? i1 - ir : MR;
+                    pack_a(g->a + (size_t)ir * g->lda + pc, g->lda, mr, kc, ap1, MR);
+                    for (int jr = j0; jr < j1; jr += NR) {
+                        int nr = j1 - jr < NR ? j1 - jr : NR;
+                        const float *bpan = g->pk->p + (size_t)pc * g->pk->npad +
+                                            (size_t)(g->pk_col0 + jr) * kc;
+                        u->fn(kc, ap1, bpan, g->c + (size_t)ir * g->ldc + jr, g->ldc, mr, nr,
+                              g->alpha, beta);
+                    }
+                }
+            }
+        }
         return;
     }
-    float *ap = buf.p, *bp = buf.p + a_floats, *tmp = bp + b_floats;
+    float *ap = buf.p, *bp_own = buf.p + a_floats, *tmp = bp_own + b_floats, *bp = bp_own;
     for (int jc = j0; jc < j1; jc += ncb) {
         int nc = j1 - jc < ncb ? j1 - jc : ncb;
         for (int pc = 0; pc < k; pc += kcb) {
             int kc = k - pc < kcb ? k - pc : kcb;
             float beta = pc == 0 ? g->beta : 1.0f;
-            if (g->bh) {
+            if (g->pk) { /* packed beforehand: this block's panels are in place */
+                bp = g->pk->p + (size_t)pc * g->pk->npad + (size_t)(g->pk_col0 + jc) * kc;
+            } else if (g->trans_b && u->pack_bt) { /* full panels vectorised, a ragged last one not */
+                bp = bp_own;
+                int jr = 0;
+                for (; jr + NR <= nc; jr += NR) {
+                    size_t o = (size_t)(jc + jr) * g->ldb + pc;
+                    u->pack_bt(g->bh ? NULL : g->b + o, g->bh ? g->bh + o : NULL, g->ldb, kc,
+                               bp + (size_t)jr * kc);
+                }
+                if (jr < nc) {
+                    size_t o = (size_t)(jc + jr) * g->ldb + pc;
+                    if (g->bh)
+                        pack_b_half(g->bh + o, g->ldb, kc, nc - jr, bp + (size_t)jr * kc, NR, tmp,
+                                    g->h2f);
+                    else
+                        pack_b(1, g->b + o, g->ldb, kc, nc - jr, bp + (size_t)jr * kc, NR);
+                }
+            } else if (g->bh) {
+                bp = bp_own;
                 pack_b_half(g->bh + (size_t)jc * g->ldb + pc, g->ldb, kc, nc, bp, NR, tmp, g->h2f);
             } else {
+                bp = bp_own;
                 const float *bsrc = g->trans_b ? g->b + (size_t)jc * g->ldb + pc
                                                : g->b + (size_t)pc * g->ldb + jc;
                 pack_b(g->trans_b, bsrc, g->ldb, kc, nc, bp, NR);
@@ -487,6 +531,59 @@ void dpt_k_sgemm(int trans_b, int m, int n, int k, float alpha, const float *a, 
     gemm_args g = {.trans_b = trans_b, .m = m, .n = n, .k = k, .alpha = alpha, .beta = beta,
                    .a = a, .b = b, .c = c, .lda = lda, .ldb = ldb, .ldc = ldc};
     sgemm(&g);
+}
+
+static int kc_block(int k, const dpt_k_ukr *u) { return ceil_div(k, ceil_div(k, u->kc)); }
+
+size_t dpt_k_packed_floats(int n, int k) {
+    const dpt_k_ukr *u = dpt_k_ops_active()->ukr;
+    return (size_t)ceil_div(n, u->nr) * u->nr * (size_t)k;
+}
+
+/* Layout: depth blocks pc = 0, kcb, 2·kcb, … (as gemm_block cuts them); in each, the panels of all
+ * npad columns one after another: panel of column j0 at p + pc·npad + j0·kc (kc of that block). */
+void dpt_k_pack(const float *b, const uint16_t *bh, int n, int k, float *buf, dpt_k_packed *out) {
+    const dpt_k_ops *ops = dpt_k_ops_active();
+    const dpt_k_ukr *u = ops->ukr;
+    const int NR = u->nr, kcb = kc_block(k, u);
+    out->ukr = u;
+    out->n = n;
+    out->k = k;
+    out->kcb = kcb;
+    out->npad = ceil_div(n, NR) * NR;
+    out->p = buf;
+    float tmp[16 * 256];
+    for (int pc = 0; pc < k; pc += kcb) {
+        int kc = k - pc < kcb ? k - pc : kcb;
+        float *blk = buf + (size_t)pc * out->npad;
+        for (int jr = 0; jr < n; jr += NR) {
+            int nr = n - jr < NR ? n - jr : NR;
+            size_t o = (size_t)jr * k + pc;
+            if (nr == NR && u->pack_bt)
+                u->pack_bt(bh ? NULL : b + o, bh ? bh + o : NULL, k, kc, blk + (size_t)jr * kc);
+            else if (bh && NR <= 16 && kc <= 256)
+                pack_b_half(bh + o, k, kc, nr, blk + (size_t)jr * kc, NR, tmp, ops->half_to_float);
+            else if (!bh)
+                pack_b(1, b + o, k, kc, nr, blk + (size_t)jr * kc, NR);
+            else /* larger tiles than any micro-kernel here has: element by element */
+                for (int p = 0; p < kc; p++)
+                    for (int j = 0; j < NR; j++) {
+                        float v = 0.0f;
+                        if (j < nr) dpt_k_half_to_float_ref(bh + o + (size_t)j * k + p, &v, 1);
+                        blk[(size_t)jr * kc + (size_t)p * NR + j] = v;
+                    }
+        }
+    }
+}
+
+int dpt_k_sgemm_packed(int m, int n0, int n1, float alpha, const float *a, int lda,
+                       const dpt_k_packed *b, float beta, float *c, int ldc) {
+    const dpt_k_ukr *u = dpt_k_ops_active()->ukr;
+    if (b->ukr != u || n0 < 0 || n1 > b->n || n0 > n1 || n0 % u->nr) return -1;
+    gemm_args g = {.trans_b = 1, .m = m, .n = n1 - n0, .k = b->k, .alpha = alpha, .beta = beta,
+                   .a = a, .pk = b, .pk_col0 = n0, .c = c, .lda = lda, .ldc = ldc};
+    sgemm(&g);
+    return 0;
 }
 
 void dpt_k_sgemm_h(int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *b,

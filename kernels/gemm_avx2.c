@@ -6,8 +6,8 @@
 
 #ifdef DPT_K_HAVE_AVX2_BUILD
 
-#if !defined(__AVX2__) || !defined(__FMA__)
-#error "kernels/gemm_avx2.c must be compiled with -mavx2 -mfma (see the Makefile)"
+#if !defined(__AVX2__) || !defined(__FMA__) || !defined(__F16C__)
+#error "kernels/gemm_avx2.c must be compiled with -mavx2 -mfma -mf16c (see the Makefile)"
 #endif
 
 #include <immintrin.h>
@@ -93,9 +93,64 @@ static void ukr_6x16(int kc, const float *ap, const float *bp, float *c, int ldc
     }
 }
 
+/* 8 × 8 transpose in registers: r[j] holds row j on entry, column j on exit. */
+static inline void transpose8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* One full 16-row panel of Bᵀ: 8 depths × 8 rows at a time through a register transpose (the
+ * scalar gather this replaces was a fifth of the denoiser's time); halves converted on load. */
+static void pack_bt_16(const float *b, const uint16_t *bh, int ldb, int kc, float *bp) {
+    int p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        for (int half = 0; half < 2; half++) {
+            __m256 r[8];
+            for (int j = 0; j < 8; j++) {
+                size_t o = (size_t)(8 * half + j) * ldb + p;
+                /* 16 strided streams: fetch each row 4 lines ahead (the prefetchers do not) */
+                if (bh)
+                    _mm_prefetch((const char *)(bh + o + 128), _MM_HINT_T0);
+                else
+                    _mm_prefetch((const char *)(b + o + 64), _MM_HINT_T0);
+                r[j] = bh ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(bh + o)))
+                          : _mm256_loadu_ps(b + o);
+            }
+            transpose8(r);
+            for (int q = 0; q < 8; q++) _mm256_store_ps(bp + (size_t)(p + q) * NR + 8 * half, r[q]);
+        }
+    }
+    for (; p < kc; p++)
+        for (int j = 0; j < NR; j++) {
+            size_t o = (size_t)j * ldb + p;
+            if (bh)
+                dpt_k_half_to_float_ref(bh + o, bp + (size_t)p * NR + j, 1);
+            else
+                bp[(size_t)p * NR + j] = b[o];
+        }
+}
+
 /* mc 168 = 28 tiles: Ap 168·256·4 B = 168 KB (L2); kc 256: one Bp panel 16 KB (L1);
  * nc 4080: Bp ≤ 4 MB (L3). */
-const dpt_k_ukr dpt_k_ukr_avx2 = {MR, NR, 168, 256, 4080, ukr_6x16};
+const dpt_k_ukr dpt_k_ukr_avx2 = {MR, NR, 168, 256, 4080, ukr_6x16, pack_bt_16};
 
 #else
 typedef int dpt_k_gemm_avx2_unused;

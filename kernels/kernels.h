@@ -115,6 +115,25 @@ void dpt_k_sgemm(int trans_b, int m, int n, int k, float alpha, const float *a, 
 void dpt_k_sgemm_h(int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *b,
                    int ldb, float beta, float *c, int ldc);
 
+/* A weight matrix B (n, k) packed once into the own SGEMM's panels for the active micro-kernel, so
+ * that the GEMMs that use it skip packing B (a model's weights are streamed from memory on every
+ * use otherwise: packing them was a sixth of the denoiser's time). */
+typedef struct dpt_k_packed {
+    const void *ukr;  /* micro-kernel the panels are laid out for */
+    int n, k, kcb, npad;
+    float *p;         /* dpt_k_packed_floats(n, k) floats, 64-byte aligned (the caller's) */
+} dpt_k_packed;
+
+/* Floats needed to pack an (n, k) matrix for the active micro-kernel. */
+size_t dpt_k_packed_floats(int n, int k);
+/* Pack B (n, k) [ldb = k], float (b) or half (bh when not NULL), into buf. */
+void dpt_k_pack(const float *b, const uint16_t *bh, int n, int k, float *buf, dpt_k_packed *out);
+/* C (m, n1 − n0) [ldc] = alpha · A (m, k) [lda] · B[n0:n1]ᵀ + beta · C from packed B. Returns 0, or
+ * −1 if the packing does not fit (another micro-kernel active, n0 not on a panel boundary): the
+ * caller then uses the unpacked matrix. Bit-identical to dpt_k_sgemm on the unpacked B. */
+int dpt_k_sgemm_packed(int m, int n0, int n1, float alpha, const float *a, int lda,
+                       const dpt_k_packed *b, float beta, float *c, int ldc);
+
 /* Scalar references (kernels/ref.c). Same contracts as the dispatched kernels above;
  * dpt_k_gemm_ref is a plain triple loop with a double accumulator (tests only: slow). */
 void dpt_k_gemm_ref(int trans_b, int m, int n, int k, float alpha, const float *a, int lda,

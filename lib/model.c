@@ -44,6 +44,9 @@ void dpt_linear_rows(const dpt_linear *lin, int row0, int n, const float *x, int
     if (b) {
         for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * ldy, b, sizeof(float) * (size_t)n);
     }
+    if (lin->pk && dpt_k_sgemm_packed(rows, row0, row0 + n, 1.0f, x, lin->n_in, lin->pk,
+                                      b ? 1.0f : 0.0f, y, ldy) == 0)
+        return;
     const size_t off = (size_t)row0 * lin->n_in;
     if (lin->wh)
         dpt_k_sgemm_h(rows, n, lin->n_in, 1.0f, x, lin->n_in, lin->wh + off, lin->n_in,
@@ -186,6 +189,7 @@ static int half_not_finite(uint16_t h) { return (h & 0x7c00) == 0x7c00; }
 static void matrix(loader *L, dpt_linear *lin, const char *name) {
     lin->w = NULL;
     lin->wh = NULL;
+    lin->pk = NULL;
     if (failed(L)) return;
     const dpt_tensor_entry *t = dpt_weights_find(L->m->weights, name);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -574,6 +578,32 @@ void dpt_model_free(dpt_model *m) {
     free(m);
 }
 
+/* The denoiser runs every weight matrix once per diffusion step: pack its float32 matrices for the
+ * own SGEMM once here, and give the file's pages of the originals back (they are only read again
+ * if the packing cannot be used, e.g. after a switch of kernel architecture). Only for a mapped
+ * file, where giving pages back keeps the resident size as it was; f16 matrices stay halves. */
+static void pack_linear(loader *L, dpt_linear *lin) {
+    if (failed(L) || !lin->w || !L->m->weights->mapped) return;
+    dpt_k_packed *pk = own(L, sizeof *pk);
+    float *buf = pk ? own(L, sizeof(float) * dpt_k_packed_floats(lin->n_out, lin->n_in)) : NULL;
+    if (!buf) return; /* no memory: the unpacked path works */
+    dpt_k_pack(lin->w, NULL, lin->n_out, lin->n_in, buf, pk);
+    lin->pk = pk;
+    dpt_weights_release(L->m->weights, lin->w, sizeof(float) * (size_t)lin->n_out * lin->n_in);
+}
+
+static void pack_denoiser(loader *L) {
+    dpt_denoiser *n = &L->m->den;
+    for (int l = 0; l < n->n_layers && n->layers; l++) {
+        dpt_decoder_layer *y = &n->layers[l];
+        dpt_linear *lins[] = {&y->sa_in, &y->sa_out, &y->ca_in, &y->ca_out, &y->ff1, &y->ff2};
+        for (size_t i = 0; i < sizeof lins / sizeof lins[0]; i++) pack_linear(L, lins[i]);
+    }
+    pack_linear(L, &n->feature_proj);
+    pack_linear(L, &n->dec1);
+    pack_linear(L, &n->dec2);
+}
+
 dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_model **out,
                           dpt_error *err) {
     if (!out) return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_model_load: out is NULL");
@@ -603,6 +633,7 @@ dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_m
             L.st = dpt_fail(err, DPT_ERR_FORMAT, "%s: unexpected tensor '%s' for this model",
                             path, m->weights->tensors[i].name);
     free(L.used);
+    pack_denoiser(&L);
     if (failed(&L)) {
         dpt_model_free(m);
         return L.st;

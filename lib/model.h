@@ -5,6 +5,7 @@
 
 #include "core.h"
 #include "weights.h"
+#include "kernels.h"
 
 /* y = x·Wᵀ + b with W (n_out, n_in) row-major; b may be NULL. W is float32 (w), or, for a matrix
  * stored as float16 in the file, the file's halves used in place (wh; w NULL): converted while the
@@ -14,6 +15,7 @@ typedef struct dpt_linear {
     const uint16_t *wh;
     const float *b;
     int n_out, n_in;
+    dpt_k_packed *pk; /* W packed for the own SGEMM at load (denoiser, f32, mapped file), or NULL */
 } dpt_linear;
 
 /* y (rows, n) = x (rows, n_in) · W[row0 : row0+n]ᵀ + b[row0 : row0+n], the output rows row0.. of

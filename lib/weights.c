@@ -366,3 +366,15 @@ const dpt_meta_entry *dpt_weights_meta(const dpt_weights *w, const char *key) {
         if (strcmp(w->meta[i].key, key) == 0) return &w->meta[i];
     return NULL;
 }
+
+void dpt_weights_release(const dpt_weights *w, const void *p, size_t n) {
+    if (!w || !w->mapped || !p || !n) return;
+    long ps = sysconf(_SC_PAGESIZE);
+    if (ps <= 0) return;
+    uintptr_t lo = ((uintptr_t)p + (uintptr_t)ps - 1) / (uintptr_t)ps * (uintptr_t)ps;
+    uintptr_t hi = ((uintptr_t)p + n) / (uintptr_t)ps * (uintptr_t)ps;
+    uintptr_t base = (uintptr_t)w->bytes, end = base + w->size;
+    if (lo < base || hi > end || hi <= lo) return;
+    /* a read-only private mapping: dropped pages come back unchanged from the file */
+    (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}

@@ -45,4 +45,8 @@ void dpt_weights_close(dpt_weights *w);
 const dpt_tensor_entry *dpt_weights_find(const dpt_weights *w, const char *name);
 const dpt_meta_entry *dpt_weights_meta(const dpt_weights *w, const char *key);
 
+/* Hint that the bytes [p, p + n) of a mapped file will not be read soon: the whole pages inside
+ * are dropped from memory (read again from the file if they are used). No-op if not mapped. */
+void dpt_weights_release(const dpt_weights *w, const void *p, size_t n);
+
 #endif

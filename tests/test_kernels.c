@@ -842,6 +842,73 @@ START_TEST(parallel_regions) {
 }
 END_TEST
 
+/* B packed once (dpt_k_pack, float and half) and used by dpt_k_sgemm_packed over column ranges that
+ * start on panel boundaries: bit-identical to dpt_k_sgemm on the same B; a packing made for another
+ * micro-kernel, or a range not on a panel boundary, is refused (−1) and C is not touched. */
+START_TEST(sgemm_prepacked) {
+    static const int S[][3] = {{1, 1, 1}, {7, 17, 33}, {333, 129, 512}, {65, 50, 300}, {6, 1536, 512},
+                               {37, 16, 2049}};
+    FOR_EACH_ARCH(a) {
+        for (size_t s = 0; s < sizeof S / sizeof S[0]; s++) {
+            const int m = S[s][0], n = S[s][1], k = S[s][2], ldc = n + 3;
+            float *x = malloc(sizeof(float) * m * k), *bf = malloc(sizeof(float) * n * k),
+                  *c0 = malloc(sizeof(float) * m * ldc);
+            uint16_t *bh = malloc(sizeof(uint16_t) * n * k);
+            fill(x, (size_t)m * k, -1, 1);
+            fill(c0, (size_t)m * ldc, -1, 1);
+            for (int i = 0; i < n * k; i++) bh[i] = rnd_half();
+            for (int half = 0; half < 2; half++) {
+                if (half) dpt_k_half_to_float_ref(bh, bf, (size_t)n * k);
+                else fill(bf, (size_t)n * k, -1, 1);
+                size_t nf = dpt_k_packed_floats(n, k);
+                float *buf = NULL;
+                CHECK1(posix_memalign((void **)&buf, 64, sizeof(float) * (nf + 16)) == 0);
+                buf[nf] = -7.0f; /* sentinel after the packing */
+                dpt_k_packed pk;
+                dpt_k_pack(half ? NULL : bf, half ? bh : NULL, n, k, buf, &pk);
+                CHECK1(buf[nf] == -7.0f);
+                for (int th = 1; th <= 2; th++) {
+                    dpt_k_set_threads(th);
+                    /* the whole matrix, from the second panel on, and the last panel alone */
+                    const int nr = (int)dpt_k_packed_floats(1, 1); /* panel width */
+                    const int starts[3] = {0, nr, (n - 1) / nr * nr};
+                    for (int si = 0; si < 3; si++) {
+                        const int n0 = starts[si];
+                        if (n0 >= n) continue;
+                        gbuf c1 = gb_new((size_t)m * ldc), c2 = gb_new((size_t)m * ldc);
+                        memcpy(c1.p, c0, sizeof(float) * m * ldc);
+                        memcpy(c2.p, c0, sizeof(float) * m * ldc);
+                        dpt_k_sgemm(1, m, n - n0, k, 0.5f, x, k, bf + (size_t)n0 * k, k, -0.75f,
+                                    c1.p, ldc);
+                        CHECK1(dpt_k_sgemm_packed(m, n0, n, 0.5f, x, k, &pk, -0.75f, c2.p, ldc) == 0);
+                        gb_check(&c2, "sgemm_packed");
+                        CHECK(!memcmp(c1.p, c2.p, sizeof(float) * m * ldc),
+                              "%s m %d n %d k %d from %d, half %d, %d threads: packed differs",
+                              dpt_k_arch_name(a), m, n, k, n0, half, th);
+                        gb_free(&c1);
+                        gb_free(&c2);
+                    }
+                }
+                /* refusals leave C alone */
+                float *c = malloc(sizeof(float) * m * ldc);
+                memcpy(c, c0, sizeof(float) * m * ldc);
+                if (n > 1) CHECK1(dpt_k_sgemm_packed(m, 1, n, 1.0f, x, k, &pk, 0.0f, c, ldc) == -1);
+                dpt_k_packed other = pk;
+                other.ukr = &other;
+                CHECK1(dpt_k_sgemm_packed(m, 0, n, 1.0f, x, k, &other, 0.0f, c, ldc) == -1);
+                CHECK1(!memcmp(c, c0, sizeof(float) * m * ldc));
+                free(c);
+                free(buf);
+            }
+            free(x);
+            free(bf);
+            free(c0);
+            free(bh);
+        }
+    }
+}
+END_TEST
+
 /* Own SGEMM vs the build's BLAS (when there is one) on the models' shapes. */
 START_TEST(sgemm_vs_blas) {
     if (!dpt_k_have_blas()) return;
@@ -948,6 +1015,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, half_to_float_all_values);
     tcase_add_test(tc, sgemm_half_b);
     tcase_add_test(tc, parallel_regions);
+    tcase_add_test(tc, sgemm_prepacked);
     suite_add_tcase(s, tc);
     return s;
 }
