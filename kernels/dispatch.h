@@ -35,6 +35,9 @@ typedef struct dpt_k_ukr {
     int mc, kc, nc;   /* cache blocks: mc multiple of mr, nc multiple of nr */
     dpt_k_ukr_fn fn;
     dpt_k_pack_bt_fn pack_bt; /* vectorised transposed packing of full B panels, or NULL */
+    /* vectorised packing of one full A panel: rows 0…MR−1 of a [lda], depths 0…kc−1 → ap
+     * (kc × MR), ap[p·MR + i] = a[i·lda + p]; or NULL */
+    void (*pack_a_full)(const float *a, int lda, int kc, float *ap);
 } dpt_k_ukr;
 
 typedef struct dpt_k_ops {

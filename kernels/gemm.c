@@ -54,7 +54,7 @@ static void ukr_scalar(int kc, const float *ap, const float *bp, float *c, int l
     }
 }
 
-const dpt_k_ukr dpt_k_ukr_scalar = {S_MR, S_NR, 128, 256, 2048, ukr_scalar, NULL};
+const dpt_k_ukr dpt_k_ukr_scalar = {S_MR, S_NR, 128, 256, 2048, ukr_scalar, NULL, NULL};
 
 /* ---- packing -------------------------------------------------------------------------------- */
 
@@ -310,7 +310,17 @@ static void gemm_block(const gemm_args *g, int i0, int i1, int j0, int j1) {
             }
             for (int ic = i0; ic < i1; ic += mcb) {
                 int mc = i1 - ic < mcb ? i1 - ic : mcb;
-                pack_a(g->a + (size_t)ic * g->lda + pc, g->lda, mc, kc, ap, MR);
+                if (u->pack_a_full) {
+                    int ir = 0;
+                    for (; ir + MR <= mc; ir += MR)
+                        u->pack_a_full(g->a + (size_t)(ic + ir) * g->lda + pc, g->lda, kc,
+                                       ap + (size_t)ir * kc);
+                    if (ir < mc)
+                        pack_a(g->a + (size_t)(ic + ir) * g->lda + pc, g->lda, mc - ir, kc,
+                               ap + (size_t)ir * kc, MR);
+                } else {
+                    pack_a(g->a + (size_t)ic * g->lda + pc, g->lda, mc, kc, ap, MR);
+                }
                 for (int jr = 0; jr < nc; jr += NR) {
                     int nr = nc - jr < NR ? nc - jr : NR;
                     const float *bpan = bp + (size_t)jr * kc;

@@ -148,9 +148,28 @@ static void pack_bt_16(const float *b, const uint16_t *bh, int ldb, int kc, floa
         }
 }
 
+/* One full 6-row A panel: 8 depths at a time, rows padded to 8 for the register transpose, 6 floats
+ * stored per depth (4 + 2: nothing is written past the panel). */
+static void pack_a_6(const float *a, int lda, int kc, float *ap) {
+    int p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        __m256 r[8];
+        for (int i = 0; i < MR; i++) r[i] = _mm256_loadu_ps(a + (size_t)i * lda + p);
+        r[6] = r[7] = _mm256_setzero_ps();
+        transpose8(r);
+        for (int q = 0; q < 8; q++) {
+            float *d = ap + (size_t)(p + q) * MR;
+            _mm_storeu_ps(d, _mm256_castps256_ps128(r[q]));
+            _mm_storel_pi((__m64 *)(void *)(d + 4), _mm256_extractf128_ps(r[q], 1));
+        }
+    }
+    for (; p < kc; p++)
+        for (int i = 0; i < MR; i++) ap[(size_t)p * MR + i] = a[(size_t)i * lda + p];
+}
+
 /* mc 168 = 28 tiles: Ap 168·256·4 B = 168 KB (L2); kc 256: one Bp panel 16 KB (L1);
  * nc 4080: Bp ≤ 4 MB (L3). */
-const dpt_k_ukr dpt_k_ukr_avx2 = {MR, NR, 168, 256, 4080, ukr_6x16, pack_bt_16};
+const dpt_k_ukr dpt_k_ukr_avx2 = {MR, NR, 168, 256, 4080, ukr_6x16, pack_bt_16, pack_a_6};
 
 #else
 typedef int dpt_k_gemm_avx2_unused;

@@ -63,7 +63,7 @@ static void ukr_8x12(int kc, const float *ap, const float *bp, float *c, int ldc
 }
 
 /* mc 128 = 16 tiles: Ap 128 KB; kc 256: one Bp panel 12 KB (L1 of Cortex-A72/A76); nc 3072. */
-const dpt_k_ukr dpt_k_ukr_neon = {MR, NR, 128, 256, 3072, ukr_8x12, NULL};
+const dpt_k_ukr dpt_k_ukr_neon = {MR, NR, 128, 256, 3072, ukr_8x12, NULL, NULL};
 
 #else
 typedef int dpt_k_gemm_neon_unused;
