@@ -87,7 +87,7 @@ def test_forward_official_f16(tmp_path):
     assert max(errs32.values()) > 10 * max(errs.values()), (errs, errs32)
 
 
-def test_forward_thread_count_independent(tmp_path):
+def test_forward_official_thread_count_independent(tmp_path):
     """The forward splits rows and heads over its threads; every thread count gives the same bits."""
     model, ck = hs.cached_model('official')
     lm = hs.ref_model(ck)
