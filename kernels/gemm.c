@@ -214,6 +214,14 @@ typedef struct gemm_args {
     int split_n; /* 1: threads split columns, 0: rows */
 } gemm_args;
 
+/* B[j, p] of a matrix packed beforehand (layout at dpt_k_pack). */
+static float packed_at(const dpt_k_packed *pk, int j, int p) {
+    const dpt_k_ukr *u = pk->ukr;
+    int pc = p / pk->kcb * pk->kcb, kc = pk->k - pc < pk->kcb ? pk->k - pc : pk->kcb;
+    size_t panel = (size_t)(j / u->nr) * u->nr;
+    return pk->p[(size_t)pc * pk->npad + panel * kc + (size_t)(p - pc) * u->nr + j % u->nr];
+}
+
 /* Unpacked fallback (no memory for the packing buffers): C[i0:i1, j0:j1]. */
 static void block_unpacked(const gemm_args *g, int i0, int i1, int j0, int j1) {
     for (int i = i0; i < i1; i++) {
@@ -222,7 +230,9 @@ static void block_unpacked(const gemm_args *g, int i0, int i1, int j0, int j1) {
             float s = 0.0f;
             for (int p = 0; p < g->k; p++) {
                 float bv;
-                if (g->bh)
+                if (g->pk)
+                    bv = packed_at(g->pk, g->pk_col0 + j, p);
+                else if (g->bh)
                     dpt_k_half_to_float_ref(g->bh + (size_t)j * g->ldb + p, &bv, 1);
                 else
                     bv = g->trans_b ? g->b[(size_t)j * g->ldb + p] : g->b[(size_t)p * g->ldb + j];
@@ -250,29 +260,7 @@ static void gemm_block(const gemm_args *g, int i0, int i1, int j0, int j1) {
     const size_t b_floats = ((size_t)kcb * ncb + 15) / 16 * 16;
     pack_buf buf = buf_get(a_floats + (g->pk ? 0 : b_floats + (g->bh ? (size_t)kcb * NR : 0)));
     if (!buf.p) {
-        if (!g->pk) {
-            block_unpacked(g, i0, i1, j0, j1);
-            return;
-        }
-        /* packed B but no memory for A's panels: one A panel on the stack at a time */
-        _Alignas(64) float ap1[16 * 256];
-        if (u->mr <= 16 && u->kc <= 256) {
-            for (int pc = 0; pc < k; pc += kcb) {
-                int kc = k - pc < kcb ? k - pc : kcb;
-                float beta = pc == 0 ? g->beta : 1.0f;
-                for (int ir = i0; ir < i1; ir += MR) {
-                    int mr = i1 - ir < MR ? i1 - ir : MR;
-                    pack_a(g->a + (size_t)ir * g->lda + pc, g->lda, mr, kc, ap1, MR);
-                    for (int jr = j0; jr < j1; jr += NR) {
-                        int nr = j1 - jr < NR ? j1 - jr : NR;
-                        const float *bpan = g->pk->p + (size_t)pc * g->pk->npad +
-                                            (size_t)(g->pk_col0 + jr) * kc;
-                        u->fn(kc, ap1, bpan, g->c + (size_t)ir * g->ldc + jr, g->ldc, mr, nr,
-                              g->alpha, beta);
-                    }
-                }
-            }
-        }
+        block_unpacked(g, i0, i1, j0, j1);
         return;
     }
     float *ap = buf.p, *bp_own = buf.p + a_floats, *tmp = bp_own + b_floats, *bp = bp_own;

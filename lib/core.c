@@ -1,6 +1,8 @@
 /* Errors, logging and memory for the whole library. */
 #include "core.h"
 
+#include "kernels.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -82,30 +84,10 @@ int dpt_mul_ok(size_t a, size_t b, size_t *out) {
     return 1;
 }
 
+/* One half from the file's bytes; the conversion itself is the kernels' exact reference. */
 float dpt_half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1f;
-    uint32_t man = h & 0x3ffu;
-    uint32_t bits;
-    if (exp == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else { /* subnormal: renormalise */
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400u)) {
-                man <<= 1;
-                exp--;
-            }
-            man &= 0x3ffu;
-            bits = sign | (exp << 23) | (man << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    }
     float f;
-    memcpy(&f, &bits, sizeof f);
+    dpt_k_half_to_float_ref(&h, &f, 1);
     return f;
 }
 
