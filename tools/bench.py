@@ -132,23 +132,30 @@ def c_forward_seconds(model, inputs, threads, repeat, tmp):
     return float(re.search(r'seconds\s+([0-9.eE+-]+)', out).group(1))
 
 
-def denoiser_flops(lm, B, c_work=False):
+def denoiser_flops(lm, B, c_work=False, n_dup=0, n_twin=0):
     """FLOPs of one forward of B rows (GEMMs + attention products). Nominal: as PyTorch computes it.
-    c_work: what the C denoiser computes per step with a width-1 alignment mask (cross-attention K, V
-    and out_proj(V) once per window, so per step only the person token's cross-attention)."""
+    c_work: what the C denoiser computes per step (lib/denoiser.c): with a width-1 alignment mask the
+    cross-attention K, V and out_proj(V) are done once per window, so per step only the person token's
+    cross-attention; in layer 0, n_dup rows repeating an earlier row skip their self-attention sublayer
+    and n_twin rows (another person token) their frame tokens' q|k|v; in the last layer only the L
+    frame tokens go on after the attention keys and values."""
     a = lm.args
     D, S, L, nl = lm.D, lm.Lp + lm.L, lm.L, a.n_layers
     F = a.mlp_ratio * D
     tok = 1 + S
     fast = c_work and a.align_mask_width == 1
+    qkv, attn, out, ffn = 2 * tok * D * 3 * D, 2 * tok * tok * D * 2, 2 * tok * D * D, 2 * tok * D * F * 2
     cross = (2 * D * D + 2 * S * D * 2 + 2 * D * D) if fast else \
         (2 * tok * D * D + 2 * S * D * 2 * D + 2 * tok * D * D + 2 * tok * S * D * 2)
-    per_layer = (2 * tok * D * 3 * D + 2 * tok * D * D          # self-attn in/out proj
-                 + 2 * tok * tok * D * 2                          # scores + weighted sum
-                 + cross                                          # cross-attention
-                 + 2 * tok * D * F * 2)                           # FFN
+    per_layer = qkv + attn + out + cross + ffn
     extra = 2 * S * (lm.dm + 1) * D + 2 * L * (D * D // 2 + D // 2 * lm.dm) + 2 * 2 * D * D
-    return B * (nl * per_layer + extra)
+    total = B * (nl * per_layer + extra)
+    if c_work:
+        total -= n_dup * (qkv + attn + out) + n_twin * 2 * S * D * 3 * D
+        skipped = tok - L                                 # last layer: person + previous frames
+        last_cross = cross if fast else 2 * skipped * D * D + 2 * skipped * S * D * 2 + 2 * skipped * D * D
+        total -= B * (skipped * (2 * tok * D * 2 + (out + ffn) // tok) + last_cross)
+    return total
 
 
 def sgemm_gflops(shapes, threads, repeat=5):
@@ -232,7 +239,7 @@ def main():
         _, m16 = model_files('f16')
         inputs, lm, arrays = forward_inputs(tmp, ck)
         B = arrays['x'].shape[0]
-        flops = denoiser_flops(lm, B, c_work=True)
+        flops = denoiser_flops(lm, B, c_work=True, n_dup=B // 3, n_twin=B // 3)  # default guidance
         tok = 1 + lm.Lp + lm.L
         F = lm.args.mlp_ratio * lm.D
         shapes = [(B * tok, 3 * lm.D, lm.D), (B * tok, lm.D, lm.D), (B * tok, F, lm.D), (B * tok, lm.D, F)]

@@ -101,6 +101,32 @@ def test_forward_official_thread_count_independent(tmp_path):
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
 
 
+@pytest.mark.parametrize('size', ['tiny', 'official'])
+def test_forward_shared_rows_same_bits(size, tmp_path):
+    """The default guidance entries share x_t and the previous motion (and entries 0 and 1 the person
+    token): the forward skips layer-0 work it can copy between rows. Each row run alone (nothing to
+    share) gives the same bits; so does a batch where no row repeats another."""
+    model, ck = hs.cached_model(size)
+    lm = hs.ref_model(ck)
+    inputs, ne = hs.ref_forward_inputs(lm, 2, 7, seed=5)
+    assert ne == 3
+    batched = run_forward(model, inputs, tmp_path)
+    single = np.concatenate([run_forward(model, {k: v[b:b + 1] for k, v in inputs.items()}, tmp_path)
+                             for b in range(len(batched))])
+    assert np.isfinite(batched).all() and np.abs(batched).max() > 0
+    assert np.array_equal(batched, single)
+    ref = hs.ref_denoise(ck, inputs)[:, -lm.L:]
+    assert hs.max_rel_err(batched, ref) <= TOL
+    # the same rows with x_t nudged in one row: that row stops sharing, the others still match
+    nudged = {k: v.copy() for k, v in inputs.items()}
+    nudged['x'][3, 0, 0] += 1.0
+    out = run_forward(model, nudged, tmp_path)
+    keep = [b for b in range(len(out)) if b != 3]
+    assert np.array_equal(out[keep], batched[keep])
+    assert not np.array_equal(out[3], batched[3])
+    assert hs.max_rel_err(out, hs.ref_denoise(ck, nudged)[:, -lm.L:]) <= TOL
+
+
 def test_forward_official_no_head_pose(tmp_path):
     check_forward('official', dict(no_head_pose=True, n_diff_steps=20), [1, 10, 20], tmp_path, N=1)
 
