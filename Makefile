@@ -140,7 +140,7 @@ test: deps
 demo: deps all
 	@tools/demo.sh
 
-bench: deps all
+bench: deps all $(addprefix $(BUILD)/tests/,$(HARNESSES))
 	@$(PY) tools/bench.py
 
 deps:
