@@ -18,7 +18,14 @@ typedef struct loader {
     dpt_error *err;
     dpt_status st;
     unsigned char *used; /* per tensor: claimed by the model */
+    int copy_small;      /* copy small float32 tensors out of a mapped file (see tensor()) */
 } loader;
+
+/* Small tensors (biases, norms, embeddings) copied out of a mapped file while the denoiser loads,
+ * whose large matrices are packed and their file pages given back: the kernel maps a file's page
+ * cache in large folios (up to 2 MiB), so reading one bias during sampling would map back the
+ * released matrix pages around it (~40 MiB measured with an f32 file). */
+#define COPY_SMALL_MAX_BYTES (512u << 10)
 
 static int failed(loader *L) { return L->st != DPT_OK; }
 
@@ -172,6 +179,15 @@ static const float *tensor(loader *L, const char *name, int ndim, const int64_t 
             for (int64_t i = 0; i < t->n_elements; i++)
                 buf[i] = dpt_half_to_float((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
         data = buf;
+    }
+    const size_t n_bytes = (size_t)t->n_elements * sizeof(float);
+    if (L->copy_small && t->dtype == DPT_DTYPE_F32 && w->mapped && n_bytes <= COPY_SMALL_MAX_BYTES) {
+        float *buf = own(L, n_bytes);
+        if (buf) { /* no memory: used in place */
+            memcpy(buf, data, n_bytes);
+            dpt_weights_release(w, data, n_bytes);
+            data = buf;
+        }
     }
     if (!dpt_all_finite(data, (size_t)t->n_elements)) {
         L->st = dpt_fail(L->err, DPT_ERR_FORMAT, "%s: tensor '%s' contains NaN or Inf", L->path,
@@ -600,6 +616,8 @@ static void pack_denoiser(loader *L) {
         for (size_t i = 0; i < sizeof lins / sizeof lins[0]; i++) pack_linear(L, lins[i]);
     }
     pack_linear(L, &n->feature_proj);
+    pack_linear(L, &n->step_map1);
+    pack_linear(L, &n->step_map2);
     pack_linear(L, &n->dec1);
     pack_linear(L, &n->dec2);
 }
@@ -616,11 +634,13 @@ dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_m
         free(m);
         return s;
     }
-    loader L = {m, m->weights->path, err, DPT_OK, NULL};
+    loader L = {m, m->weights->path, err, DPT_OK, NULL, 0};
     L.used = calloc((size_t)m->weights->n_tensors + 1, 1);
     if (!L.used) L.st = dpt_fail(err, DPT_ERR_NOMEM, "%s: out of memory", path);
     load_audio(&L);
+    L.copy_small = 1;
     load_denoiser(&L);
+    L.copy_small = 0;
     load_style(&L);
     load_stats(&L);
     if (!failed(&L) && m->style.present && m->style.no_head_pose != m->info.no_head_pose) {
