@@ -329,24 +329,34 @@ static void sa_out_ln1(const dpt_decoder_layer *ly, const row_layout *y, int D, 
                         ly->n1.beta, LN_EPS);
 }
 
-/* Token rows [r0, r1) cut at row boundaries into the runs of tokens [lo(b), hi(b)) of each row b:
- * *s0, *s1 = the next run at or after *r (returns 0 when none is left). */
-static int next_run(const dpt_den_work *w, int mode, int *r, int r1, int *s0, int *s1) {
-    const int tok = w->tok;
-    while (*r < r1) {
-        const int b = *r / tok, base = b * tok;
-        int lo = 0, hi = tok;
-        if (mode == 0 && w->dup[b] >= 0) hi = 0;          /* projections: nothing of a dup */
-        else if (mode == 0 && w->twin[b] >= 0) hi = 1;    /* only a twin's person token */
-        else if (mode == 1 && w->dup[b] >= 0) hi = 0;     /* out_proj … FFN: dups copy */
-        lo += base;
-        hi += base;
-        if (lo < *r) lo = *r;
-        if (hi > r1) hi = r1;
-        *r = base + tok;
-        if (hi > lo) {
-            *s0 = lo;
-            *s1 = hi;
+/* Layer 0 with shared rows: the tokens of row b that a stage computes, [0, hi): mode 0 (q|k|v
+ * projections) none of a dup and only a twin's person token; mode 1 (out_proj, LN1) none of a dup. */
+static int run_end(const dpt_den_work *w, int mode, int b) {
+    if (w->dup[b] >= 0) return 0;
+    return mode == 0 && w->twin[b] >= 0 ? 1 : w->tok;
+}
+
+/* The threads share those tokens by count (not by position: the skipped rows would leave a thread
+ * idle). Iterator over this thread's runs of consecutive token rows [*s0, *s1). */
+typedef struct run_iter {
+    int mode, B, b, acc, n0, n1;
+} run_iter;
+
+static void runs_begin(const dpt_den_work *w, int mode, int B, dpt_k_region *reg, run_iter *it) {
+    int total = 0;
+    for (int b = 0; b < B; b++) total += run_end(w, mode, b);
+    *it = (run_iter){mode, B, 0, 0, 0, 0};
+    dpt_k_region_range(reg, total, &it->n0, &it->n1);
+}
+
+static int runs_next(const dpt_den_work *w, run_iter *it, int *s0, int *s1) {
+    while (it->b < it->B && it->acc < it->n1) {
+        const int b = it->b++, a0 = it->acc, a1 = a0 + run_end(w, it->mode, b);
+        it->acc = a1;
+        const int x0 = a0 > it->n0 ? a0 : it->n0, x1 = a1 < it->n1 ? a1 : it->n1;
+        if (x1 > x0) {
+            *s0 = b * w->tok + (x0 - a0);
+            *s1 = *s0 + (x1 - x0);
             return 1;
         }
     }
@@ -378,11 +388,12 @@ static void forward_task(void *p, dpt_k_region *reg) {
     for (int l = 0; l < n->n_layers; l++) {
         const dpt_decoder_layer *y = &n->layers[l];
         const int share = l == 0 && w->any_shared;
-        int r, s0, s1;
+        int s0, s1;
+        run_iter it;
         /* self-attention over the tok tokens of each row, unmasked: projections of own rows,
          * then (row, head) pairs once every row's q|k|v is there */
         if (share) {
-            for (r = r0; next_run(w, 0, &r, r1, &s0, &s1);)
+            for (runs_begin(w, 0, B, reg, &it); runs_next(w, &it, &s0, &s1);)
                 dpt_linear_fwd(&y->sa_in, w->h + (size_t)s0 * D, s1 - s0, w->qkv + (size_t)s0 * 3 * D);
         } else {
             dpt_linear_fwd(&y->sa_in, w->h + (size_t)r0 * D, r1 - r0, w->qkv + (size_t)r0 * 3 * D);
@@ -408,7 +419,7 @@ static void forward_task(void *p, dpt_k_region *reg) {
         if (l == last) break;
         if (share) {
             /* own non-dup rows through out_proj and LN1, pushed to their dups before the rest */
-            for (r = r0; next_run(w, 1, &r, r1, &s0, &s1);) {
+            for (runs_begin(w, 1, B, reg, &it); runs_next(w, &it, &s0, &s1);) {
                 sa_out_ln1(y, &full, D, s0, s1);
                 for (int t = s0; t < s1; t++)
                     for (int b = t / tok + 1; b < B; b++)
