@@ -221,9 +221,9 @@ static int same_floats(const float *a, const float *b, size_t n) {
 /* The frame tokens of rows a and b enter layer 0 equal: same previous motion, x_t, indicator. */
 static int same_frames(const dpt_den_work *w, const dpt_den_row *a, const dpt_den_row *b) {
     const dpt_denoiser *n = w->n;
-    if (n->dmi > n->dm && !(a->ind == b->ind || (a->ind && b->ind && same_floats(a->ind, b->ind, n->L))))
-        return 0;
-    return same_floats(a->x, b->x, (size_t)n->L * n->dm) && same_floats(a->pm, b->pm, (size_t)n->Lp * n->dm);
+    return (n->dmi == n->dm || same_floats(a->ind, b->ind, (size_t)n->L)) &&
+           same_floats(a->x, b->x, (size_t)n->L * n->dm) &&
+           same_floats(a->pm, b->pm, (size_t)n->Lp * n->dm);
 }
 
 /* The person tokens of rows a and b enter layer 0 equal: same person vector and step. */
@@ -421,11 +421,11 @@ static void forward_task(void *p, dpt_k_region *reg) {
             /* own non-dup rows through out_proj and LN1, pushed to their dups before the rest */
             for (runs_begin(w, 1, B, reg, &it); runs_next(w, &it, &s0, &s1);) {
                 sa_out_ln1(y, &full, D, s0, s1);
-                for (int t = s0; t < s1; t++)
-                    for (int b = t / tok + 1; b < B; b++)
-                        if (w->dup[b] == t / tok)
-                            memcpy(w->h + ((size_t)b * tok + t % tok) * D, w->h + (size_t)t * D,
-                                   sizeof(float) * D);
+                const int src = s0 / tok; /* a run lies within one row */
+                for (int b = src + 1; b < B; b++)
+                    if (w->dup[b] == src)
+                        memcpy(w->h + ((size_t)(b - src) * tok + s0) * D, w->h + (size_t)s0 * D,
+                               sizeof(float) * (size_t)(s1 - s0) * D);
             }
             dpt_k_region_sync(reg);
         } else {

@@ -252,10 +252,8 @@ def main():
         best = {}
         for _ in range(ROUNDS):
             for th in (1, 2):
-                t = torch_forward_seconds(tmp, th, 5)
-                b = best.setdefault(th, dict(torch=t, c=1e9, gf=0.0))
-                if t[0] < b['torch'][0]:
-                    b['torch'] = t
+                b = best.setdefault(th, dict(torch=(1e9, None, None), c=1e9, gf=0.0))
+                b['torch'] = min(b['torch'], torch_forward_seconds(tmp, th, 5), key=lambda r: r[0])
                 b['c'] = min(b['c'], c_forward_seconds(m32, inputs, th, 10, tmp))
                 b['gf'] = max(b['gf'], sgemm_gflops(shapes, th))
         for th in (1, 2):
