@@ -155,11 +155,7 @@ static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_er
     }
     if (s->feats_path) {
         int64_t shp[2] = {n_frames, info->feature_dim};
-        if (cli_make_parents(s->feats_path, e)) goto out;
-        if (dpt_npy_write(s->feats_path, feats ? feats : feats_in.data, 2, shp, &err) != DPT_OK) {
-            cli_fail(e, "%s", err.message);
-            goto out;
-        }
+        if (cli_write_npy(s->feats_path, feats ? feats : feats_in.data, 2, shp, e)) goto out;
         if (!job->output) {
             rc = 0;
             goto out;

@@ -98,12 +98,8 @@ int main(int argc, char **argv) {
         goto out;
     }
     int64_t shp[1] = {info.style_feature_dim};
-    if (cli_make_parents(out_path, &e)) {
+    if (cli_write_npy(out_path, style, 1, shp, &e)) {
         cli_error("%s", e.msg);
-        goto out;
-    }
-    if (dpt_npy_write(out_path, style, 1, shp, &err) != DPT_OK) {
-        cli_error("%s", err.message);
         goto out;
     }
     rc = 0;

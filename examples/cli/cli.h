@@ -108,6 +108,39 @@ int cli_load_audio(const char *path, float **samples, size_t *n_samples, cli_err
 int cli_load_motion(const char *path, dpt_array *exp, dpt_array *pose, cli_err *e);
 
 /* ------------------------------------------------------------------------------------------ */
+/* atomic outputs (outfile.c)                                                                   */
+
+/* An output file written under a temporary name in its destination directory
+ * (".NAME.tmp-XXXXXX.EXT", extension kept) and renamed over NAME only when complete: a failing
+ * run leaves no half-written file and never clobbers an existing good one. */
+typedef struct cli_outfile {
+    char *path;   /* the final name */
+    char *tmp;    /* the temporary, to be written by the caller */
+} cli_outfile;
+
+/* Create the parent directories and the (empty) temporary. 0, or 1 with e. */
+int cli_outfile_begin(cli_outfile *o, const char *path, cli_err *e);
+/* Rename the temporary over path (the temporary is removed if that fails). 0, or 1 with e. */
+int cli_outfile_commit(cli_outfile *o, cli_err *e);
+/* Remove the temporary (if still there) and free; safe on a zeroed or committed struct. */
+void cli_outfile_discard(cli_outfile *o);
+/* cli_fail with msg, the temporary's name replaced by the final one (library messages name the
+ * file they were given). Returns 1. */
+int cli_outfile_fail(const cli_outfile *o, cli_err *e, const char *msg);
+
+/* A directory of outputs (PNG frames, OBJ files): written into ".DIR.tmp-XXXXXX" beside DIR; the
+ * commit renames it to DIR when DIR is missing or empty, else moves its files into DIR. */
+typedef struct cli_outdir {
+    char *path, *tmp;
+} cli_outdir;
+
+int cli_outdir_begin(cli_outdir *d, const char *dir, cli_err *e);
+/* "TMPDIR/name" (malloc'ed; NULL when out of memory). */
+char *cli_outdir_file(const cli_outdir *d, const char *name);
+int cli_outdir_commit(cli_outdir *d, cli_err *e);
+void cli_outdir_discard(cli_outdir *d);
+
+/* ------------------------------------------------------------------------------------------ */
 /* outputs                                                                                      */
 
 typedef enum cli_format { CLI_NPZ = 0, CLI_NPY, CLI_CSV, CLI_JSON } cli_format;
@@ -131,6 +164,8 @@ char *cli_output_name(const char *out, int rep, int n_reps, const char *tag, con
  * Numbers are printed with 9 significant digits (float32 round trip). */
 int cli_write_result(const dpt_result *res, int rep, const char *out, cli_format fmt, int fps,
                      cli_err *e);
+/* A float32 .npy written atomically (parents created). 0, or 1 with e. */
+int cli_write_npy(const char *path, const float *data, int ndim, const int64_t *shape, cli_err *e);
 
 /* ------------------------------------------------------------------------------------------ */
 /* progress                                                                                     */

@@ -1,4 +1,5 @@
-/* Output files of dpt-generate: npz (as upstream's --save_coef), npy, csv, json. */
+/* Output files of dpt-generate: npz (as upstream's --save_coef), npy, csv, json; each written
+ * under a temporary name and renamed when complete (outfile.c). */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -77,33 +78,37 @@ int cli_write_result(const dpt_result *res, int rep, const char *out, cli_format
                          {2, {F, 100, 0, 0}, (float *)shape}};
     dpt_error err = {0};
     int rc = 0;
-    if (fmt == CLI_NPY) {
+    if (fmt == CLI_NPY) {   /* three files: all written, then all renamed */
+        cli_outfile of[3] = {{0}};
         for (int k = 0; k < 3 && !rc; k++) {
             char *name = cli_output_name(out, rep, N, keys[k], ".npy");
-            if (!name) return cli_fail(e, "out of memory");
-            rc = cli_make_parents(name, e);
-            if (!rc && dpt_npy_write(name, arrs[k].data, 2, arrs[k].shape, &err) != DPT_OK)
-                rc = cli_fail(e, "%s", err.message);
+            if (!name) rc = cli_fail(e, "out of memory");
+            else rc = cli_outfile_begin(&of[k], name, e);
+            if (!rc && dpt_npy_write(of[k].tmp, arrs[k].data, 2, arrs[k].shape, &err) != DPT_OK)
+                rc = cli_outfile_fail(&of[k], e, err.message);
             free(name);
         }
+        for (int k = 0; k < 3 && !rc; k++) rc = cli_outfile_commit(&of[k], e);
+        for (int k = 0; k < 3; k++) cli_outfile_discard(&of[k]);
         return rc;
     }
     static const char *const EXT[] = {".npz", ".npy", ".csv", ".json"};
     char *name = cli_output_name(out, rep, N, NULL, EXT[fmt]);
     if (!name) return cli_fail(e, "out of memory");
-    if (cli_make_parents(name, e)) {
-        free(name);
-        return 1;
-    }
+    cli_outfile of;
+    rc = cli_outfile_begin(&of, name, e);
+    free(name);
+    if (rc) return 1;
     if (fmt == CLI_NPZ) {
-        if (dpt_npz_write(name, 3, keys, arrs, 1, &err) != DPT_OK) rc = cli_fail(e, "%s", err.message);
-        free(name);
+        if (dpt_npz_write(of.tmp, 3, keys, arrs, 1, &err) != DPT_OK) rc = cli_outfile_fail(&of, e, err.message);
+        if (!rc) rc = cli_outfile_commit(&of, e);
+        cli_outfile_discard(&of);
         return rc;
     }
-    FILE *f = fopen(name, "w");
+    FILE *f = fopen(of.tmp, "w");
     if (!f) {
-        rc = cli_fail(e, "%s: cannot create: %s", name, strerror(errno));
-        free(name);
+        rc = cli_fail(e, "%s: cannot create: %s", of.path, strerror(errno));
+        cli_outfile_discard(&of);
         return rc;
     }
     errno = 0;
@@ -129,7 +134,19 @@ int cli_write_result(const dpt_result *res, int rep, const char *out, cli_format
         json_rows(f, shape, F, 100);
         fputs("}\n", f);
     }
-    rc = close_checked(f, name, e);
-    free(name);
+    rc = close_checked(f, of.path, e);
+    if (!rc) rc = cli_outfile_commit(&of, e);
+    cli_outfile_discard(&of);
+    return rc;
+}
+
+int cli_write_npy(const char *path, const float *data, int ndim, const int64_t *shape, cli_err *e) {
+    cli_outfile of;
+    if (cli_outfile_begin(&of, path, e)) return 1;
+    dpt_error err = {0};
+    int rc = 0;
+    if (dpt_npy_write(of.tmp, data, ndim, shape, &err) != DPT_OK) rc = cli_outfile_fail(&of, e, err.message);
+    if (!rc) rc = cli_outfile_commit(&of, e);
+    cli_outfile_discard(&of);
     return rc;
 }

@@ -177,9 +177,14 @@ int cli_write_plot(const char *path, const char *title, const float *samples, si
     if (!(duration > 0)) duration = 1.0 / fps;
     double tstep = nice_step(duration, 10);
 
-    if (cli_make_parents(path, e)) return 1;
-    FILE *f = fopen(path, "w");
-    if (!f) return cli_fail(e, "%s: cannot create: %s", path, strerror(errno));
+    cli_outfile of;
+    if (cli_outfile_begin(&of, path, e)) return 1;
+    FILE *f = fopen(of.tmp, "w");
+    if (!f) {
+        int rc = cli_fail(e, "%s: cannot create: %s", path, strerror(errno));
+        cli_outfile_discard(&of);
+        return rc;
+    }
     errno = 0;
 
     const double H = TOP + 4 * (GAP + PH) + BOTTOM;
@@ -313,6 +318,8 @@ int cli_write_plot(const char *path, const char *title, const float *samples, si
     fputs("</g>\n</svg>\n", f);
 
     int bad = ferror(f);
-    if (fclose(f) != 0 || bad) return cli_fail(e, "%s: write failed: %s", path, strerror(errno ? errno : EIO));
-    return 0;
+    int rc = fclose(f) != 0 || bad ? cli_fail(e, "%s: write failed: %s", path, strerror(errno ? errno : EIO)) : 0;
+    if (!rc) rc = cli_outfile_commit(&of, e);
+    cli_outfile_discard(&of);
+    return rc;
 }
