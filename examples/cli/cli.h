@@ -6,7 +6,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "dpt.h"
 
@@ -139,6 +141,44 @@ int cli_outdir_begin(cli_outdir *d, const char *dir, cli_err *e);
 char *cli_outdir_file(const cli_outdir *d, const char *name);
 int cli_outdir_commit(cli_outdir *d, cli_err *e);
 void cli_outdir_discard(cli_outdir *d);
+
+/* ------------------------------------------------------------------------------------------ */
+/* video through the system ffmpeg (video.c)                                                    */
+
+typedef struct cli_video_spec {
+    const char *path;          /* the .mp4 to write (atomically) */
+    int width, height, fps;    /* even sizes (H.264 yuv420p) */
+    const char *audio_path;    /* speech muxed as AAC: a file ffmpeg reads, or NULL */
+    const float *samples;      /* or 16 kHz mono samples piped to ffmpeg (a .npy input); NULL */
+    size_t n_samples;
+} cli_video_spec;
+
+typedef struct cli_video {
+    pid_t pid;
+    int video_fd, audio_fd, err_fd;
+    size_t frame_bytes;
+    const float *samples;
+    size_t n_samples, audio_done;
+    long n_frames;             /* frames taken by ffmpeg */
+    int ended;                 /* ffmpeg finished early (-shortest: the audio was shorter) */
+    char ff_msg[1024];         /* the start of ffmpeg's stderr */
+    size_t ff_len;
+    cli_outfile out;
+    struct sigaction old_pipe;
+    int pipe_ignored;
+} cli_video;
+
+/* Start ffmpeg (libx264 crf 17 yuv420p, AAC audio, -shortest) writing a temporary beside
+ * spec->path. "ffmpeg not found: install it (apt install ffmpeg)" when it is not on PATH. */
+int cli_video_open(cli_video *v, const cli_video_spec *spec, cli_err *e);
+/* One frame, width × height × 3 bytes RGB, rows top to bottom. On failure (ffmpeg died: its
+ * first stderr line is the message) the encoder is aborted. When the audio is shorter than the
+ * frames, ffmpeg ends the video with it (-shortest): later frames are dropped (v->ended). */
+int cli_video_write(cli_video *v, const uint8_t *rgb, cli_err *e);
+/* Finish: end of stream, wait for ffmpeg, rename into place on success. */
+int cli_video_close(cli_video *v, cli_err *e);
+/* Stop ffmpeg, remove the temporary (safe after close or a failed write). */
+void cli_video_abort(cli_video *v);
 
 /* ------------------------------------------------------------------------------------------ */
 /* outputs                                                                                      */

@@ -1,0 +1,288 @@
+/* mp4 video through the system ffmpeg: raw RGB frames written to a pipe on ffmpeg's fd 3, the
+ * speech given as a file (or as 16 kHz float samples on a second pipe, fd 4), encoded as upstream's
+ * utils/media.py does: H.264 (libx264, crf 17, yuv420p) and the audio as AAC, cut to the
+ * shorter stream (-shortest, as upstream's -fflags +shortest). ffmpeg writes a temporary name
+ * beside the output (outfile.c), renamed only when it exits cleanly.
+ *
+ * All pipes are served by one poll loop (frames in, samples in, ffmpeg's stderr out), so neither
+ * side can block the other whatever ffmpeg reads first. SIGPIPE is ignored while the encoder is
+ * open: a dead ffmpeg shows up as EPIPE and its own first stderr line is reported. */
+#define _GNU_SOURCE   /* F_SETPIPE_SZ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+extern char **environ;
+
+/* A descriptor at 10 or above, close-on-exec, so that the child's dup2 targets 3 and 4 can
+ * never collide with it. */
+static int high_fd(int fd) {
+    int h = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+    close(fd);
+    return h;
+}
+
+static int make_pipe(int *rd, int *wr) {
+    int p[2];
+    if (pipe(p) != 0) return -1;
+    *rd = high_fd(p[0]);
+    *wr = high_fd(p[1]);
+    if (*rd < 0 || *wr < 0) {
+        if (*rd >= 0) close(*rd);
+        if (*wr >= 0) close(*wr);
+        return -1;
+    }
+    return 0;
+}
+
+static void close_fd(int *fd) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+}
+
+/* Keep the first part of ffmpeg's stderr for the failure message. */
+static void drain_stderr(cli_video *v) {
+    char buf[4096];
+    for (;;) {
+        ssize_t n = read(v->err_fd, buf, sizeof buf);
+        if (n > 0) {
+            size_t room = sizeof v->ff_msg - 1 - v->ff_len;
+            size_t k = (size_t)n < room ? (size_t)n : room;
+            memcpy(v->ff_msg + v->ff_len, buf, k);
+            v->ff_len += k;
+            v->ff_msg[v->ff_len] = '\0';
+            continue;
+        }
+        if (n == 0) close_fd(&v->err_fd);
+        return;   /* EAGAIN: nothing more for now */
+    }
+}
+
+/* The first non-empty line of ffmpeg's stderr, or a description of how it ended. */
+static void ffmpeg_reason(const cli_video *v, int status, char *out, size_t n) {
+    const char *s = v->ff_msg;
+    while (*s == '\n' || *s == '\r' || *s == ' ') s++;
+    size_t len = strcspn(s, "\r\n");
+    if (len) snprintf(out, n, "%.*s", (int)len, s);
+    else if (WIFSIGNALED(status)) snprintf(out, n, "killed by signal %d", WTERMSIG(status));
+    else snprintf(out, n, "exit status %d", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+int cli_video_open(cli_video *v, const cli_video_spec *spec, cli_err *e) {
+    memset(v, 0, sizeof *v);
+    v->video_fd = v->audio_fd = v->err_fd = -1;
+    v->pid = -1;
+    v->frame_bytes = (size_t)spec->width * (size_t)spec->height * 3;
+    if (spec->width < 2 || spec->height < 2 || spec->width % 2 || spec->height % 2)
+        return cli_fail(e, "%s: H.264 yuv420p video needs an even width and height, not %dx%d", spec->path,
+                        spec->width, spec->height);
+    if (cli_outfile_begin(&v->out, spec->path, e)) return 1;
+
+    struct sigaction ign;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGPIPE, &ign, &v->old_pipe);
+    v->pipe_ignored = 1;
+
+    int video_rd = -1, audio_rd = -1, err_wr = -1;
+    if (make_pipe(&video_rd, &v->video_fd) || make_pipe(&v->err_fd, &err_wr) ||
+        (spec->samples && make_pipe(&audio_rd, &v->audio_fd))) {
+        cli_fail(e, "%s: cannot make a pipe: %s", spec->path, strerror(errno));
+        goto fail;
+    }
+    v->samples = spec->samples;
+    v->n_samples = spec->n_samples;
+    fcntl(v->err_fd, F_SETFL, O_NONBLOCK);
+    fcntl(v->video_fd, F_SETFL, O_NONBLOCK);
+    if (v->audio_fd >= 0) fcntl(v->audio_fd, F_SETFL, O_NONBLOCK);
+#ifdef F_SETPIPE_SZ
+    fcntl(v->video_fd, F_SETPIPE_SZ, 1 << 20);   /* fewer wake-ups; best effort */
+#endif
+
+    char size[32], rate[16];
+    snprintf(size, sizeof size, "%dx%d", spec->width, spec->height);
+    snprintf(rate, sizeof rate, "%d", spec->fps);
+    const char *argv[64];
+    int a = 0;
+    argv[a++] = "ffmpeg";
+    argv[a++] = "-hide_banner"; argv[a++] = "-loglevel"; argv[a++] = "error"; argv[a++] = "-nostdin";
+    argv[a++] = "-y";
+    argv[a++] = "-f"; argv[a++] = "rawvideo"; argv[a++] = "-pix_fmt"; argv[a++] = "rgb24";
+    argv[a++] = "-s"; argv[a++] = size; argv[a++] = "-framerate"; argv[a++] = rate;
+    argv[a++] = "-i"; argv[a++] = "pipe:3";
+    int audio = spec->samples || spec->audio_path;
+    if (spec->samples) {
+        argv[a++] = "-f"; argv[a++] = "f32le"; argv[a++] = "-ar"; argv[a++] = "16000";
+        argv[a++] = "-ac"; argv[a++] = "1"; argv[a++] = "-i"; argv[a++] = "pipe:4";
+    } else if (spec->audio_path) {
+        argv[a++] = "-i"; argv[a++] = spec->audio_path;
+    }
+    argv[a++] = "-map"; argv[a++] = "0:v:0";
+    if (audio) {
+        argv[a++] = "-map"; argv[a++] = "1:a:0";
+    }
+    argv[a++] = "-c:v"; argv[a++] = "libx264"; argv[a++] = "-crf"; argv[a++] = "17";
+    argv[a++] = "-pix_fmt"; argv[a++] = "yuv420p";
+    if (audio) {
+        argv[a++] = "-c:a"; argv[a++] = "aac"; argv[a++] = "-shortest";
+        argv[a++] = "-fflags"; argv[a++] = "+shortest";
+    }
+    argv[a++] = "-f"; argv[a++] = "mp4";
+    argv[a++] = v->out.tmp;
+    argv[a] = NULL;
+
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&at);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, err_wr, 2);
+    posix_spawn_file_actions_adddup2(&fa, video_rd, 3);
+    if (audio_rd >= 0) posix_spawn_file_actions_adddup2(&fa, audio_rd, 4);
+    sigset_t def;   /* the child gets default SIGPIPE/SIGINT, not our ignored SIGPIPE */
+    sigemptyset(&def);
+    sigaddset(&def, SIGPIPE);
+    sigaddset(&def, SIGINT);
+    posix_spawnattr_setsigdefault(&at, &def);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, "ffmpeg", &fa, &at, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    close_fd(&video_rd);
+    close_fd(&audio_rd);
+    close_fd(&err_wr);
+    if (rc != 0) {
+        if (rc == ENOENT) cli_fail(e, "ffmpeg not found: install it (apt install ffmpeg)");
+        else cli_fail(e, "%s: cannot start ffmpeg: %s", spec->path, strerror(rc));
+        goto fail;
+    }
+    v->pid = pid;
+    return 0;
+fail:
+    close_fd(&video_rd);
+    close_fd(&audio_rd);
+    close_fd(&err_wr);
+    cli_video_abort(v);
+    return 1;
+}
+
+/* Serve the pipes until `len` bytes of buf went to the video pipe (buf NULL: until the audio is
+ * all written or refused). Returns 0, or -1 when ffmpeg stopped reading (errno EPIPE etc.). */
+static int pump(cli_video *v, const uint8_t *buf, size_t len) {
+    size_t done = 0;
+    for (;;) {
+        int want_video = buf && done < len;
+        int want_audio = v->audio_fd >= 0;
+        if (!want_video && (buf || !want_audio)) return 0;
+        struct pollfd pf[3];
+        int n = 0, iv = -1, ia = -1, ie = -1;
+        if (want_video) pf[iv = n++] = (struct pollfd){v->video_fd, POLLOUT, 0};
+        if (want_audio) pf[ia = n++] = (struct pollfd){v->audio_fd, POLLOUT, 0};
+        if (v->err_fd >= 0) pf[ie = n++] = (struct pollfd){v->err_fd, POLLIN, 0};
+        if (poll(pf, (nfds_t)n, -1) < 0) {
+            if (errno == EINTR) {
+                if (cli_interrupted()) return -1;
+                continue;
+            }
+            return -1;
+        }
+        if (ie >= 0 && pf[ie].revents) drain_stderr(v);
+        if (ia >= 0 && pf[ia].revents) {
+            const char *src = (const char *)v->samples;
+            size_t total = v->n_samples * sizeof(float);
+            ssize_t w = write(v->audio_fd, src + v->audio_done, total - v->audio_done);
+            if (w > 0) v->audio_done += (size_t)w;
+            /* all written, or ffmpeg closed it (it may stop reading once -shortest is met) */
+            if (v->audio_done == total || (w < 0 && errno != EAGAIN && errno != EINTR)) close_fd(&v->audio_fd);
+        }
+        if (iv >= 0 && pf[iv].revents) {
+            ssize_t w = write(v->video_fd, buf + done, len - done);
+            if (w > 0) done += (size_t)w;
+            else if (w < 0 && errno != EAGAIN && errno != EINTR) return -1;
+        }
+    }
+}
+
+/* Wait for ffmpeg while collecting its stderr; returns its wait status. */
+static int reap(cli_video *v) {
+    while (v->err_fd >= 0) {
+        struct pollfd pf = {v->err_fd, POLLIN, 0};
+        if (poll(&pf, 1, -1) < 0 && errno != EINTR) break;
+        drain_stderr(v);
+    }
+    int status = 0;
+    while (waitpid(v->pid, &status, 0) < 0 && errno == EINTR) {}
+    v->pid = -1;
+    return status;
+}
+
+static void restore_sigpipe(cli_video *v) {
+    if (v->pipe_ignored) sigaction(SIGPIPE, &v->old_pipe, NULL);
+    v->pipe_ignored = 0;
+}
+
+int cli_video_write(cli_video *v, const uint8_t *rgb, cli_err *e) {
+    if (v->ended) return 0;
+    if (pump(v, rgb, v->frame_bytes) == 0) {
+        v->n_frames++;
+        return 0;
+    }
+    int interrupted = cli_interrupted();
+    close_fd(&v->video_fd);
+    close_fd(&v->audio_fd);
+    int status = reap(v);
+    if (!interrupted && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        v->ended = 1;   /* -shortest: the audio ended first and ffmpeg finished; the rest is cut */
+        return 0;
+    }
+    char why[512];
+    ffmpeg_reason(v, status, why, sizeof why);
+    if (interrupted) cli_fail(e, "%s: interrupted", v->out.path);
+    else cli_fail(e, "%s: ffmpeg failed: %s", v->out.path, why);
+    cli_video_abort(v);
+    return 1;
+}
+
+int cli_video_close(cli_video *v, cli_err *e) {
+    int status = 0;
+    if (!v->ended) {
+        close_fd(&v->video_fd);   /* end of the video stream; the audio may still be flowing */
+        pump(v, NULL, 0);
+        close_fd(&v->audio_fd);
+        status = reap(v);
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char why[512];
+        ffmpeg_reason(v, status, why, sizeof why);
+        cli_fail(e, "%s: ffmpeg failed: %s", v->out.path, why);
+        cli_video_abort(v);
+        return 1;
+    }
+    restore_sigpipe(v);
+    int rc = cli_outfile_commit(&v->out, e);
+    cli_video_abort(v);
+    return rc;
+}
+
+void cli_video_abort(cli_video *v) {
+    close_fd(&v->video_fd);
+    close_fd(&v->audio_fd);
+    if (v->pid > 0) {
+        kill(v->pid, SIGTERM);
+        reap(v);
+    }
+    close_fd(&v->err_fd);
+    cli_outfile_discard(&v->out);
+    restore_sigpipe(v);
+}
