@@ -12,10 +12,12 @@
 # Build variants (combinable; each gets its own build directory unless BUILD is given):
 #   BLAS=none         no OpenBLAS: GEMMs on the own blocked SGEMM (kernels/gemm*.c)
 #   NO_SNDFILE=1      no libsndfile/libsoxr: file decoding and resampling return DPT_ERR_UNSUPPORTED
+#   NO_IMAGE=1        no libpng/libjpeg: image reading/writing (textures, PNG frames) return
+#                     DPT_ERR_UNSUPPORTED; rendering itself works
 #   CROSS=aarch64-linux-gnu-   cross-compile (Debian's gcc-aarch64-linux-gnu, arm64 multiarch libs);
 #                     tools/test_aarch64.sh runs the C tests under qemu
 #   STATIC=1          fully static programs; implies BLAS=none NO_SNDFILE=1 unless given (Debian
-#                     ships no static libsndfile/libsoxr)
+#                     ships no static libsndfile/libsoxr; its static libpng/libjpeg do link)
 
 PREFIX  ?= /usr/local
 CC      ?= cc
@@ -31,7 +33,7 @@ endif
 BLAS    ?= openblas
 # target triplet, e.g. x86_64-linux-gnu, aarch64-linux-gnu
 MACHINE := $(shell $(CC) -dumpmachine 2>/dev/null)
-VARIANT := $(if $(CROSS),-$(MACHINE))$(if $(filter none,$(BLAS)),-noblas)$(if $(NO_SNDFILE),-nosndfile)$(if $(STATIC),-static)
+VARIANT := $(if $(CROSS),-$(MACHINE))$(if $(filter none,$(BLAS)),-noblas)$(if $(NO_SNDFILE),-nosndfile)$(if $(NO_IMAGE),-noimage)$(if $(STATIC),-static)
 BUILD   ?= build$(VARIANT)
 PYTHON_VENV := .venv
 PY      := $(PYTHON_VENV)/bin/python
@@ -55,8 +57,8 @@ ifneq ($(STATIC),)
 LDFLAGS += -static
 endif
 
-PKGS    := $(if $(NO_SNDFILE),zlib,sndfile soxr zlib)
-PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)$(if $(NO_SNDFILE), -DDPT_NO_SNDFILE)
+PKGS    := $(if $(NO_SNDFILE),,sndfile soxr )$(if $(NO_IMAGE),,libpng libjpeg )zlib
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)$(if $(NO_SNDFILE), -DDPT_NO_SNDFILE)$(if $(NO_IMAGE), -DDPT_NO_IMAGE)
 PKG_LIBS   := $(shell $(PKG_CONFIG) $(PKG_STATIC) --libs $(PKGS) 2>/dev/null)
 ifeq ($(BLAS),none)
 BLAS_CFLAGS :=
@@ -154,4 +156,4 @@ install: all
 	install -m 755 $(addprefix $(BUILD)/,$(PROGRAMS)) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -rf build build-asan build-noblas* build-nosndfile* build-static* build-aarch64-linux-gnu*
+	rm -rf build build-asan build-noblas* build-nosndfile* build-noimage* build-static* build-aarch64-linux-gnu*

@@ -274,6 +274,49 @@ dpt_status dpt_npy_write(const char *path, const float *data, int ndim, const in
 dpt_status dpt_npz_write(const char *path, int n, const char *const *keys,
                          const dpt_array *arrays, int compress, dpt_error *err);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Rendering (lib/render.c) and images (lib/image.c)                                           */
+
+/* An 8-bit RGB image, rows top to bottom, width × height × 3 bytes. */
+typedef struct dpt_image {
+    int width, height;
+    uint8_t *rgb;      /* malloc'ed by the library's readers; free with dpt_image_free */
+} dpt_image;
+
+void dpt_image_free(dpt_image *img);  /* frees rgb, leaves the struct zeroed */
+
+/* Read a PNG or JPEG file (libpng / libjpeg-turbo) as RGB (grey and alpha converted).
+ * A build with NO_IMAGE=1 returns DPT_ERR_UNSUPPORTED. */
+dpt_status dpt_image_read(const char *path, dpt_image *out, dpt_error *err);
+/* Write RGB as PNG (libpng; NO_IMAGE=1: DPT_ERR_UNSUPPORTED). Writes `path` directly: the
+ * programs add the temporary-name-and-rename step. */
+dpt_status dpt_image_write_png(const char *path, const dpt_image *img, dpt_error *err);
+
+typedef struct dpt_render_params {
+    int width, height;     /* default 640 × 640 */
+    int supersample;       /* 1 (default) = none; k = k×k samples per pixel, box-filtered */
+    int black_bg;          /* 0: white background (default), 1: black (upstream --black_bg) */
+    int n_threads;         /* 0 = all cores */
+    const dpt_image *texture;  /* optional: RGB texture, used with the mesh's uv (borrowed,
+                                  must outlive the renderer) */
+} dpt_render_params;
+
+dpt_render_params dpt_render_default_params(void);
+
+typedef struct dpt_renderer dpt_renderer;  /* per caller: one renderer per thread */
+
+/* A renderer for one mesh topology: faces n_faces × 3 (indices < n_vertices); vt/ft optional
+ * (required when params->texture is set). The camera, lights and material are upstream's
+ * MeshRenderer (yfov 16°, camera at (0,0,1) looking down −z, ...). Copies what it needs. */
+dpt_status dpt_renderer_new(const dpt_render_params *params, int n_vertices,
+                            const int32_t *faces, int n_faces, const float *vt, int n_vt,
+                            const int32_t *ft, dpt_renderer **out, dpt_error *err);
+void dpt_renderer_free(dpt_renderer *r);
+
+/* Render one frame of vertices (n_vertices × 3, FLAME coordinates) into rgb (width × height × 3
+ * bytes, rows top to bottom). Smooth vertex normals are computed from the vertices. */
+dpt_status dpt_render_frame(dpt_renderer *r, const float *vertices, uint8_t *rgb, dpt_error *err);
+
 #ifdef __cplusplus
 }
 #endif

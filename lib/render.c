@@ -1,0 +1,915 @@
+/* Software renderer of upstream's MeshRenderer (DiffPoseTalk utils/renderer.py on pyrender 0.1.45).
+ *
+ * Scene, as upstream builds it:
+ *  - PerspectiveCamera(yfov 16°, znear 0.01, zfar 3, aspectRatio 1) at (0, 0, 1), identity
+ *    rotation: it looks down −z. aspectRatio is fixed at 1, so pyrender's projection ignores the
+ *    viewport's shape: a non-square image stretches the same ±8° square of view over W × H.
+ *  - Five DirectionalLight(colour 1, intensity 2) nodes: _get_light_poses moves only their
+ *    translations, so each shines along its node's −z axis, like the camera looks; pyrender uses at
+ *    most 4 lights of a type (MAX_N_LIGHTS), so the scene is one light of intensity 8 along −z.
+ *  - ambient 0.2; MetallicRoughnessMaterial(base 0.3 grey, metallic 0.8, roughness 0.8), or with a
+ *    texture pyrender's defaults (base factor 1, metallic 1, roughness 1) times the texel;
+ *  - smooth normals as trimesh's vertex_normals (corner-angle weighted face normals); with uv the
+ *    mesh is split at uv seams first (upstream goes through an OBJ that trimesh unmerges by
+ *    (vertex, uv) pairs), so normals are averaged per (vertex, uv) pair;
+ *  - SKIP_CULL_FACES: both sides drawn. mesh.frag does not flip back-face normals: it clamps
+ *    n·l to ≥ 0.001 and uses |n·v|, which is what shade_sample does.
+ *
+ * Rasterisation: vertices snapped to 1/256 of a sample (as GPUs do), exact integer edge functions
+ * evaluated at sample centres (x + 0.5, y + 0.5), row 0 at the top, and the top-left fill rule in
+ * image coordinates: a centre exactly on an edge belongs to the triangle whose top or left edge it
+ * is, so a shared edge is drawn once. Depth is window z (0 … 1) interpolated linearly in screen
+ * space and tested with "less" against 1 (pyrender: GL_LESS, cleared to 1), so nothing beyond zfar
+ * shows; triangles crossing the near plane (or far outside the screen) are clipped in clip space.
+ *
+ * Deferred shading: pass 1 stores the nearest face per sample, pass 2 shades each visible sample
+ * once: perspective-correct barycentrics from the eye ray through the sample centre and the face,
+ * then the PBR of pyrender's mesh.frag, then pow(1/2.2) and the 8-bit conversion through a table.
+ * Supersampling renders k × k samples per pixel and averages the 8-bit colours (a box filter).
+ *
+ * Threads: a team made at dpt_renderer_new; each thread owns interleaved bands of output rows
+ * (rasterising every triangle into its bands only) so that the head in the middle is shared out.
+ * Nothing is allocated per frame. */
+#include "core.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_SIDE 8192          /* width, height */
+#define MAX_SUPERSAMPLE 8
+#define MAX_SAMPLE_SIDE 16384  /* width·k, height·k */
+#define MAX_THREADS 64
+#define SUB_BITS 8             /* fixed-point sub-sample precision */
+#define SUB (1 << SUB_BITS)
+#define GUARD (1 << 16)        /* |screen coordinate| bound in samples before guard-band clipping */
+#define BAND_ROWS 8            /* output rows per band handed to one thread */
+#define MAX_LIGHTS 8
+#define PI_F 3.14159265358979323846f
+
+/* ---- upstream's scene --------------------------------------------------------------------- */
+
+static const double CAM_Z = 1.0, ZNEAR = 0.01, ZFAR = 3.0, YFOV_DEG = 16.0, ASPECT = 1.0;
+static const float AMBIENT = 0.2f;
+/* light direction = −(node rotation)[:, 2] = (0, 0, −1) for all five nodes of _get_light_poses */
+#define PYRENDER_MAX_N_LIGHTS 4   /* pyrender's MAX_N_LIGHTS: only 4 lights of a type are used (the 4
+                                     nearest the mesh; all five are alike, so any 4) */
+static const struct { float dir[3], color[3], intensity; } SCENE_LIGHTS[5] = {
+    {{0, 0, -1}, {1, 1, 1}, 2}, {{0, 0, -1}, {1, 1, 1}, 2}, {{0, 0, -1}, {1, 1, 1}, 2},
+    {{0, 0, -1}, {1, 1, 1}, 2}, {{0, 0, -1}, {1, 1, 1}, 2},
+};
+
+typedef struct light {
+    float l[3];          /* unit vector towards the light */
+    float radiance[3];   /* colour × intensity (lights with one direction summed) */
+} light;
+
+typedef struct material {
+    float base[3];       /* baseColorFactor */
+    float metallic, roughness;
+    /* derived as mesh.frag does */
+    float c_diff[3], f0[3];   /* (per unit base colour when textured: see shade) */
+    float k;             /* Smith k = (roughness + 1)² / 8 */
+    float a2;            /* (roughness²)² of the microfacet distribution */
+} material;
+
+/* ---- 8-bit output: round(255 · clamp(c, 0, 1)^(1/2.2)) by table ---------------------------- */
+
+/* Index: the float's exponent and top 8 mantissa bits, for c in [2^-20, 1) (below: 0). Each entry
+ * spans less than one output level, so it holds the level at its start and the threshold of the
+ * next level (or +inf). */
+#define GAMMA_EXP_MIN 107      /* biased exponent of 2^-20 */
+#define GAMMA_ENTRIES (20 << 8)
+typedef struct gamma_entry { float next; int level; } gamma_entry;
+static gamma_entry gamma_table[GAMMA_ENTRIES];
+static float srgb_table[1025];   /* srgb_to_linear of mesh.frag at i/1024 */
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+static int gamma_level_exact(double c) {
+    if (c <= 0) return 0;
+    if (c >= 1) return 255;
+    return (int)floor(255.0 * pow(c, 1.0 / 2.2) + 0.5);
+}
+
+static void init_tables(void) {
+    for (int e = 0; e < GAMMA_ENTRIES; e++) {
+        uint32_t bits = (uint32_t)(e + (GAMMA_EXP_MIN << 8)) << 15, bits_end = bits + (1u << 15);
+        float lo, hi;
+        memcpy(&lo, &bits, 4);
+        memcpy(&hi, &bits_end, 4);
+        int level = gamma_level_exact(lo);
+        gamma_table[e].level = level;
+        gamma_table[e].next = INFINITY;
+        if (level < 255) {
+            double t = pow((level + 0.5) / 255.0, 2.2);   /* where level + 1 begins */
+            if (t < hi) gamma_table[e].next = (float)t;
+        }
+    }
+    for (int i = 0; i <= 1024; i++) {
+        double x = i / 1024.0;
+        srgb_table[i] = (float)(x < 0.04045 ? x / 12.92 : pow((x + 0.055) / 1.055, 2.4));
+    }
+}
+
+static inline int gamma_level(float c) {
+    if (!(c >= 9.5367431640625e-07f)) return 0;   /* < 2^-20 (or NaN) */
+    if (c >= 1.0f) return 255;
+    uint32_t bits;
+    memcpy(&bits, &c, 4);
+    const gamma_entry *g = &gamma_table[(bits >> 15) - (GAMMA_EXP_MIN << 8)];
+    return g->level + (c >= g->next);
+}
+
+static inline float srgb_to_linear(float x) {
+    float p = x * 1024.0f;
+    if (p <= 0) return 0;
+    if (p >= 1024.0f) return srgb_table[1024];
+    int i = (int)p;
+    float f = p - (float)i;
+    return srgb_table[i] + f * (srgb_table[i + 1] - srgb_table[i]);
+}
+
+/* ---- renderer state ----------------------------------------------------------------------- */
+
+typedef struct proj_vertex {
+    int64_t x, y;        /* fixed point, 1/SUB sample */
+    float z;             /* window depth 0 … 1 */
+    int outcode;         /* planes this vertex is outside of (clip needed) */
+    double clip[4];      /* clip-space position, for the clipping path */
+} proj_vertex;
+
+typedef struct face_ray {
+    /* eye ray D through a sample: barycentrics u = D·m2 / D·m1, v = D·m3 / D·m1 */
+    float m1[3], m2[3], m3[3];
+} face_ray;
+
+struct dpt_renderer {
+    int width, height, k, sw, sh;   /* output size, supersampling, sample grid sw × sh */
+    int black_bg, n_threads;
+    int n_vertices, n_faces;
+    int32_t *faces;                  /* n_faces × 3 */
+    /* normal vertices: the mesh vertices, or with uv the (vertex, uv) pairs */
+    int n_nv;
+    int32_t *nv_of_corner;           /* n_faces × 3 → normal vertex */
+    int32_t *adj_start, *adj;        /* CSR: normal vertex → its corners (face·3 + corner) */
+    const dpt_image *texture;
+    float *uv_of_corner;             /* n_faces × 3 × 2 (u, v as in vt) or NULL */
+    material mat;
+    light lights[MAX_LIGHTS];
+    int n_lights;
+    double p00, p11, p22, p23;       /* projection matrix entries */
+    double guard_x, guard_y;         /* guard band in NDC */
+    float *ray_x, *ray_y;            /* eye-ray direction x per sample column, y per sample row */
+    /* per frame */
+    const float *vertices;
+    proj_vertex *proj;               /* n_vertices */
+    face_ray *rays;                  /* n_faces */
+    float *corner_weight;            /* n_faces × 3 × 3: corner angle × unit face normal */
+    float *normals;                  /* n_nv × 3 */
+    float *depth;                    /* sw × sh */
+    int32_t *face_id;                /* sw × sh, −1 = background */
+    uint8_t *samples;                /* sw × sh × 3 when k > 1 */
+    uint8_t *out;
+    /* team */
+    pthread_t threads[MAX_THREADS];
+    int n_started;
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    pthread_barrier_t barrier;
+    unsigned generation;
+    int n_finished, quit, team_ready;
+};
+
+static inline int owns_row(const dpt_renderer *r, int sample_row, int tid) {
+    return ((sample_row / r->k) / BAND_ROWS) % r->n_threads == tid;
+}
+
+/* ---- per-frame geometry ------------------------------------------------------------------- */
+
+static void project_vertices(dpt_renderer *r, int v0, int v1) {
+    for (int i = v0; i < v1; i++) {
+        const float *p = r->vertices + (size_t)i * 3;
+        double zc = (double)p[2] - CAM_Z;   /* camera space: translate by −(0, 0, 1) */
+        proj_vertex *q = &r->proj[i];
+        q->clip[0] = r->p00 * p[0];
+        q->clip[1] = r->p11 * p[1];
+        q->clip[2] = r->p22 * zc + r->p23;
+        q->clip[3] = -zc;
+        double w = q->clip[3];
+        int oc = 0;
+        if (q->clip[2] < -w) oc |= 1;
+        if (q->clip[0] > r->guard_x * w) oc |= 2;
+        if (q->clip[0] < -r->guard_x * w) oc |= 4;
+        if (q->clip[1] > r->guard_y * w) oc |= 8;
+        if (q->clip[1] < -r->guard_y * w) oc |= 16;
+        q->outcode = oc;
+        if (!oc) {
+            double xs = (q->clip[0] / w * 0.5 + 0.5) * r->sw, ys = (0.5 - q->clip[1] / w * 0.5) * r->sh;
+            q->x = llrint(xs * SUB);
+            q->y = llrint(ys * SUB);
+            q->z = (float)(q->clip[2] / w * 0.5 + 0.5);
+        }
+    }
+}
+
+static inline void sub3(const float *a, const float *b, float *o) {
+    o[0] = a[0] - b[0]; o[1] = a[1] - b[1]; o[2] = a[2] - b[2];
+}
+static inline void cross3(const float *a, const float *b, float *o) {
+    o[0] = a[1] * b[2] - a[2] * b[1];
+    o[1] = a[2] * b[0] - a[0] * b[2];
+    o[2] = a[0] * b[1] - a[1] * b[0];
+}
+static inline float dot3(const float *a, const float *b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
+/* trimesh's unitize: zero-length vectors stay zero */
+static inline void unitize3(float *a) {
+    float n2 = dot3(a, a);
+    if (n2 > 1e-30f) {
+        float s = 1.0f / sqrtf(n2);
+        a[0] *= s; a[1] *= s; a[2] *= s;
+    } else {
+        a[0] = a[1] = a[2] = 0;
+    }
+}
+
+/* acos on [−1, 1], |error| < 3e-7 (Abramowitz & Stegun 4.4.46) */
+static inline float acos_fast(float x) {
+    float ax = fabsf(x);
+    if (ax > 1.0f) ax = 1.0f;
+    float p = -0.0012624911f;
+    p = p * ax + 0.0066700901f;
+    p = p * ax - 0.0170881256f;
+    p = p * ax + 0.0308918810f;
+    p = p * ax - 0.0501743046f;
+    p = p * ax + 0.0889789874f;
+    p = p * ax - 0.2145988016f;
+    p = p * ax + 1.5707963050f;
+    float a = sqrtf(1.0f - ax) * p;
+    return x < 0 ? PI_F - a : a;
+}
+
+/* Per face: trimesh's unit face normal weighted by its corner angles (triangles.angles: zero
+ * for a degenerate face), and the eye-ray data of the shading pass. */
+static void face_geometry(dpt_renderer *r, int f0, int f1) {
+    const float cam[3] = {0, 0, (float)CAM_Z};
+    for (int f = f0; f < f1; f++) {
+        const int32_t *t = r->faces + (size_t)f * 3;
+        const float *a = r->vertices + (size_t)t[0] * 3, *b = r->vertices + (size_t)t[1] * 3,
+                    *c = r->vertices + (size_t)t[2] * 3;
+        float e1[3], e2[3], n[3], u[3], v[3], w[3], tv[3];
+        sub3(b, a, e1);
+        sub3(c, a, e2);
+        cross3(e1, e2, n);
+        unitize3(n);
+        u[0] = e1[0]; u[1] = e1[1]; u[2] = e1[2];
+        v[0] = e2[0]; v[1] = e2[1]; v[2] = e2[2];
+        sub3(c, b, w);
+        unitize3(u);
+        unitize3(v);
+        unitize3(w);
+        float ang0 = acos_fast(dot3(u, v)), ang1 = acos_fast(-dot3(u, w));
+        float ang2 = PI_F - ang0 - ang1;
+        if (ang0 < 1e-8f || ang1 < 1e-8f || ang2 < 1e-8f) ang0 = ang1 = ang2 = 0;
+        float *cw = r->corner_weight + (size_t)f * 9;
+        const float ang[3] = {ang0, ang1, ang2};
+        for (int k = 0; k < 3; k++)
+            for (int d = 0; d < 3; d++) cw[k * 3 + d] = ang[k] * n[d];
+        face_ray *fr = &r->rays[f];
+        sub3(cam, a, tv);
+        cross3(e2, e1, fr->m1);
+        cross3(e2, tv, fr->m2);
+        cross3(tv, e1, fr->m3);
+    }
+}
+
+static void vertex_normals(dpt_renderer *r, int v0, int v1) {
+    for (int i = v0; i < v1; i++) {
+        float s[3] = {0, 0, 0};
+        for (int j = r->adj_start[i]; j < r->adj_start[i + 1]; j++) {
+            const float *cw = r->corner_weight + (size_t)r->adj[j] * 3;
+            s[0] += cw[0]; s[1] += cw[1]; s[2] += cw[2];
+        }
+        unitize3(s);
+        float *o = r->normals + (size_t)i * 3;
+        o[0] = s[0]; o[1] = s[1]; o[2] = s[2];
+    }
+}
+
+/* ---- rasterisation ------------------------------------------------------------------------ */
+
+typedef struct raster_vertex { int64_t x, y; float z; } raster_vertex;
+
+static inline int64_t floor_div(int64_t a, int64_t b) {   /* b > 0 */
+    int64_t q = a / b;
+    return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+/* Coverage by sample centres, top-left rule, depth "less". */
+static void raster_triangle(dpt_renderer *r, raster_vertex a, raster_vertex b, raster_vertex c,
+                            int32_t face, int tid) {
+    int64_t area = (b.x - a.x) * (c.y - a.y) - (b.y - a.y) * (c.x - a.x);
+    if (area == 0) return;
+    if (area < 0) {
+        raster_vertex t = b; b = c; c = t;
+        area = -area;
+    }
+    int64_t min_y = a.y < b.y ? (a.y < c.y ? a.y : c.y) : (b.y < c.y ? b.y : c.y);
+    int64_t max_y = a.y > b.y ? (a.y > c.y ? a.y : c.y) : (b.y > c.y ? b.y : c.y);
+    int64_t min_x = a.x < b.x ? (a.x < c.x ? a.x : c.x) : (b.x < c.x ? b.x : c.x);
+    int64_t max_x = a.x > b.x ? (a.x > c.x ? a.x : c.x) : (b.x > c.x ? b.x : c.x);
+    /* sample j has its centre at SUB·j + SUB/2 */
+    int64_t j0 = -floor_div(-(min_y - SUB / 2), SUB), j1 = floor_div(max_y - SUB / 2, SUB);
+    int64_t i0 = -floor_div(-(min_x - SUB / 2), SUB), i1 = floor_div(max_x - SUB / 2, SUB);
+    if (j0 < 0) j0 = 0;
+    if (j1 > r->sh - 1) j1 = r->sh - 1;
+    if (i0 < 0) i0 = 0;
+    if (i1 > r->sw - 1) i1 = r->sw - 1;
+    if (j0 > j1 || i0 > i1) return;
+
+    /* edges a→b, b→c, c→a: E(p) = dx·(py − y0) − dy·(px − x0) ≥ 0 inside (> 0 unless top-left) */
+    const raster_vertex *ev[3][2] = {{&a, &b}, {&b, &c}, {&c, &a}};
+    int64_t edx[3], edy[3], bias[3];
+    double inv_step[3];
+    for (int e = 0; e < 3; e++) {
+        edx[e] = ev[e][1]->x - ev[e][0]->x;
+        edy[e] = ev[e][1]->y - ev[e][0]->y;
+        int top_left = edy[e] < 0 || (edy[e] == 0 && edx[e] > 0);
+        bias[e] = top_left ? 0 : -1;
+        inv_step[e] = edy[e] ? 1.0 / (double)(edy[e] * SUB) : 0;
+    }
+    /* depth plane in samples */
+    double ax = a.x / (double)SUB, ay = a.y / (double)SUB;
+    double bx = b.x / (double)SUB - ax, by = b.y / (double)SUB - ay;
+    double cx = c.x / (double)SUB - ax, cy = c.y / (double)SUB - ay;
+    double det = bx * cy - by * cx;
+    double zb = (double)b.z - a.z, zc = (double)c.z - a.z;
+    float zdx = (float)((zb * cy - zc * by) / det), zdy = (float)((zc * bx - zb * cx) / det);
+
+    int chunk = r->k * BAND_ROWS;
+    for (int64_t j = j0; j <= j1; j++) {
+        if (r->n_threads > 1 && !owns_row(r, (int)j, tid)) {
+            j = (j / chunk + 1) * chunk - 1;   /* next band */
+            continue;
+        }
+        int64_t yc = SUB * j + SUB / 2;
+        int64_t lo = i0, hi = i1;
+        for (int e = 0; e < 3; e++) {
+            /* E(i) = C − S·i with S = dy·SUB, at the centre x = SUB·i + SUB/2 */
+            const raster_vertex *p0 = ev[e][0];
+            int64_t C = edx[e] * (yc - p0->y) - edy[e] * (SUB / 2 - p0->x) + bias[e];
+            int64_t S = edy[e] * SUB;
+            if (S == 0) {
+                if (C < 0) { lo = 1; hi = 0; }
+            } else if (S > 0) {          /* i ≤ C / S */
+                int64_t q = (int64_t)floor((double)C * inv_step[e]);
+                while (C - S * (q + 1) >= 0) q++;
+                while (C - S * q < 0) q--;
+                if (q < hi) hi = q;
+            } else {                     /* i ≥ C / S */
+                int64_t q = (int64_t)ceil((double)C * inv_step[e]);
+                while (C - S * (q - 1) >= 0) q--;
+                while (C - S * q < 0) q++;
+                if (q > lo) lo = q;
+            }
+        }
+        if (lo > hi) continue;
+        float z = (float)(a.z + ((double)lo + 0.5 - ax) * zdx + ((double)j + 0.5 - ay) * zdy);
+        size_t row = (size_t)j * r->sw;
+        float *dep = r->depth + row;
+        int32_t *fid = r->face_id + row;
+        for (int64_t i = lo; i <= hi; i++, z += zdx) {
+            if (z < dep[i]) {
+                dep[i] = z;
+                fid[i] = face;
+            }
+        }
+    }
+}
+
+static raster_vertex to_raster(const dpt_renderer *r, const double *clip) {
+    raster_vertex v;
+    double w = clip[3];
+    v.x = llrint((clip[0] / w * 0.5 + 0.5) * r->sw * SUB);
+    v.y = llrint((0.5 - clip[1] / w * 0.5) * r->sh * SUB);
+    v.z = (float)(clip[2] / w * 0.5 + 0.5);
+    return v;
+}
+
+/* Sutherland–Hodgman against the near plane and the guard band, then a fan. */
+static void raster_clipped(dpt_renderer *r, const proj_vertex *const pv[3], int32_t face, int tid) {
+    double buf[2][12][4];
+    int n = 3;
+    for (int i = 0; i < 3; i++) memcpy(buf[0][i], pv[i]->clip, sizeof buf[0][i]);
+    int cur = 0;
+    for (int plane = 0; plane < 5 && n >= 3; plane++) {
+        double (*in)[4] = buf[cur], (*out)[4] = buf[cur ^ 1];
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            const double *p = in[i], *q = in[(i + 1) % n];
+            double dp, dq;   /* signed distance, ≥ 0 inside */
+            switch (plane) {
+            case 0: dp = p[2] + p[3]; dq = q[2] + q[3]; break;
+            case 1: dp = r->guard_x * p[3] - p[0]; dq = r->guard_x * q[3] - q[0]; break;
+            case 2: dp = r->guard_x * p[3] + p[0]; dq = r->guard_x * q[3] + q[0]; break;
+            case 3: dp = r->guard_y * p[3] - p[1]; dq = r->guard_y * q[3] - q[1]; break;
+            default: dp = r->guard_y * p[3] + p[1]; dq = r->guard_y * q[3] + q[1]; break;
+            }
+            if (dp >= 0) memcpy(out[m++], p, sizeof out[0]);
+            if ((dp >= 0) != (dq >= 0)) {
+                double t = dp / (dp - dq);
+                for (int d = 0; d < 4; d++) out[m][d] = p[d] + t * (q[d] - p[d]);
+                m++;
+            }
+        }
+        n = m;
+        cur ^= 1;
+    }
+    if (n < 3) return;
+    raster_vertex v0 = to_raster(r, buf[cur][0]);
+    for (int i = 1; i + 1 < n; i++)
+        raster_triangle(r, v0, to_raster(r, buf[cur][i]), to_raster(r, buf[cur][i + 1]), face, tid);
+}
+
+static void raster_all(dpt_renderer *r, int tid) {
+    for (int f = 0; f < r->n_faces; f++) {
+        const int32_t *t = r->faces + (size_t)f * 3;
+        const proj_vertex *p[3] = {&r->proj[t[0]], &r->proj[t[1]], &r->proj[t[2]]};
+        int any = p[0]->outcode | p[1]->outcode | p[2]->outcode;
+        if (!any) {
+            raster_vertex a = {p[0]->x, p[0]->y, p[0]->z}, b = {p[1]->x, p[1]->y, p[1]->z},
+                          c = {p[2]->x, p[2]->y, p[2]->z};
+            raster_triangle(r, a, b, c, f, tid);
+        } else if (!(p[0]->outcode & p[1]->outcode & p[2]->outcode)) {
+            raster_clipped(r, p, f, tid);
+        }
+    }
+}
+
+/* ---- shading ------------------------------------------------------------------------------ */
+
+/* Bilinear texel (GL_LINEAR, GL_REPEAT) at (u, v); the texture's row 0 is its top, and pyrender
+ * uploads it flipped, so v = 0 is the bottom row. Values 0 … 1, before srgb_to_linear. */
+static void texture_bilinear(const dpt_image *tex, float u, float v, float *rgb) {
+    float x = u * (float)tex->width - 0.5f, y = (1.0f - v) * (float)tex->height - 0.5f;
+    float fx = floorf(x), fy = floorf(y);
+    float ax = x - fx, ay = y - fy;
+    long ix = (long)fx, iy = (long)fy;
+    long x0 = ix % tex->width, y0 = iy % tex->height;
+    if (x0 < 0) x0 += tex->width;
+    if (y0 < 0) y0 += tex->height;
+    long x1 = x0 + 1 == tex->width ? 0 : x0 + 1, y1 = y0 + 1 == tex->height ? 0 : y0 + 1;
+    const uint8_t *p00 = tex->rgb + ((size_t)y0 * tex->width + x0) * 3;
+    const uint8_t *p01 = tex->rgb + ((size_t)y0 * tex->width + x1) * 3;
+    const uint8_t *p10 = tex->rgb + ((size_t)y1 * tex->width + x0) * 3;
+    const uint8_t *p11 = tex->rgb + ((size_t)y1 * tex->width + x1) * 3;
+    for (int ch = 0; ch < 3; ch++) {
+        float top = p00[ch] + ax * (float)(p01[ch] - p00[ch]);
+        float bot = p10[ch] + ax * (float)(p11[ch] - p10[ch]);
+        rgb[ch] = (top + ay * (bot - top)) * (1.0f / 255.0f);
+    }
+}
+
+/* mesh.frag's compute_brdf summed over the lights, plus base · ambient; linear colour. */
+static void shade_pbr(const dpt_renderer *r, const float *n, const float *v, const float *base,
+                      const float *c_diff, const float *f0, float *color) {
+    const material *m = &r->mat;
+    float nv = fabsf(dot3(n, v));
+    nv = nv < 0.001f ? 0.001f : (nv > 1 ? 1 : nv);
+    for (int ch = 0; ch < 3; ch++) color[ch] = base[ch] * AMBIENT;
+    for (int li = 0; li < r->n_lights; li++) {
+        const float *l = r->lights[li].l;
+        float h[3] = {l[0] + v[0], l[1] + v[1], l[2] + v[2]};
+        unitize3(h);
+        float nl = dot3(n, l);
+        nl = nl < 0.001f ? 0.001f : (nl > 1 ? 1 : nl);
+        float nh = dot3(n, h), vh = dot3(v, h);
+        nh = nh < 0 ? 0 : (nh > 1 ? 1 : nh);
+        vh = vh < 0 ? 0 : (vh > 1 ? 1 : vh);
+        float g1 = nv / (nv * (1.0f - m->k) + m->k), g2 = nl / (nl * (1.0f - m->k) + m->k);
+        float denom = nh * nh * (m->a2 - 1.0f) + 1.0f;
+        float D = m->a2 / (PI_F * denom * denom);
+        float s = 1.0f - vh, s2 = s * s, s5 = s2 * s2 * s;
+        float gd = g1 * g2 * D / (4.0f * nl * nv + 0.001f);
+        for (int ch = 0; ch < 3; ch++) {
+            float F = f0[ch] + (1.0f - f0[ch]) * s5;
+            float diffuse = (1.0f - F) * c_diff[ch] * (1.0f / PI_F);
+            color[ch] += nl * r->lights[li].radiance[ch] * (diffuse + F * gd);
+        }
+    }
+}
+
+static void shade_rows(dpt_renderer *r, int tid) {
+    uint8_t bg = r->black_bg ? 0 : 255;
+    uint8_t *dst_base = r->k > 1 ? r->samples : r->out;
+    for (int j = 0; j < r->sh; j++) {
+        if (r->n_threads > 1 && !owns_row(r, j, tid)) continue;
+        size_t row = (size_t)j * r->sw;
+        const int32_t *fid = r->face_id + row;
+        uint8_t *dst = dst_base + row * 3;
+        float dy = r->ray_y[j];
+        for (int i = 0; i < r->sw; i++) {
+            int32_t f = fid[i];
+            if (f < 0) {
+                dst[3 * i] = dst[3 * i + 1] = dst[3 * i + 2] = bg;
+                continue;
+            }
+            const float d[3] = {r->ray_x[i], dy, -1.0f};
+            const face_ray *fr = &r->rays[f];
+            float den = dot3(d, fr->m1);
+            float b1 = 0, b2 = 0;
+            if (den != 0) {
+                float inv = 1.0f / den;
+                b1 = dot3(d, fr->m2) * inv;
+                b2 = dot3(d, fr->m3) * inv;
+            }
+            /* samples inside the snapped triangle may lie a hair outside the exact one */
+            b1 = b1 < 0 ? 0 : b1;
+            b2 = b2 < 0 ? 0 : b2;
+            float b0 = 1.0f - b1 - b2;
+            if (b0 < 0) {
+                float s = b1 + b2;
+                b1 /= s; b2 /= s; b0 = 0;
+            }
+            const int32_t *nvi = r->nv_of_corner + (size_t)f * 3;
+            const float *n0 = r->normals + (size_t)nvi[0] * 3, *n1 = r->normals + (size_t)nvi[1] * 3,
+                        *n2 = r->normals + (size_t)nvi[2] * 3;
+            float n[3] = {b0 * n0[0] + b1 * n1[0] + b2 * n2[0], b0 * n0[1] + b1 * n1[1] + b2 * n2[1],
+                          b0 * n0[2] + b1 * n1[2] + b2 * n2[2]};
+            unitize3(n);
+            float v[3] = {-d[0], -d[1], -d[2]};   /* towards the camera */
+            unitize3(v);
+            float color[3];
+            if (r->texture) {
+                const float *uv = r->uv_of_corner + (size_t)f * 6;
+                float tu = b0 * uv[0] + b1 * uv[2] + b2 * uv[4], tv = b0 * uv[1] + b1 * uv[3] + b2 * uv[5];
+                float texel[3], base[3], c_diff[3], f0[3];
+                texture_bilinear(r->texture, tu, tv, texel);
+                for (int ch = 0; ch < 3; ch++) {
+                    base[ch] = r->mat.base[ch] * srgb_to_linear(texel[ch]);
+                    c_diff[ch] = base[ch] * (1.0f - 0.04f) * (1.0f - r->mat.metallic);
+                    f0[ch] = 0.04f + (base[ch] - 0.04f) * r->mat.metallic;
+                }
+                shade_pbr(r, n, v, base, c_diff, f0, color);
+            } else {
+                shade_pbr(r, n, v, r->mat.base, r->mat.c_diff, r->mat.f0, color);
+            }
+            dst[3 * i] = (uint8_t)gamma_level(color[0]);
+            dst[3 * i + 1] = (uint8_t)gamma_level(color[1]);
+            dst[3 * i + 2] = (uint8_t)gamma_level(color[2]);
+        }
+    }
+}
+
+/* k × k box filter of the sample colours into the output rows this thread owns. */
+static void downsample_rows(dpt_renderer *r, int tid) {
+    int k = r->k, kk = k * k;
+    for (int y = 0; y < r->height; y++) {
+        if (r->n_threads > 1 && (y / BAND_ROWS) % r->n_threads != tid) continue;
+        uint8_t *dst = r->out + (size_t)y * r->width * 3;
+        for (int x = 0; x < r->width; x++) {
+            int sum[3] = {0, 0, 0};
+            for (int sy = 0; sy < k; sy++) {
+                const uint8_t *s = r->samples + ((size_t)(y * k + sy) * r->sw + (size_t)x * k) * 3;
+                for (int sx = 0; sx < k; sx++)
+                    for (int ch = 0; ch < 3; ch++) sum[ch] += s[sx * 3 + ch];
+            }
+            for (int ch = 0; ch < 3; ch++) dst[x * 3 + ch] = (uint8_t)((sum[ch] + kk / 2) / kk);
+        }
+    }
+}
+
+/* ---- one frame, on every thread of the team ------------------------------------------------- */
+
+static void clear_rows(dpt_renderer *r, int tid) {
+    for (int j = 0; j < r->sh; j++) {
+        if (r->n_threads > 1 && !owns_row(r, j, tid)) continue;
+        size_t row = (size_t)j * r->sw;
+        for (int i = 0; i < r->sw; i++) {
+            r->depth[row + i] = 1.0f;
+            r->face_id[row + i] = -1;
+        }
+    }
+}
+
+static void frame_work(dpt_renderer *r, int tid) {
+    int n = r->n_threads;
+    project_vertices(r, (int)((int64_t)r->n_vertices * tid / n), (int)((int64_t)r->n_vertices * (tid + 1) / n));
+    face_geometry(r, (int)((int64_t)r->n_faces * tid / n), (int)((int64_t)r->n_faces * (tid + 1) / n));
+    clear_rows(r, tid);
+    if (n > 1) pthread_barrier_wait(&r->barrier);
+    vertex_normals(r, (int)((int64_t)r->n_nv * tid / n), (int)((int64_t)r->n_nv * (tid + 1) / n));
+    raster_all(r, tid);
+    if (n > 1) pthread_barrier_wait(&r->barrier);
+    shade_rows(r, tid);
+    if (r->k > 1) downsample_rows(r, tid);
+}
+
+typedef struct worker_arg { dpt_renderer *r; int tid; } worker_arg;
+
+static void *worker_main(void *arg) {
+    dpt_renderer *r = ((worker_arg *)arg)->r;
+    int tid = ((worker_arg *)arg)->tid;
+    free(arg);
+    unsigned seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        while (r->generation == seen && !r->quit) pthread_cond_wait(&r->go, &r->mu);
+        if (r->quit) {
+            pthread_mutex_unlock(&r->mu);
+            return NULL;
+        }
+        seen = r->generation;
+        pthread_mutex_unlock(&r->mu);
+        frame_work(r, tid);
+        pthread_mutex_lock(&r->mu);
+        if (++r->n_finished == r->n_threads - 1) pthread_cond_signal(&r->done);
+        pthread_mutex_unlock(&r->mu);
+    }
+}
+
+/* ---- public API --------------------------------------------------------------------------- */
+
+dpt_render_params dpt_render_default_params(void) {
+    dpt_render_params p;
+    memset(&p, 0, sizeof p);
+    p.width = 640;
+    p.height = 640;
+    p.supersample = 1;
+    return p;
+}
+
+static void material_init(material *m, float base, float metallic, float roughness) {
+    m->base[0] = m->base[1] = m->base[2] = base;
+    m->metallic = metallic < 0 ? 0 : (metallic > 1 ? 1 : metallic);
+    m->roughness = roughness < 0.04f ? 0.04f : (roughness > 1 ? 1 : roughness);
+    for (int ch = 0; ch < 3; ch++) {
+        m->c_diff[ch] = m->base[ch] * (1.0f - 0.04f) * (1.0f - m->metallic);
+        m->f0[ch] = 0.04f + (m->base[ch] - 0.04f) * m->metallic;
+    }
+    float rk = m->roughness + 1.0f;
+    m->k = rk * rk / 8.0f;
+    float a = m->roughness * m->roughness;
+    m->a2 = a * a;
+}
+
+/* The scene's lights, those with one direction summed (mesh.frag's terms are linear in radiance). */
+static void lights_init(dpt_renderer *r) {
+    r->n_lights = 0;
+    size_t n_scene = sizeof SCENE_LIGHTS / sizeof SCENE_LIGHTS[0];
+    if (n_scene > PYRENDER_MAX_N_LIGHTS) n_scene = PYRENDER_MAX_N_LIGHTS;
+    for (size_t i = 0; i < n_scene; i++) {
+        float l[3] = {-SCENE_LIGHTS[i].dir[0], -SCENE_LIGHTS[i].dir[1], -SCENE_LIGHTS[i].dir[2]};
+        unitize3(l);
+        int j = 0;
+        while (j < r->n_lights && memcmp(r->lights[j].l, l, sizeof l) != 0) j++;
+        if (j == r->n_lights) {
+            if (r->n_lights == MAX_LIGHTS) break;
+            memcpy(r->lights[j].l, l, sizeof l);
+            memset(r->lights[j].radiance, 0, sizeof r->lights[j].radiance);
+            r->n_lights++;
+        }
+        for (int ch = 0; ch < 3; ch++)
+            r->lights[j].radiance[ch] += SCENE_LIGHTS[i].color[ch] * SCENE_LIGHTS[i].intensity;
+    }
+}
+
+typedef struct corner_key { int32_t v, t, corner; } corner_key;
+
+static int corner_key_cmp(const void *a, const void *b) {
+    const corner_key *x = a, *y = b;
+    if (x->v != y->v) return x->v < y->v ? -1 : 1;
+    if (x->t != y->t) return x->t < y->t ? -1 : 1;
+    return (x->corner > y->corner) - (x->corner < y->corner);
+}
+
+/* Normal vertices and their corner lists: the mesh's vertices, or (vertex, uv index) pairs. */
+static dpt_status build_normal_vertices(dpt_renderer *r, const int32_t *ft, dpt_error *err) {
+    size_t nc = (size_t)r->n_faces * 3;
+    r->nv_of_corner = malloc(nc * sizeof(int32_t));
+    r->adj = malloc(nc * sizeof(int32_t));
+    if (!r->nv_of_corner || !r->adj) return dpt_fail(err, DPT_ERR_NOMEM, "dpt_renderer_new: out of memory");
+    if (!ft) {
+        memcpy(r->nv_of_corner, r->faces, nc * sizeof(int32_t));
+        r->n_nv = r->n_vertices;
+    } else {
+        corner_key *keys = malloc(nc * sizeof *keys);
+        if (!keys) return dpt_fail(err, DPT_ERR_NOMEM, "dpt_renderer_new: out of memory");
+        for (size_t c = 0; c < nc; c++) {
+            keys[c].v = r->faces[c];
+            keys[c].t = ft[c];
+            keys[c].corner = (int32_t)c;
+        }
+        qsort(keys, nc, sizeof *keys, corner_key_cmp);
+        int32_t id = -1;
+        for (size_t c = 0; c < nc; c++) {
+            if (c == 0 || keys[c].v != keys[c - 1].v || keys[c].t != keys[c - 1].t) id++;
+            r->nv_of_corner[keys[c].corner] = id;
+        }
+        r->n_nv = id + 1;
+        free(keys);
+    }
+    r->adj_start = calloc((size_t)r->n_nv + 1, sizeof(int32_t));
+    r->normals = malloc((size_t)r->n_nv * 3 * sizeof(float));
+    if (!r->adj_start || !r->normals) return dpt_fail(err, DPT_ERR_NOMEM, "dpt_renderer_new: out of memory");
+    for (size_t c = 0; c < nc; c++) r->adj_start[r->nv_of_corner[c] + 1]++;
+    for (int i = 0; i < r->n_nv; i++) r->adj_start[i + 1] += r->adj_start[i];
+    int32_t *fill = malloc((size_t)r->n_nv * sizeof(int32_t));
+    if (!fill) return dpt_fail(err, DPT_ERR_NOMEM, "dpt_renderer_new: out of memory");
+    memcpy(fill, r->adj_start, (size_t)r->n_nv * sizeof(int32_t));
+    for (size_t c = 0; c < nc; c++) r->adj[fill[r->nv_of_corner[c]]++] = (int32_t)c;
+    free(fill);
+    return DPT_OK;
+}
+
+static int default_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (n > MAX_THREADS ? MAX_THREADS : (int)n);
+}
+
+static dpt_status start_team(dpt_renderer *r, dpt_error *err) {
+    if (pthread_mutex_init(&r->mu, NULL) || pthread_cond_init(&r->go, NULL) || pthread_cond_init(&r->done, NULL))
+        return dpt_fail(err, DPT_ERR_NOMEM, "dpt_renderer_new: cannot create thread primitives");
+    r->team_ready = 1;
+    int wanted = r->n_threads;
+    for (int t = 1; t < wanted; t++) {
+        worker_arg *a = malloc(sizeof *a);
+        if (!a) break;
+        a->r = r;
+        a->tid = t;
+        if (pthread_create(&r->threads[r->n_started], NULL, worker_main, a) != 0) {
+            free(a);
+            break;
+        }
+        r->n_started++;
+    }
+    r->n_threads = r->n_started + 1;   /* fewer threads if the system gave fewer */
+    if (r->n_threads > 1 && pthread_barrier_init(&r->barrier, NULL, (unsigned)r->n_threads) != 0) {
+        return dpt_fail(err, DPT_ERR_NOMEM, "dpt_renderer_new: cannot create a thread barrier");
+    }
+    if (r->n_threads < wanted)
+        dpt_log(1, "dpt_renderer_new: started %d of %d threads", r->n_threads, wanted);
+    return DPT_OK;
+}
+
+dpt_status dpt_renderer_new(const dpt_render_params *params, int n_vertices, const int32_t *faces,
+                            int n_faces, const float *vt, int n_vt, const int32_t *ft,
+                            dpt_renderer **out, dpt_error *err) {
+    if (!out) return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_renderer_new: NULL output pointer");
+    *out = NULL;
+    dpt_render_params p = params ? *params : dpt_render_default_params();
+    if (p.width < 1 || p.height < 1 || p.width > MAX_SIDE || p.height > MAX_SIDE)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_renderer_new: image size %d x %d outside 1 ... %d",
+                        p.width, p.height, MAX_SIDE);
+    if (p.supersample < 1 || p.supersample > MAX_SUPERSAMPLE)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_renderer_new: supersample %d outside 1 ... %d",
+                        p.supersample, MAX_SUPERSAMPLE);
+    if ((int64_t)p.width * p.supersample > MAX_SAMPLE_SIDE || (int64_t)p.height * p.supersample > MAX_SAMPLE_SIDE)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG,
+                        "dpt_renderer_new: %d x %d with supersample %d exceeds %d samples per side",
+                        p.width, p.height, p.supersample, MAX_SAMPLE_SIDE);
+    if (p.n_threads < 0)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_renderer_new: n_threads %d < 0", p.n_threads);
+    if (n_vertices < 1 || n_faces < 1 || !faces)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_renderer_new: need vertices and faces (got %d, %d%s)",
+                        n_vertices, n_faces, faces ? "" : ", NULL faces");
+    if (n_faces > INT32_MAX / 9)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_renderer_new: %d faces is too many", n_faces);
+    for (int64_t i = 0; i < (int64_t)n_faces * 3; i++)
+        if (faces[i] < 0 || faces[i] >= n_vertices)
+            return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_renderer_new: face %lld has vertex index %d, not in 0 ... %d",
+                            (long long)(i / 3), (int)faces[i], n_vertices - 1);
+    const dpt_image *tex = p.texture;
+    if (tex) {
+        if (tex->width < 1 || tex->height < 1 || !tex->rgb)
+            return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_renderer_new: empty texture image");
+        if (!vt || !ft || n_vt < 1)
+            return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_renderer_new: a texture needs uv coordinates (vt and ft)");
+        if (!dpt_all_finite(vt, (size_t)n_vt * 2))
+            return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_renderer_new: uv coordinates contain NaN or Inf");
+        for (int64_t i = 0; i < (int64_t)n_faces * 3; i++)
+            if (ft[i] < 0 || ft[i] >= n_vt)
+                return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_renderer_new: uv face %lld has index %d, not in 0 ... %d",
+                                (long long)(i / 3), (int)ft[i], n_vt - 1);
+    }
+    pthread_once(&tables_once, init_tables);
+
+    dpt_renderer *r = calloc(1, sizeof *r);
+    if (!r) return dpt_fail(err, DPT_ERR_NOMEM, "dpt_renderer_new: out of memory");
+    r->width = p.width;
+    r->height = p.height;
+    r->k = p.supersample;
+    r->sw = p.width * p.supersample;
+    r->sh = p.height * p.supersample;
+    r->black_bg = p.black_bg != 0;
+    r->n_vertices = n_vertices;
+    r->n_faces = n_faces;
+    r->texture = tex;
+    int n_bands = (p.height + BAND_ROWS - 1) / BAND_ROWS;
+    r->n_threads = p.n_threads ? (p.n_threads > MAX_THREADS ? MAX_THREADS : p.n_threads) : default_threads();
+    if (r->n_threads > n_bands) r->n_threads = n_bands;
+
+    /* projection (pyrender PerspectiveCamera.get_projection_matrix) */
+    double t = tan(YFOV_DEG / 180.0 * 3.14159265358979323846 / 2.0);
+    r->p00 = 1.0 / (ASPECT * t);
+    r->p11 = 1.0 / t;
+    r->p22 = (ZFAR + ZNEAR) / (ZNEAR - ZFAR);
+    r->p23 = 2.0 * ZFAR * ZNEAR / (ZNEAR - ZFAR);
+    r->guard_x = 2.0 * GUARD / r->sw - 1.0;
+    r->guard_y = 2.0 * GUARD / r->sh - 1.0;
+    if (tex) material_init(&r->mat, 1.0f, 1.0f, 1.0f);          /* pyrender's defaults */
+    else material_init(&r->mat, 0.3f, 0.8f, 0.8f);              /* upstream's primitive_material */
+    lights_init(r);
+
+    size_t nc = (size_t)n_faces * 3, ns = (size_t)r->sw * r->sh;
+    dpt_status st = DPT_OK;
+    r->faces = malloc(nc * sizeof(int32_t));
+    r->proj = malloc((size_t)n_vertices * sizeof *r->proj);
+    r->rays = malloc((size_t)n_faces * sizeof *r->rays);
+    r->corner_weight = malloc(nc * 3 * sizeof(float));
+    r->depth = malloc(ns * sizeof(float));
+    r->face_id = malloc(ns * sizeof(int32_t));
+    r->ray_x = malloc((size_t)r->sw * sizeof(float));
+    r->ray_y = malloc((size_t)r->sh * sizeof(float));
+    if (r->k > 1) r->samples = malloc(ns * 3);
+    if (tex) r->uv_of_corner = malloc(nc * 2 * sizeof(float));
+    if (!r->faces || !r->proj || !r->rays || !r->corner_weight || !r->depth || !r->face_id || !r->ray_x ||
+        !r->ray_y || (r->k > 1 && !r->samples) || (tex && !r->uv_of_corner)) {
+        st = dpt_fail(err, DPT_ERR_NOMEM, "dpt_renderer_new: out of memory for %d x %d samples", r->sw, r->sh);
+        goto fail;
+    }
+    memcpy(r->faces, faces, nc * sizeof(int32_t));
+    if (tex)
+        for (size_t c = 0; c < nc; c++) {
+            r->uv_of_corner[2 * c] = vt[2 * (size_t)ft[c]];
+            r->uv_of_corner[2 * c + 1] = vt[2 * (size_t)ft[c] + 1];
+        }
+    /* eye ray through sample centre (i + 0.5, j + 0.5): NDC / (P00, P11), z = −1 */
+    for (int i = 0; i < r->sw; i++) r->ray_x[i] = (float)((2.0 * (i + 0.5) / r->sw - 1.0) / r->p00);
+    for (int j = 0; j < r->sh; j++) r->ray_y[j] = (float)((1.0 - 2.0 * (j + 0.5) / r->sh) / r->p11);
+    if ((st = build_normal_vertices(r, tex ? ft : NULL, err)) != DPT_OK) goto fail;
+    if ((st = start_team(r, err)) != DPT_OK) goto fail;
+    *out = r;
+    return DPT_OK;
+fail:
+    dpt_renderer_free(r);
+    return st;
+}
+
+void dpt_renderer_free(dpt_renderer *r) {
+    if (!r) return;
+    if (r->team_ready) {
+        pthread_mutex_lock(&r->mu);
+        r->quit = 1;
+        pthread_cond_broadcast(&r->go);
+        pthread_mutex_unlock(&r->mu);
+        for (int i = 0; i < r->n_started; i++) pthread_join(r->threads[i], NULL);
+        if (r->n_threads > 1) pthread_barrier_destroy(&r->barrier);
+        pthread_cond_destroy(&r->go);
+        pthread_cond_destroy(&r->done);
+        pthread_mutex_destroy(&r->mu);
+    }
+    free(r->faces);
+    free(r->nv_of_corner);
+    free(r->adj_start);
+    free(r->adj);
+    free(r->uv_of_corner);
+    free(r->ray_x);
+    free(r->ray_y);
+    free(r->proj);
+    free(r->rays);
+    free(r->corner_weight);
+    free(r->normals);
+    free(r->depth);
+    free(r->face_id);
+    free(r->samples);
+    free(r);
+}
+
+dpt_status dpt_render_frame(dpt_renderer *r, const float *vertices, uint8_t *rgb, dpt_error *err) {
+    if (!r || !vertices || !rgb)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_render_frame: NULL %s",
+                        !r ? "renderer" : !vertices ? "vertices" : "image");
+    for (size_t i = 0; i < (size_t)r->n_vertices * 3; i++)
+        if (!isfinite(vertices[i]))
+            return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_render_frame: vertex %zu has a NaN or Inf coordinate", i / 3);
+    r->vertices = vertices;
+    r->out = rgb;
+    if (r->n_threads == 1) {
+        frame_work(r, 0);
+    } else {
+        pthread_mutex_lock(&r->mu);
+        r->n_finished = 0;
+        r->generation++;
+        pthread_cond_broadcast(&r->go);
+        pthread_mutex_unlock(&r->mu);
+        frame_work(r, 0);
+        pthread_mutex_lock(&r->mu);
+        while (r->n_finished < r->n_threads - 1) pthread_cond_wait(&r->done, &r->mu);
+        pthread_mutex_unlock(&r->mu);
+    }
+    r->vertices = NULL;
+    r->out = NULL;
+    return DPT_OK;
+}
