@@ -171,10 +171,13 @@ typedef struct cli_video {
 /* Start ffmpeg (libx264 crf 17 yuv420p, AAC audio, -shortest) writing a temporary beside
  * spec->path. "ffmpeg not found: install it (apt install ffmpeg)" when it is not on PATH. */
 int cli_video_open(cli_video *v, const cli_video_spec *spec, cli_err *e);
-/* One frame, width × height × 3 bytes RGB, rows top to bottom. On failure (ffmpeg died: its
+/* RGB (width × height × 3, rows top to bottom; even sizes) → yuv420p planes Y, U, V
+ * (width × height × 3 / 2 bytes), BT.601 limited range as ffmpeg's default conversion. */
+void cli_rgb_to_yuv420(const uint8_t *rgb, int width, int height, uint8_t *yuv);
+/* One frame, yuv420p (cli_rgb_to_yuv420). On failure (ffmpeg died: its
  * first stderr line is the message) the encoder is aborted. When the audio is shorter than the
  * frames, ffmpeg ends the video with it (-shortest): later frames are dropped (v->ended). */
-int cli_video_write(cli_video *v, const uint8_t *rgb, cli_err *e);
+int cli_video_write(cli_video *v, const uint8_t *yuv, cli_err *e);
 /* Finish: end of stream, wait for ffmpeg, rename into place on success. */
 int cli_video_close(cli_video *v, cli_err *e);
 /* Stop ffmpeg, remove the temporary (safe after close or a failed write). */
@@ -226,10 +229,54 @@ void cli_progress_init(cli_progress *pg, int quiet);
 void cli_progress_begin(cli_progress *pg, const char *label, const char *status);
 /* A dpt_progress_fn; user is the cli_progress. */
 int cli_progress_fn(void *user, int window, int n_windows, int step, int n_steps);
+/* A plain count bar: "[####----]  42%  frame 105/250  00:01 elapsed, ETA 00:02". */
+void cli_progress_count(cli_progress *pg, long done, long total, const char *unit);
 /* Clear the bar's line. */
 void cli_progress_end(cli_progress *pg);
 /* 1 once Ctrl-C was pressed (after cli_progress_init). */
 int cli_interrupted(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* mesh outputs: vertices, OBJ, PNG frames, video (meshout.c)                                   */
+
+typedef struct cli_render_opts {
+    int width, height;       /* --size WxH (default 640x640) */
+    int supersample;         /* --supersample K (default 1) */
+    int black_bg;            /* --black-bg */
+    const char *tex_path;    /* --tex IMAGE (PNG/JPEG; needs uv in the FLAME file) */
+    int n_threads;           /* --threads (0 = all cores): frames rendered in parallel */
+} cli_render_opts;
+
+void cli_render_opts_default(cli_render_opts *o);
+/* "640x480" → 640, 480 (16 ... 8192); prints the error and returns 1 otherwise. */
+int cli_parse_size(const char *opt, const char *v, int *w, int *h);
+
+/* A mesh topology (borrowed): faces n_faces × 3; uv (vt n_vt × 2, ft n_faces × 3) or NULL. */
+typedef struct cli_mesh {
+    int n_vertices, n_faces, n_vt;
+    const int32_t *faces, *ft;
+    const float *vt;
+} cli_mesh;
+
+/* Vertices of frames first .. first + n − 1 into vertices (n × n_vertices × 3). 0, or 1 with e. */
+typedef int (*cli_vertices_fn)(void *user, int first, int n, float *vertices, cli_err *e);
+
+typedef struct cli_mesh_outputs {
+    const char *vertices_npy;  /* (frames, V, 3) float32 */
+    const char *obj_dir;       /* DIR/000000.obj, ... (vt and f v/vt with uv) */
+    const char *frames_dir;    /* DIR/000000.png, ... */
+    const char *video;         /* .mp4 */
+    const char *audio_path;    /* speech for the video (a file ffmpeg reads) or NULL */
+    const float *samples;      /* or 16 kHz samples piped to ffmpeg; NULL */
+    size_t n_samples;
+    int fps;
+} cli_mesh_outputs;
+
+/* Compute, render and write n_frames frames to every output asked for (chunks of frames,
+ * rendering on ro->n_threads threads while a writer thread feeds the outputs). Every output is
+ * written under a temporary name and renamed at the end; on failure none is left. */
+int cli_mesh_write(const cli_mesh *mesh, int n_frames, cli_vertices_fn vertices_fn, void *user,
+                   const cli_render_opts *ro, const cli_mesh_outputs *out, cli_progress *pg, cli_err *e);
 
 /* ------------------------------------------------------------------------------------------ */
 /* plot                                                                                         */

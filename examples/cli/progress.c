@@ -61,28 +61,9 @@ void cli_progress_begin(cli_progress *pg, const char *label, const char *status)
     pg->drawn = 1;
 }
 
-int cli_progress_fn(void *user, int window, int n_windows, int step, int n_steps) {
-    cli_progress *pg = user;
-    if (interrupted) return 1;
-    if (!pg || !pg->enabled) return 0;
-    double t = now();
-    long total = (long)n_windows * n_steps, done = (long)window * n_steps + step;
-    if (pg->done_first < 0) pg->t_first = t, pg->done_first = done;
-    if (done < total && t - pg->t_last_draw < 0.1) return 0;
-    pg->t_last_draw = t;
-    double el = t - pg->t_start, frac = total > 0 ? (double)done / (double)total : 1.0;
-    char e1[32], e2[32], info[160];
-    clock_str(el, e1, sizeof e1);
-    /* ETA from the rate of the steps so far (the audio encoder's time before them left out) */
-    long since = done - pg->done_first;
-    clock_str(done >= total ? 0.0 : since > 0 ? (t - pg->t_first) / (double)since * (double)(total - done) : -1,
-              e2, sizeof e2);
-    snprintf(info, sizeof info, " %3d%%  window %d/%d step %d/%d  %s elapsed, ETA %s",
-             (int)(100.0 * frac), window + 1, n_windows, step, n_steps, e1, e2);
-    /* the info at its widest for these counts, so the bar keeps its width */
-    char widest[160];
-    int wmax = snprintf(widest, sizeof widest, " 100%%  window %d/%d step %d/%d  %s elapsed, ETA %s", n_windows,
-                        n_windows, n_steps, n_steps, e1, el >= 3600 ? e1 : "00:00");
+/* Draw the bar for done of total with info after it; widest: the same info at its widest, so
+ * that the bar keeps its width. */
+static void draw(cli_progress *pg, double frac, const char *info, int wmax) {
     int cols = term_columns() - 1;
     int lab = (int)strlen(pg->label);
     int bar = cols - wmax - (lab ? lab + 2 : 0) - 2;
@@ -97,7 +78,48 @@ int cli_progress_fn(void *user, int window, int n_windows, int step, int n_steps
     fprintf(stderr, "%s\033[K", info);
     fflush(stderr);
     pg->drawn = 1;
+}
+
+/* Elapsed and ETA strings; 0 when it is not time to redraw yet. */
+static int timing(cli_progress *pg, long done, long total, char *e1, char *e2, size_t n) {
+    double t = now();
+    if (pg->done_first < 0) pg->t_first = t, pg->done_first = done;
+    if (done < total && t - pg->t_last_draw < 0.1) return 0;
+    pg->t_last_draw = t;
+    clock_str(t - pg->t_start, e1, n);
+    /* ETA from the rate since the first update (time spent before it left out) */
+    long since = done - pg->done_first;
+    clock_str(done >= total ? 0.0 : since > 0 ? (t - pg->t_first) / (double)since * (double)(total - done) : -1,
+              e2, n);
+    return 1;
+}
+
+int cli_progress_fn(void *user, int window, int n_windows, int step, int n_steps) {
+    cli_progress *pg = user;
+    if (interrupted) return 1;
+    if (!pg || !pg->enabled) return 0;
+    long total = (long)n_windows * n_steps, done = (long)window * n_steps + step;
+    char e1[32], e2[32], info[160], widest[160];
+    if (!timing(pg, done, total, e1, e2, sizeof e1)) return 0;
+    double frac = total > 0 ? (double)done / (double)total : 1.0;
+    snprintf(info, sizeof info, " %3d%%  window %d/%d step %d/%d  %s elapsed, ETA %s",
+             (int)(100.0 * frac), window + 1, n_windows, step, n_steps, e1, e2);
+    int wmax = snprintf(widest, sizeof widest, " 100%%  window %d/%d step %d/%d  %s elapsed, ETA %s", n_windows,
+                        n_windows, n_steps, n_steps, e1, strlen(e1) > 5 ? e1 : "00:00");
+    draw(pg, frac, info, wmax);
     return 0;
+}
+
+void cli_progress_count(cli_progress *pg, long done, long total, const char *unit) {
+    if (!pg || !pg->enabled) return;
+    char e1[32], e2[32], info[160], widest[160];
+    if (!timing(pg, done, total, e1, e2, sizeof e1)) return;
+    double frac = total > 0 ? (double)done / (double)total : 1.0;
+    snprintf(info, sizeof info, " %3d%%  %s %ld/%ld  %s elapsed, ETA %s", (int)(100.0 * frac), unit, done, total,
+             e1, e2);
+    int wmax = snprintf(widest, sizeof widest, " 100%%  %s %ld/%ld  %s elapsed, ETA %s", unit, total, total, e1,
+                        strlen(e1) > 5 ? e1 : "00:00");
+    draw(pg, frac, info, wmax);
 }
 
 void cli_progress_end(cli_progress *pg) {
