@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS="build-essential pkg-config libopenblas-dev libsndfile1-dev libsoxr-dev zlib1g-dev check
       python3 python3-venv python3-pip python3-numpy python3-torch python3-pytest"
+# dpt-generate --flame and dpt-mesh --video encode through the system ffmpeg (ffprobe: the tests)
+PKGS="$PKGS ffmpeg"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
