@@ -1,5 +1,5 @@
 /* dpt-info: describe a .dpt model file — parts, hyperparameters, parameter counts, dtype, size —
- * and dump single tensors. */
+ * and dump single tensors. A FLAME file (tools/export.py --flame) gets a summary of its mesh. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +22,9 @@ static const cli_option OPTIONS[] = {
 #define USAGE "dpt-info MODEL.dpt [--tensors | --meta | --dump NAME [--npy OUT.npy] | --dump-all DIR]"
 #define INTRO                                                                                     \
     "Describe a .dpt model file. Without an option (the default): a summary of its parts,\n"     \
-    "hyperparameters, parameter counts, dtype and size. Exit status 0, 1 on failure, 2 on bad\n" \
-    "usage."
+    "hyperparameters, parameter counts, dtype and size. A FLAME file (tools/export.py --flame)\n" \
+    "gets a summary of its mesh (the listing options work on model files only). Exit status 0,\n" \
+    "1 on failure, 2 on bad usage."
 
 static const char *human(double bytes, char *buf, size_t n) {
     const char *units[] = {"B", "KiB", "MiB", "GiB"};
@@ -71,6 +72,39 @@ static void print_summary(const dpt_model *m) {
         printf("style encoder   none\n");
 }
 
+static void print_flame_summary(const dpt_flame *f) {
+    dpt_flame_info i;
+    dpt_flame_get_info(f, &i);
+    printf("file            %s (FLAME file)\n", i.path);
+    printf("source          %s\n", i.source && *i.source ? i.source : "(not recorded)");
+    printf("mesh            %d vertices, %d faces, %d joints\n", i.n_vertices, i.n_faces, i.n_joints);
+    printf("coefficients    %d shape, %d expression, 6 pose (global 3, jaw 3)\n", i.n_shape, i.n_exp);
+    if (i.has_uv)
+        printf("uv              %d coordinates\n", i.n_uv);
+    else
+        printf("uv              none\n");
+}
+
+/* A file that dpt_model_load refuses as "not a model" (DPT_ERR_UNSUPPORTED) may be a FLAME file. */
+static int describe_flame(const char *path, int listing, const dpt_error *model_err) {
+    dpt_error err = {0};
+    dpt_flame *f = NULL;
+    dpt_status st = dpt_flame_load(path, &f, &err);
+    if (st != DPT_OK) {
+        /* not a FLAME file either: the model loader's reason is the one to show */
+        fprintf(stderr, "dpt-info: %s\n", st == DPT_ERR_UNSUPPORTED ? model_err->message : err.message);
+        return 1;
+    }
+    if (listing) {
+        fprintf(stderr, "dpt-info: %s: a FLAME file; --tensors, --meta and --dump work on model files only\n", path);
+        dpt_flame_free(f);
+        return 1;
+    }
+    print_flame_summary(f);
+    dpt_flame_free(f);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     cli_prog = "dpt-info";
     const char *path = NULL, *dump = NULL, *npy = NULL, *dump_all = NULL;
@@ -109,7 +143,9 @@ int main(int argc, char **argv) {
     }
     dpt_error err = {0};
     dpt_model *m = NULL;
-    if (dpt_model_load(path, NULL, &m, &err) != DPT_OK) {
+    dpt_status st = dpt_model_load(path, NULL, &m, &err);
+    if (st == DPT_ERR_UNSUPPORTED) return describe_flame(path, list_tensors || list_meta || dump || dump_all, &err);
+    if (st != DPT_OK) {
         fprintf(stderr, "dpt-info: %s\n", err.message);
         return 1;
     }

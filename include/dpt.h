@@ -275,6 +275,54 @@ dpt_status dpt_npz_write(const char *path, int n, const char *const *keys,
                          const dpt_array *arrays, int compress, dpt_error *err);
 
 /* ------------------------------------------------------------------------------------------ */
+/* FLAME (lib/flame.c)                                                                          */
+
+typedef struct dpt_flame dpt_flame;   /* immutable after load; shareable between threads */
+
+/* Open a FLAME file written by `tools/export.py --flame` (a .dpt container with metadata kind
+ * "flame", weights/FORMAT.md "FLAME files"). Validates every tensor and the counts' consistency.
+ * DPT_ERR_IO / DPT_ERR_FORMAT as models; a valid .dpt that is not a FLAME file (a model) is
+ * DPT_ERR_UNSUPPORTED (and dpt_model_load returns DPT_ERR_UNSUPPORTED for a FLAME file). */
+dpt_status dpt_flame_load(const char *path, dpt_flame **out, dpt_error *err);
+void dpt_flame_free(dpt_flame *flame);
+
+typedef struct dpt_flame_info {
+    const char *path;
+    int n_vertices;     /* 5023 in FLAME 2020 */
+    int n_faces;        /* 9976 */
+    int n_joints;       /* 5: global, neck, jaw, left eye, right eye */
+    int n_shape;        /* 100 (betas kept from the file's shape directions) */
+    int n_exp;          /* 50 */
+    int has_uv;         /* uv coordinates present (export --uv) */
+    int n_uv;           /* number of uv coordinates (vt rows) */
+    const char *source; /* metadata "flame_source": e.g. "FLAME 2020 generic_model.pkl" or "stand-in (not FLAME)" */
+} dpt_flame_info;
+
+void dpt_flame_get_info(const dpt_flame *flame, dpt_flame_info *info);
+
+/* n_faces × 3 vertex indices (valid while the flame lives). */
+const int32_t *dpt_flame_faces(const dpt_flame *flame);
+/* uv: vt (n_uv × 2, in [0,1], v up as in the file) and ft (n_faces × 3 indices into vt);
+ * both NULL when the file has none. */
+void dpt_flame_uv(const dpt_flame *flame, const float **vt, const int32_t **ft);
+
+typedef struct dpt_flame_params {
+    int no_head;     /* 1: global rotation zeroed (upstream's ignore_global_rot / --no_head) */
+    int n_threads;   /* 0 = all cores */
+} dpt_flame_params;
+
+dpt_flame_params dpt_flame_default_params(void);
+
+/* Vertices of n_frames frames, as upstream's FLAME.forward(shape, exp, pose) with pose2rot:
+ * shape: 100 values per frame (shape_per_frame = 1: n_frames × 100) or one row for all frames
+ * (shape_per_frame = 0: 100 values; the shape part is then computed once);
+ * exp: n_frames × 50; pose: n_frames × 6 (global axis-angle 3, jaw axis-angle 3);
+ * vertices: n_frames × n_vertices × 3, written by the call.
+ * Errors: DPT_ERR_INVALID_ARG (n_frames < 1, NULL arrays, NaN/Inf input), DPT_ERR_NOMEM. */
+dpt_status dpt_flame_vertices(const dpt_flame *flame, int n_frames, const float *shape,
+                              int shape_per_frame, const float *exp, const float *pose,
+                              const dpt_flame_params *params, float *vertices, dpt_error *err);
+
 /* Rendering (lib/render.c) and images (lib/image.c)                                           */
 
 /* An 8-bit RGB image, rows top to bottom, width × height × 3 bytes. */

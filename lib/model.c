@@ -634,6 +634,18 @@ dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_m
         free(m);
         return s;
     }
+    /* model files carry no `kind`; a FLAME file (kind "flame") is opened by dpt_flame_load */
+    const dpt_meta_entry *kind = dpt_weights_meta(m->weights, "kind");
+    if (kind) {
+        s = dpt_fail(err, DPT_ERR_UNSUPPORTED, "%s: a %s file (metadata kind '%s'), not a DiffPoseTalk "
+                     "model%s", m->weights->path, kind->type == DPT_META_STRING ? kind->s : "non-model",
+                     kind->type == DPT_META_STRING ? kind->s : "?",
+                     kind->type == DPT_META_STRING && strcmp(kind->s, "flame") == 0
+                         ? " (open it with dpt_flame_load)" : "");
+        dpt_weights_close(m->weights);
+        free(m);
+        return s;
+    }
     loader L = {m, m->weights->path, err, DPT_OK, NULL, 0};
     L.used = calloc((size_t)m->weights->n_tensors + 1, 1);
     if (!L.used) L.st = dpt_fail(err, DPT_ERR_NOMEM, "%s: out of memory", path);

@@ -3,6 +3,12 @@
 
     .venv/bin/python tools/export.py --dpt DENOISER.pt [--style-encoder SE.pt] --stats stats_train.npz \\
         -o MODEL.dpt [--dtype f32|f16]
+    .venv/bin/python tools/export.py --flame generic_model.pkl [--uv uv_coords.npz] -o FLAME.dpt
+
+The second form converts a FLAME model (FLAME 2020 / 2023 `generic_model.pkl`) into a FLAME file: the
+same container with metadata `kind` = "flame" (model files carry no `kind`), see weights/FORMAT.md
+"FLAME files" and export_flame() below. FLAME pickles are read with a restricted unpickler that admits
+only the classes those files contain, so neither chumpy nor scipy is needed and no code in the pickle runs.
 
 Inputs are the official formats (spec §1): the denoiser checkpoint written by main_dpt.py
 (`{'args', 'model', 'iter'}`, audio encoder included), the style-encoder checkpoint written by main_se.py
@@ -891,22 +897,333 @@ def export(dpt_path, stats_path, out_path, se_path=None, dtype='f32', log=print,
     return summary
 
 
+# ---------------------------------------------------------------------------------------------------------
+# FLAME (generic_model.pkl → FLAME file)
+#
+# Upstream (models/flame.py) keeps: faces `f`, `v_template` (V, 3), shapedirs[:, :, :100] and
+# [:, :, 300:350] (100 shape + 50 expression), posedirs reshaped to (V·3, P) and transposed to (P, V·3),
+# the dense J_regressor (J, V), the parents kintree_table[0] with the root set to −1, and `weights` (V, J).
+
+FLAME_N_SHAPE, FLAME_N_EXP, FLAME_EXP_START, FLAME_N_JOINTS = 100, 50, 300, 5
+FLAME_KEYS = ('f', 'v_template', 'shapedirs', 'posedirs', 'J_regressor', 'weights', 'kintree_table')
+
+
+class _Refused(Exception):
+    def __init__(self, module, name):
+        super().__init__(f'{module}.{name}')
+        self.module, self.name = module, name
+
+
+class _InertStandIn:
+    """Stands for chumpy's Ch / scipy's csc_matrix: keeps the pickled state dict, runs nothing."""
+    kind = ''
+
+    def __setstate__(self, state):
+        if not isinstance(state, dict):
+            raise pickle.UnpicklingError(f'{self.kind} state is a {type(state).__name__}, expected a dict')
+        self.state = state
+
+
+class _ChStandIn(_InertStandIn):
+    kind = 'chumpy Ch'
+
+
+class _CscStandIn(_InertStandIn):
+    kind = 'scipy csc_matrix'
+
+
+def _np_reconstruct(cls, shape, typecode):
+    # numpy's own array pickle entry point, for plain ndarrays only
+    if cls is not np.ndarray:
+        raise _Refused('numpy.core.multiarray._reconstruct of', getattr(cls, '__name__', type(cls).__name__))
+    return np.ndarray.__new__(np.ndarray, shape, typecode)
+
+
+def _np_dtype(spec, align=False, copy=True):
+    dt = np.dtype(spec)
+    if dt.hasobject:
+        raise _Refused('numpy.dtype', repr(spec))
+    return dt
+
+
+def _latin1_encode(text, encoding='latin1'):
+    # _codecs.encode as Python-3 protocol-2 pickles use it: bytes from their latin-1 text
+    if not isinstance(text, str) or encoding not in ('latin1', 'latin-1'):
+        raise pickle.UnpicklingError('unexpected _codecs.encode call')
+    return text.encode('latin1')
+
+
+def _reconstructor(cls, base, state):
+    # copy_reg._reconstructor (protocol 0/1 pickles of plain objects), for the stand-ins only
+    if base is not object or state is not None or not (isinstance(cls, type) and issubclass(cls, _InertStandIn)):
+        raise pickle.UnpicklingError('unexpected copy_reg._reconstructor call')
+    return object.__new__(cls)
+
+
+_NP_RECONSTRUCT = ('numpy.core.multiarray', 'numpy._core.multiarray')
+FLAME_PICKLE_CLASSES = {
+    **{(m, '_reconstruct'): _np_reconstruct for m in _NP_RECONSTRUCT},
+    ('numpy', 'ndarray'): np.ndarray,
+    ('numpy', 'dtype'): _np_dtype,
+    ('copy_reg', '_reconstructor'): _reconstructor,
+    ('copyreg', '_reconstructor'): _reconstructor,
+    ('__builtin__', 'object'): object,
+    ('builtins', 'object'): object,
+    ('__builtin__', 'set'): set,
+    ('builtins', 'set'): set,
+    ('_codecs', 'encode'): _latin1_encode,
+    ('chumpy.ch', 'Ch'): _ChStandIn,
+    ('scipy.sparse.csc', 'csc_matrix'): _CscStandIn,
+    ('scipy.sparse._csc', 'csc_matrix'): _CscStandIn,
+}
+
+
+class FlameUnpickler(pickle.Unpickler):
+    """Admits exactly the classes of FLAME's pickles (FLAME_PICKLE_CLASSES); anything else is refused
+    before it is looked up, so a pickle that would call os.system etc. never runs it."""
+
+    def find_class(self, module, name):
+        found = FLAME_PICKLE_CLASSES.get((module, name))
+        if found is None:
+            raise _Refused(module, name)
+        return found
+
+
+def load_flame_pickle(path):
+    """The dict in a FLAME generic_model.pkl, chumpy/scipy objects as inert stand-ins. ExportError on failure."""
+    p = pathlib.Path(path)
+    if not p.exists():
+        _fail(path, 'no such file')
+    if not p.is_file():
+        _fail(path, 'not a regular file')
+    with open(p, 'rb') as f:
+        head = f.read(2)
+        f.seek(0)
+        if head[:1] != b'\x80' and head[:1] not in (b'(', b'}', b'c'):
+            _fail(path, 'not a pickle (FLAME generic_model.pkl expected)')
+        try:
+            obj = FlameUnpickler(f, encoding='latin1').load()
+        except _Refused as e:
+            _fail(path, f'refused to unpickle {e.module}.{e.name}: a FLAME model holds only numpy arrays, '
+                        'chumpy Ch and scipy csc_matrix objects (nothing was executed)')
+        except EOFError:
+            _fail(path, 'truncated pickle (ran out of data)')
+        except Exception as e:                    # noqa: BLE001 - any malformed pickle: one line
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if 'truncated' in msg or 'ran out' in msg:
+                _fail(path, f'truncated pickle ({msg[:120]})')
+            _fail(path, f'not a readable FLAME pickle ({type(e).__name__}: {msg[:120]})')
+        if f.read(1):
+            _fail(path, 'trailing data after the pickle')
+    if not isinstance(obj, dict):
+        _fail(path, f'a FLAME model pickle holds a dict, this one a {type(obj).__name__}')
+    return obj
+
+
+def _flame_array(path, key, v):
+    """A numeric ndarray from an ndarray or a chumpy Ch stand-in."""
+    if isinstance(v, _ChStandIn):
+        v = v.state.get('x')
+        if not isinstance(v, np.ndarray):
+            _fail(path, f"'{key}' is a chumpy Ch without an array under 'x'")
+    if not isinstance(v, np.ndarray):
+        _fail(path, f"'{key}' is a {type(v).__name__}, expected an array")
+    if v.dtype.kind not in 'fiub':
+        _fail(path, f"'{key}' has dtype {v.dtype}, expected numbers")
+    return v
+
+
+def _csc_dense(path, key, m):
+    """Dense (rows, cols) float64 array of a csc_matrix stand-in (duplicates summed, as scipy's todense)."""
+    st = m.state
+    for k in ('data', 'indices', 'indptr', '_shape'):
+        if k not in st:
+            _fail(path, f"'{key}' csc_matrix has no '{k}'")
+    shape = st['_shape']
+    if not (isinstance(shape, tuple) and len(shape) == 2 and all(_is_int(n) and n > 0 for n in shape)):
+        _fail(path, f"'{key}' csc_matrix has shape {shape!r}")
+    rows, cols = shape
+    data, indices, indptr = (np.asarray(st[k]) for k in ('data', 'indices', 'indptr'))
+    if data.ndim != 1 or indices.ndim != 1 or indptr.ndim != 1 or data.dtype.kind not in 'fiu' \
+            or indices.dtype.kind not in 'iu' or indptr.dtype.kind not in 'iu':
+        _fail(path, f"'{key}' csc_matrix arrays have wrong kinds or dims")
+    if len(indptr) != cols + 1 or indptr[0] != 0 or indptr[-1] != len(data) or len(indices) != len(data) \
+            or np.any(np.diff(indptr.astype(np.int64)) < 0):
+        _fail(path, f"'{key}' csc_matrix of shape {shape} has an inconsistent indptr/indices/data "
+                    f'({len(indptr)}, {len(indices)}, {len(data)} entries)')
+    if len(indices) and (indices.min() < 0 or indices.max() >= rows):
+        _fail(path, f"'{key}' csc_matrix has a row index outside 0..{rows - 1}")
+    dense = np.zeros((rows, cols), np.float64)
+    col_of = np.repeat(np.arange(cols), np.diff(indptr.astype(np.int64)))
+    np.add.at(dense, (indices.astype(np.int64), col_of), data.astype(np.float64))
+    return dense
+
+
+def _finite_f32(path, key, a):
+    a = np.asarray(a, dtype=np.float64)
+    if not np.all(np.isfinite(a)):
+        _fail(path, f"'{key}' has NaN or infinite values")
+    return np.ascontiguousarray(a.astype(np.float32))
+
+
+def _shape_of(path, key, a, want, what):
+    if a.shape != want:
+        _fail(path, f"'{key}' has shape {_shape_str(a.shape)}, expected {_shape_str(want)} ({what})")
+
+
+def flame_tensors(path, d):
+    """Validate a FLAME pickle's dict and return (list of (name, float32 array), counts dict)."""
+    missing = [k for k in FLAME_KEYS if k not in d]
+    if missing:
+        _fail(path, f"not a FLAME model: missing {', '.join(repr(k) for k in missing)} "
+                    f"(keys: {', '.join(repr(k) for k in list(d)[:8])})")
+    vt = _flame_array(path, 'v_template', d['v_template'])
+    if vt.ndim != 2 or vt.shape[1] != 3 or vt.shape[0] < 3:
+        _fail(path, f"'v_template' has shape {_shape_str(vt.shape)}, expected (V, 3)")
+    V = vt.shape[0]
+    sd = _flame_array(path, 'shapedirs', d['shapedirs'])
+    need = FLAME_EXP_START + FLAME_N_EXP
+    if sd.ndim != 3 or sd.shape[:2] != (V, 3) or sd.shape[2] < need:
+        _fail(path, f"'shapedirs' has shape {_shape_str(sd.shape)}, expected ({V}, 3, ≥ {need}) "
+                    '(300 shape + at least 50 expression directions)')
+    kt = _flame_array(path, 'kintree_table', d['kintree_table'])
+    if kt.ndim != 2 or kt.shape[0] != 2 or kt.shape[1] < 1 or kt.dtype.kind not in 'iu':
+        _fail(path, f"'kintree_table' has shape {_shape_str(kt.shape)} dtype {kt.dtype}, expected (2, J) integers")
+    J = kt.shape[1]
+    if J != FLAME_N_JOINTS:
+        _fail(path, f"'kintree_table' has {J} joints; FLAME's pose (global, neck, jaw, two eyes) needs {FLAME_N_JOINTS}")
+    parents = kt[0].astype(np.int64)
+    parents[0] = -1                               # upstream: stored as 4294967295, set to −1
+    for j in range(1, J):
+        if not 0 <= parents[j] < j:
+            _fail(path, f"'kintree_table' gives joint {j} the parent {parents[j]}: parents must come before "
+                        'their children (0 ≤ parent < joint)')
+    jr = d['J_regressor']
+    jr = _csc_dense(path, 'J_regressor', jr) if isinstance(jr, _CscStandIn) else _flame_array(path, 'J_regressor', jr)
+    _shape_of(path, 'J_regressor', jr, (J, V), f'{J} joints from kintree_table, {V} vertices')
+    w = _flame_array(path, 'weights', d['weights'])
+    _shape_of(path, 'weights', w, (V, J), 'skinning weights: vertices × joints')
+    pd = _flame_array(path, 'posedirs', d['posedirs'])
+    P = 9 * (J - 1)
+    _shape_of(path, 'posedirs', pd, (V, 3, P), f'9 × (J − 1) = {P} pose directions')
+    f = _flame_array(path, 'f', d['f'])
+    if f.ndim != 2 or f.shape[1] != 3 or f.shape[0] < 1 or f.dtype.kind not in 'iu':
+        _fail(path, f"'f' has shape {_shape_str(f.shape)} dtype {f.dtype}, expected (F, 3) integer vertex indices")
+    if f.min() < 0 or f.max() >= V:
+        _fail(path, f"'f' has vertex indices outside 0..{V - 1}")
+    shapedirs = np.concatenate([sd[:, :, :FLAME_N_SHAPE], sd[:, :, FLAME_EXP_START:need]], axis=2)
+    posedirs = np.reshape(pd, (-1, P)).T          # (P, V·3), as upstream
+    tensors = [
+        ('flame.v_template', _finite_f32(path, 'v_template', vt)),
+        ('flame.shapedirs', _finite_f32(path, 'shapedirs', shapedirs)),
+        ('flame.posedirs', _finite_f32(path, 'posedirs', posedirs)),
+        ('flame.J_regressor', _finite_f32(path, 'J_regressor', jr)),
+        ('flame.parents', parents.astype(np.float32)),
+        ('flame.lbs_weights', _finite_f32(path, 'weights', w)),
+        ('flame.faces', f.astype(np.float32)),
+    ]
+    counts = dict(n_vertices=V, n_faces=f.shape[0], n_joints=J, n_shape=FLAME_N_SHAPE, n_exp=FLAME_N_EXP,
+                  n_pose_basis=P, n_shapedirs_file=sd.shape[2])
+    return tensors, counts
+
+
+def flame_uv_tensors(path, n_faces):
+    """vt (N, 2) and ft (n_faces, 3) of an uv_coords.npz, checked."""
+    p = pathlib.Path(path)
+    if not p.is_file():
+        _fail(path, 'no such file')
+    try:
+        with np.load(str(p), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:                        # noqa: BLE001
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        _fail(path, f'not a readable .npz ({msg[:120]})')
+    for k in ('vt', 'ft'):
+        if k not in arrays:
+            _fail(path, f"no array '{k}' (has {', '.join(sorted(arrays)) or 'none'}): expected uv_coords.npz (vt, ft)")
+    vt, ft = arrays['vt'], arrays['ft']
+    if vt.ndim != 2 or vt.shape[1] != 2 or vt.shape[0] < 1 or vt.dtype.kind != 'f':
+        _fail(path, f"'vt' has shape {_shape_str(vt.shape)} dtype {vt.dtype}, expected (N, 2) floats")
+    if ft.ndim != 2 or ft.shape != (n_faces, 3) or ft.dtype.kind not in 'iu':
+        _fail(path, f"'ft' has shape {_shape_str(ft.shape)} dtype {ft.dtype}, expected ({n_faces}, 3) integers "
+                    '(one uv triangle per face of the model)')
+    if ft.min() < 0 or ft.max() >= vt.shape[0]:
+        _fail(path, f"'ft' has indices outside 0..{vt.shape[0] - 1}")
+    return [('flame.uv.vt', _finite_f32(path, 'vt', vt)), ('flame.uv.ft', ft.astype(np.float32))], vt.shape[0]
+
+
+def export_flame(pkl_path, out_path, uv_path=None, source=None, log=print):
+    """Convert a FLAME generic_model.pkl (+ optional uv npz) into a FLAME file. Returns a summary dict."""
+    out_path = pathlib.Path(out_path)
+    ins = [pathlib.Path(p).resolve() for p in (pkl_path, uv_path) if p is not None]
+    if out_path.resolve() in ins:
+        _fail(out_path, 'the output would overwrite an input file')
+    if not out_path.parent.is_dir():
+        _fail(out_path, f'cannot write: directory {out_path.parent} does not exist')
+    d = load_flame_pickle(pkl_path)
+    tensors, counts = flame_tensors(pkl_path, d)
+    n_uv = 0
+    if uv_path is not None:
+        uv, n_uv = flame_uv_tensors(uv_path, counts['n_faces'])
+        tensors += uv
+    meta = {
+        'general.format': 'libdpt',
+        'general.exporter': EXPORTER,
+        'kind': 'flame',
+        'flame_source': source if source is not None else pathlib.Path(pkl_path).name,
+        'flame.n_shape': counts['n_shape'],
+        'flame.n_exp': counts['n_exp'],
+    }
+    try:
+        size = write_dpt(out_path, meta, tensors)
+    except OSError as e:
+        _fail(out_path, f'cannot write: {e.strerror or e}')
+    if log:
+        log(f'export: {out_path}')
+        log(f"  FLAME          {counts['n_vertices']} vertices, {counts['n_faces']} faces, {counts['n_joints']} joints, "
+            f"{counts['n_shape']} shape + {counts['n_exp']} expression directions (of {counts['n_shapedirs_file']}), "
+            f"{counts['n_pose_basis']} pose directions" + (f', uv {n_uv}' if uv_path else ''))
+        log(f'  {len(tensors)} tensors, file size {size:,} bytes ({size / 2**20:.1f} MiB)')
+    return dict(counts, n_uv=n_uv, size=size, meta=meta)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):                     # one line, not usage + message
         self.exit(2, f'export: error: {message} (see --help)\n')
 
 
 def main(argv=None):
-    p = _Parser(prog='export.py', description='Convert DiffPoseTalk checkpoints into a libdpt .dpt file.')
-    p.add_argument('--dpt', required=True, metavar='DENOISER.pt', help='denoiser checkpoint (main_dpt.py)')
+    p = _Parser(prog='export.py', description='Convert DiffPoseTalk checkpoints (or a FLAME model) into a libdpt .dpt file.')
+    p.add_argument('--dpt', metavar='DENOISER.pt', help='denoiser checkpoint (main_dpt.py)')
     p.add_argument('--style-encoder', metavar='SE.pt', help='style-encoder checkpoint (main_se.py), optional')
-    p.add_argument('--stats', required=True, metavar='STATS.npz', help='coefficient statistics (stats_train.npz)')
-    p.add_argument('-o', '--output', required=True, metavar='MODEL.dpt')
+    p.add_argument('--stats', metavar='STATS.npz', help='coefficient statistics (stats_train.npz)')
+    p.add_argument('-o', '--output', metavar='MODEL.dpt')
     p.add_argument('--dtype', choices=['f32', 'f16'], default='f32',
                    help='f16 stores the large weight matrices as float16 (default f32: bit-exact)')
+    p.add_argument('--flame', metavar='generic_model.pkl',
+                   help='convert a FLAME 2020/2023 model instead (without --dpt/--stats)')
+    p.add_argument('--uv', metavar='uv_coords.npz', help='with --flame: uv coordinates (vt, ft) to include')
+    p.add_argument('--flame-source', metavar='TEXT',
+                   help="with --flame: the file's flame_source text (default: the pickle's file name)")
     a = p.parse_args(argv)
+    if a.flame is not None:
+        if a.dpt or a.stats or a.style_encoder:
+            p.error('--flame converts a FLAME model alone: leave out --dpt, --stats and --style-encoder')
+        if a.dtype != 'f32':
+            p.error('--flame writes float32 only')
+    else:
+        if a.uv or a.flame_source is not None:
+            p.error('--uv and --flame-source need --flame')
+    missing = [n for n, v in (('--dpt', a.dpt), ('-o/--output', a.output), ('--stats', a.stats))
+               if v is None and (a.flame is None or n == '-o/--output')]
+    if missing:
+        p.error(f"the following arguments are required: {', '.join(missing)}"
+                + (' (or --flame generic_model.pkl -o FLAME.dpt)' if a.flame is None else ''))
     try:
-        export(a.dpt, a.stats, a.output, se_path=a.style_encoder, dtype=a.dtype)
+        if a.flame is not None:
+            export_flame(a.flame, a.output, uv_path=a.uv, source=a.flame_source)
+        else:
+            export(a.dpt, a.stats, a.output, se_path=a.style_encoder, dtype=a.dtype)
     except ExportError as e:
         print(f'export: error: {e}', file=sys.stderr)
         return 1
