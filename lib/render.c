@@ -38,6 +38,14 @@
 #include <string.h>
 #include <unistd.h>
 
+/* x86-64: the two hot loops also built for AVX2 and picked at load time (GCC/clang function
+ * clones; the ISO C mode keeps FMA contraction off, so both builds give the same bits). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(DPT_NO_CLONES)
+#define HOT_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define HOT_CLONES
+#endif
+
 #define MAX_SIDE 8192          /* width, height */
 #define MAX_SUPERSAMPLE 8
 #define MAX_SAMPLE_SIDE 16384  /* width·k, height·k */
@@ -45,9 +53,13 @@
 #define SUB_BITS 8             /* fixed-point sub-sample precision */
 #define SUB (1 << SUB_BITS)
 #define GUARD (1 << 16)        /* |screen coordinate| bound in samples before guard-band clipping */
+#define DEPTH_ONE (1 << 30)   /* depth buffer value of window z = 1 (the clear value) */
+#define SMALL 64              /* triangles within SMALL × SMALL samples: the int32 path */
+#define TILE 8                /* depth tiles of the hidden-triangle test (divides BAND_ROWS) */
 #define BAND_ROWS 8            /* output rows per band handed to one thread */
 #define MAX_LIGHTS 8
 #define PI_F 3.14159265358979323846f
+#define SCRATCH_ROWS 8          /* per-thread shading scratch: 8 arrays of one sample row */
 
 /* ---- upstream's scene --------------------------------------------------------------------- */
 
@@ -168,10 +180,16 @@ struct dpt_renderer {
     face_ray *rays;                  /* n_faces */
     float *corner_weight;            /* n_faces × 3 × 3: corner angle × unit face normal */
     float *normals;                  /* n_nv × 3 */
-    float *depth;                    /* sw × sh */
+    int32_t *depth;                  /* sw × sh, window z in units of 2^-30 (DEPTH_ONE = 1) */
     int32_t *face_id;                /* sw × sh, −1 = background */
     uint8_t *samples;                /* sw × sh × 3 when k > 1 */
     uint8_t *out;
+    float *scratch;                  /* n_threads × SCRATCH_ROWS × sw */
+    int32_t *tile_far;               /* tiles_h × tiles_w farthest depth per tile */
+    int tiles_w, tiles_h;
+    int first_winding;               /* screen winding (sign of the area) drawn first */
+    int64_t winding_samples[MAX_THREADS][2];   /* visible samples of each winding, last frame */
+    int grey;                        /* untextured grey material, grey lights: shade_grey */
     /* team */
     pthread_t threads[MAX_THREADS];
     int n_started;
@@ -301,89 +319,192 @@ static void vertex_normals(dpt_renderer *r, int v0, int v1) {
 
 typedef struct raster_vertex { int64_t x, y; float z; } raster_vertex;
 
-static inline int64_t floor_div(int64_t a, int64_t b) {   /* b > 0 */
-    int64_t q = a / b;
-    return (a % b != 0 && a < 0) ? q - 1 : q;
+/* floor(a / b) for b > 0, exact, from an estimate a · (1/b) in doubles (|a| < 2^52). */
+static inline int64_t floor_div_inv(int64_t a, int64_t b, double inv_b) {
+    int64_t q = (int64_t)((double)a * inv_b);
+    while (q * b > a) q--;
+    while ((q + 1) * b <= a) q++;
+    return q;
+}
+
+/* floor(a / SUB), ceil(a / SUB) */
+static inline int64_t floor_sub(int64_t a) { return a >= 0 ? a >> SUB_BITS : -((-a + SUB - 1) >> SUB_BITS); }
+static inline int64_t ceil_sub(int64_t a) { return -floor_sub(-a); }
+
+/* One edge's bound on the sample column i along the rows: inside is C(j) − S·i ≥ 0 with
+ * C(j + 1) = C(j) + T; q = floor(C / |S|) and rem = C − q·|S| are stepped row by row. */
+typedef struct edge_walk { int64_t q, rem, tq, tr, abs_s, t; double inv_s; int kind; } edge_walk;
+
+static inline void edge_at(edge_walk *e, int64_t c) {
+    e->q = floor_div_inv(c, e->abs_s, e->inv_s);
+    e->rem = c - e->q * e->abs_s;
+}
+
+static inline void edge_step(edge_walk *e) {
+    e->q += e->tq;
+    e->rem += e->tr;
+    if (e->rem >= e->abs_s) {
+        e->rem -= e->abs_s;
+        e->q++;
+    }
 }
 
 /* Coverage by sample centres, top-left rule, depth "less". */
-static void raster_triangle(dpt_renderer *r, raster_vertex a, raster_vertex b, raster_vertex c,
-                            int32_t face, int tid) {
+/* cull: skip the triangle when every depth tile it overlaps is already nearer than all of it
+ * (tile_far, filled after the first pass). */
+HOT_CLONES static void raster_triangle(dpt_renderer *r, raster_vertex a, raster_vertex b, raster_vertex c,
+                            int32_t face, int tid, int cull) {
     int64_t area = (b.x - a.x) * (c.y - a.y) - (b.y - a.y) * (c.x - a.x);
     if (area == 0) return;
     if (area < 0) {
         raster_vertex t = b; b = c; c = t;
-        area = -area;
     }
     int64_t min_y = a.y < b.y ? (a.y < c.y ? a.y : c.y) : (b.y < c.y ? b.y : c.y);
     int64_t max_y = a.y > b.y ? (a.y > c.y ? a.y : c.y) : (b.y > c.y ? b.y : c.y);
     int64_t min_x = a.x < b.x ? (a.x < c.x ? a.x : c.x) : (b.x < c.x ? b.x : c.x);
     int64_t max_x = a.x > b.x ? (a.x > c.x ? a.x : c.x) : (b.x > c.x ? b.x : c.x);
     /* sample j has its centre at SUB·j + SUB/2 */
-    int64_t j0 = -floor_div(-(min_y - SUB / 2), SUB), j1 = floor_div(max_y - SUB / 2, SUB);
-    int64_t i0 = -floor_div(-(min_x - SUB / 2), SUB), i1 = floor_div(max_x - SUB / 2, SUB);
+    int64_t j0 = ceil_sub(min_y - SUB / 2), j1 = floor_sub(max_y - SUB / 2);
+    int64_t i0 = ceil_sub(min_x - SUB / 2), i1 = floor_sub(max_x - SUB / 2);
     if (j0 < 0) j0 = 0;
     if (j1 > r->sh - 1) j1 = r->sh - 1;
     if (i0 < 0) i0 = 0;
     if (i1 > r->sw - 1) i1 = r->sw - 1;
     if (j0 > j1 || i0 > i1) return;
-
-    /* edges a→b, b→c, c→a: E(p) = dx·(py − y0) − dy·(px − x0) ≥ 0 inside (> 0 unless top-left) */
-    const raster_vertex *ev[3][2] = {{&a, &b}, {&b, &c}, {&c, &a}};
-    int64_t edx[3], edy[3], bias[3];
-    double inv_step[3];
-    for (int e = 0; e < 3; e++) {
-        edx[e] = ev[e][1]->x - ev[e][0]->x;
-        edy[e] = ev[e][1]->y - ev[e][0]->y;
-        int top_left = edy[e] < 0 || (edy[e] == 0 && edx[e] > 0);
-        bias[e] = top_left ? 0 : -1;
-        inv_step[e] = edy[e] ? 1.0 / (double)(edy[e] * SUB) : 0;
+    int chunk = r->k * BAND_ROWS;
+    if (r->n_threads > 1) {   /* first row of a band of this thread */
+        int64_t band = j0 / chunk, skip = ((tid - band) % r->n_threads + r->n_threads) % r->n_threads;
+        if (skip) j0 = (band + skip) * chunk;
+        if (j0 > j1) return;
     }
+    if (cull) {
+        float zmin = a.z < b.z ? (a.z < c.z ? a.z : c.z) : (b.z < c.z ? b.z : c.z);
+        /* a margin for the float rounding of the per-sample depth */
+        int64_t znear = (int64_t)((double)zmin * DEPTH_ONE) - 256;
+        int tw = r->tiles_w, hidden = 1;
+        for (int64_t ty = j0 / TILE; ty <= j1 / TILE && hidden; ty++) {
+            if (r->n_threads > 1 && !owns_row(r, (int)(ty * TILE), tid)) continue;
+            for (int64_t tx = i0 / TILE; tx <= i1 / TILE; tx++)
+                if (r->tile_far[ty * tw + tx] > znear) {
+                    hidden = 0;
+                    break;
+                }
+        }
+        if (hidden) return;
+    }
+
     /* depth plane in samples */
     double ax = a.x / (double)SUB, ay = a.y / (double)SUB;
     double bx = b.x / (double)SUB - ax, by = b.y / (double)SUB - ay;
     double cx = c.x / (double)SUB - ax, cy = c.y / (double)SUB - ay;
-    double det = bx * cy - by * cx;
+    double inv_det = 1.0 / (bx * cy - by * cx);
     double zb = (double)b.z - a.z, zc = (double)c.z - a.z;
-    float zdx = (float)((zb * cy - zc * by) / det), zdy = (float)((zc * bx - zb * cx) / det);
+    double zdx = (zb * cy - zc * by) * inv_det, zdy = (zc * bx - zb * cx) * inv_det;
+    /* z at (column 0, row j0) centre; then + zdx per column, + zdy per row */
+    double z_origin = a.z + (0.5 - ax) * zdx + ((double)j0 + 0.5 - ay) * zdy;
 
-    int chunk = r->k * BAND_ROWS;
+    const raster_vertex *ev[3][2] = {{&a, &b}, {&b, &c}, {&c, &a}};
+    if (max_x - min_x < SMALL * SUB && max_y - min_y < SMALL * SUB) {
+        /* Small triangle (most of a head mesh): edge functions in int32 over its bounding box,
+           relative to the sample (i0, j0); |E| < 2·(SMALL·SUB)² there. Branch-free rows. */
+        int32_t e_row[3], step_x[3], step_y[3];
+        int64_t px0 = SUB * i0 + SUB / 2, py0 = SUB * j0 + SUB / 2;
+        for (int e = 0; e < 3; e++) {
+            int64_t dx = ev[e][1]->x - ev[e][0]->x, dy = ev[e][1]->y - ev[e][0]->y;
+            int64_t bias = (dy < 0 || (dy == 0 && dx > 0)) ? 0 : -1;
+            e_row[e] = (int32_t)(dx * (py0 - ev[e][0]->y) - dy * (px0 - ev[e][0]->x) + bias);
+            step_x[e] = (int32_t)(dy * SUB);
+            step_y[e] = (int32_t)(dx * SUB);
+        }
+        int n = (int)(i1 - i0 + 1);
+        float dz = (float)(zdx * DEPTH_ONE);
+        int32_t ramp[3][SMALL + 1];   /* i · step_x: SSE2 has no 32-bit vector multiply */
+        for (int e = 0; e < 3; e++) {
+            ramp[e][0] = 0;
+            for (int i = 1; i < n; i++) ramp[e][i] = ramp[e][i - 1] + step_x[e];
+        }
+        for (int64_t j = j0; j <= j1; j++) {
+            if (r->n_threads > 1 && !owns_row(r, (int)j, tid)) continue;
+            int32_t jy = (int32_t)(j - j0);
+            int32_t e0 = e_row[0] + jy * step_y[0], e1 = e_row[1] + jy * step_y[1], e2 = e_row[2] + jy * step_y[2];
+            float z0 = (float)((z_origin + (double)i0 * zdx + (double)jy * zdy) * DEPTH_ONE);
+            size_t row = (size_t)j * r->sw + (size_t)i0;
+            int32_t *restrict dep = r->depth + row;
+            int32_t *restrict fid = r->face_id + row;
+            for (int i = 0; i < n; i++) {
+                int32_t inside = ~((e0 - ramp[0][i]) | (e1 - ramp[1][i]) | (e2 - ramp[2][i])) >> 31;
+                int32_t z = (int32_t)(z0 + (float)i * dz);
+                z = z < 0 ? 0 : z;
+                int32_t nearer = -(int32_t)(z < dep[i]) & inside;
+                dep[i] = (dep[i] & ~nearer) | (z & nearer);
+                fid[i] = (fid[i] & ~nearer) | (face & nearer);
+            }
+        }
+        return;
+    }
+
+    /* edges a→b, b→c, c→a: E(p) = dx·(py − y0) − dy·(px − x0) ≥ 0 inside (> 0 unless top-left);
+       at the centre (SUB·i + SUB/2, SUB·j + SUB/2): E = C(j) − S·i with S = dy·SUB, T = dx·SUB */
+    edge_walk ew[3];
+    int64_t c0[3], c_cur[3];   /* C at row j0 and at the current row */
+    for (int e = 0; e < 3; e++) {
+        int64_t dx = ev[e][1]->x - ev[e][0]->x, dy = ev[e][1]->y - ev[e][0]->y;
+        int64_t bias = (dy < 0 || (dy == 0 && dx > 0)) ? 0 : -1;
+        const raster_vertex *p0 = ev[e][0];
+        c0[e] = c_cur[e] = dx * (SUB * j0 + SUB / 2 - p0->y) - dy * (SUB / 2 - p0->x) + bias;
+        ew[e].t = dx * SUB;
+        int64_t s = dy * SUB;
+        ew[e].kind = s > 0 ? 1 : (s < 0 ? -1 : 0);   /* 1: i ≤ C/S, −1: i ≥ −C/|S|, 0: C ≥ 0 */
+        ew[e].abs_s = s < 0 ? -s : s;
+        if (s != 0) {
+            ew[e].inv_s = 1.0 / (double)ew[e].abs_s;
+            ew[e].tq = floor_div_inv(ew[e].t, ew[e].abs_s, ew[e].inv_s);
+            ew[e].tr = ew[e].t - ew[e].tq * ew[e].abs_s;
+            edge_at(&ew[e], c0[e]);
+        }
+    }
+    int stepped = 1;   /* the walks are at row j */
     for (int64_t j = j0; j <= j1; j++) {
         if (r->n_threads > 1 && !owns_row(r, (int)j, tid)) {
             j = (j / chunk + 1) * chunk - 1;   /* next band */
+            stepped = 0;
             continue;
         }
-        int64_t yc = SUB * j + SUB / 2;
+        if (!stepped) {
+            for (int e = 0; e < 3; e++) {
+                c_cur[e] = c0[e] + ew[e].t * (j - j0);
+                if (ew[e].kind) edge_at(&ew[e], c_cur[e]);
+            }
+            stepped = 1;
+        }
         int64_t lo = i0, hi = i1;
         for (int e = 0; e < 3; e++) {
-            /* E(i) = C − S·i with S = dy·SUB, at the centre x = SUB·i + SUB/2 */
-            const raster_vertex *p0 = ev[e][0];
-            int64_t C = edx[e] * (yc - p0->y) - edy[e] * (SUB / 2 - p0->x) + bias[e];
-            int64_t S = edy[e] * SUB;
-            if (S == 0) {
-                if (C < 0) { lo = 1; hi = 0; }
-            } else if (S > 0) {          /* i ≤ C / S */
-                int64_t q = (int64_t)floor((double)C * inv_step[e]);
-                while (C - S * (q + 1) >= 0) q++;
-                while (C - S * q < 0) q--;
-                if (q < hi) hi = q;
-            } else {                     /* i ≥ C / S */
-                int64_t q = (int64_t)ceil((double)C * inv_step[e]);
-                while (C - S * (q - 1) >= 0) q--;
-                while (C - S * q < 0) q++;
-                if (q > lo) lo = q;
+            if (ew[e].kind > 0) {
+                if (ew[e].q < hi) hi = ew[e].q;
+            } else if (ew[e].kind < 0) {
+                if (-ew[e].q > lo) lo = -ew[e].q;
+            } else if (c_cur[e] < 0) {
+                hi = lo - 1;
             }
         }
+        for (int e = 0; e < 3; e++) {
+            if (ew[e].kind) edge_step(&ew[e]);
+            else c_cur[e] += ew[e].t;
+        }
         if (lo > hi) continue;
-        float z = (float)(a.z + ((double)lo + 0.5 - ax) * zdx + ((double)j + 0.5 - ay) * zdy);
+        /* depth in units of 2^-30; window z lies in [0, 1.0034] (beyond zfar: > 1) */
+        float z0 = (float)((z_origin + (double)lo * zdx + (double)(j - j0) * zdy) * DEPTH_ONE);
+        float dz = (float)(zdx * DEPTH_ONE);
         size_t row = (size_t)j * r->sw;
-        float *dep = r->depth + row;
-        int32_t *fid = r->face_id + row;
-        for (int64_t i = lo; i <= hi; i++, z += zdx) {
-            if (z < dep[i]) {
-                dep[i] = z;
-                fid[i] = face;
-            }
+        int32_t *restrict dep = r->depth + row + lo;
+        int32_t *restrict fid = r->face_id + row + lo;
+        int n = (int)(hi - lo + 1);
+        for (int i = 0; i < n; i++) {   /* branch-free: vectorised */
+            int32_t z = (int32_t)(z0 + (float)i * dz);
+            z = z < 0 ? 0 : z;
+            int32_t nearer = -(int32_t)(z < dep[i]);
+            dep[i] = (dep[i] & ~nearer) | (z & nearer);
+            fid[i] = (fid[i] & ~nearer) | (face & nearer);
         }
     }
 }
@@ -429,20 +550,50 @@ static void raster_clipped(dpt_renderer *r, const proj_vertex *const pv[3], int3
     if (n < 3) return;
     raster_vertex v0 = to_raster(r, buf[cur][0]);
     for (int i = 1; i + 1 < n; i++)
-        raster_triangle(r, v0, to_raster(r, buf[cur][i]), to_raster(r, buf[cur][i + 1]), face, tid);
+        raster_triangle(r, v0, to_raster(r, buf[cur][i]), to_raster(r, buf[cur][i + 1]), face, tid, 0);
 }
 
+/* Farthest depth of each TILE × TILE block of the rows this thread owns. */
+static void tiles_far(dpt_renderer *r, int tid) {
+    int32_t *colmax = (int32_t *)(r->scratch + (size_t)tid * SCRATCH_ROWS * r->sw);
+    for (int ty = 0; ty < r->tiles_h; ty++) {
+        int j0 = ty * TILE, j1 = j0 + TILE < r->sh ? j0 + TILE : r->sh;
+        if (r->n_threads > 1 && !owns_row(r, j0, tid)) continue;
+        memcpy(colmax, r->depth + (size_t)j0 * r->sw, (size_t)r->sw * sizeof(int32_t));
+        for (int j = j0 + 1; j < j1; j++) {
+            const int32_t *d = r->depth + (size_t)j * r->sw;
+            for (int i = 0; i < r->sw; i++) colmax[i] = colmax[i] > d[i] ? colmax[i] : d[i];
+        }
+        for (int tx = 0; tx < r->tiles_w; tx++) {
+            int i0 = tx * TILE, i1 = i0 + TILE < r->sw ? i0 + TILE : r->sw;
+            int32_t m = colmax[i0];
+            for (int i = i0 + 1; i < i1; i++) m = m > colmax[i] ? m : colmax[i];
+            r->tile_far[(size_t)ty * r->tiles_w + tx] = m;
+        }
+    }
+}
+
+/* Two passes: first the triangles whose screen winding is r->first_winding (the side facing
+ * the camera, learnt from the last frame), then the others, skipping those hidden behind the
+ * first pass's depth tile by tile: the back of a head costs a few compares per triangle. The
+ * picture is the same in any order (depth "less"), except that of two surfaces at exactly the
+ * same depth the first drawn stays. */
 static void raster_all(dpt_renderer *r, int tid) {
-    for (int f = 0; f < r->n_faces; f++) {
-        const int32_t *t = r->faces + (size_t)f * 3;
-        const proj_vertex *p[3] = {&r->proj[t[0]], &r->proj[t[1]], &r->proj[t[2]]};
-        int any = p[0]->outcode | p[1]->outcode | p[2]->outcode;
-        if (!any) {
-            raster_vertex a = {p[0]->x, p[0]->y, p[0]->z}, b = {p[1]->x, p[1]->y, p[1]->z},
-                          c = {p[2]->x, p[2]->y, p[2]->z};
-            raster_triangle(r, a, b, c, f, tid);
-        } else if (!(p[0]->outcode & p[1]->outcode & p[2]->outcode)) {
-            raster_clipped(r, p, f, tid);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) tiles_far(r, tid);
+        for (int f = 0; f < r->n_faces; f++) {
+            const int32_t *t = r->faces + (size_t)f * 3;
+            const proj_vertex *p[3] = {&r->proj[t[0]], &r->proj[t[1]], &r->proj[t[2]]};
+            int any = p[0]->outcode | p[1]->outcode | p[2]->outcode;
+            if (!any) {
+                int64_t area = (p[1]->x - p[0]->x) * (p[2]->y - p[0]->y) - (p[1]->y - p[0]->y) * (p[2]->x - p[0]->x);
+                if ((area > 0) != (r->first_winding > 0) ? pass == 0 : pass == 1) continue;
+                raster_vertex a = {p[0]->x, p[0]->y, p[0]->z}, b = {p[1]->x, p[1]->y, p[1]->z},
+                              c = {p[2]->x, p[2]->y, p[2]->z};
+                raster_triangle(r, a, b, c, f, tid, pass);
+            } else if (pass == 0 && !(p[0]->outcode & p[1]->outcode & p[2]->outcode)) {
+                raster_clipped(r, p, f, tid);
+            }
         }
     }
 }
@@ -500,66 +651,157 @@ static void shade_pbr(const dpt_renderer *r, const float *n, const float *v, con
     }
 }
 
+/* Grey material, lights of grey colour: mesh.frag's colour for n samples of one row, in a loop
+ * without branches or gathers that the compiler vectorises. nx/ny/nz: interpolated normals (not
+ * unit), dx: eye-ray x of each sample, dy: the row's; out: linear colour. */
+HOT_CLONES static void shade_grey(const dpt_renderer *r, int n, const float *restrict nx, const float *restrict ny,
+                       const float *restrict nz, const float *restrict dx, float dy, float *restrict out) {
+    const material *m = &r->mat;
+    const float base = m->base[0], c_diff = m->c_diff[0], f0 = m->f0[0], k = m->k, a2 = m->a2;
+    for (int p = 0; p < n; p++) out[p] = base * AMBIENT;
+    for (int li = 0; li < r->n_lights; li++) {
+        const float lx = r->lights[li].l[0], ly = r->lights[li].l[1], lz = r->lights[li].l[2];
+        const float rad = r->lights[li].radiance[0];
+        for (int p = 0; p < n; p++) {
+            float n2 = nx[p] * nx[p] + ny[p] * ny[p] + nz[p] * nz[p];
+            float in = n2 > 1e-30f ? 1.0f / sqrtf(n2) : 0.0f;
+            float ux = nx[p] * in, uy = ny[p] * in, uz = nz[p] * in;
+            float iv = 1.0f / sqrtf(dx[p] * dx[p] + dy * dy + 1.0f);
+            float vx = -dx[p] * iv, vy = -dy * iv, vz = iv;   /* towards the camera */
+            float nv = fabsf(ux * vx + uy * vy + uz * vz);
+            nv = nv < 0.001f ? 0.001f : (nv > 1.0f ? 1.0f : nv);
+            float hx = lx + vx, hy = ly + vy, hz = lz + vz;
+            float h2 = hx * hx + hy * hy + hz * hz;
+            float ih = h2 > 1e-30f ? 1.0f / sqrtf(h2) : 0.0f;
+            float nl = ux * lx + uy * ly + uz * lz;
+            nl = nl < 0.001f ? 0.001f : (nl > 1.0f ? 1.0f : nl);
+            float nh = (ux * hx + uy * hy + uz * hz) * ih, vh = (vx * hx + vy * hy + vz * hz) * ih;
+            nh = nh < 0.0f ? 0.0f : (nh > 1.0f ? 1.0f : nh);
+            vh = vh < 0.0f ? 0.0f : (vh > 1.0f ? 1.0f : vh);
+            /* G·D/(4·nl·nv + 0.001) as one fraction */
+            float den = nh * nh * (a2 - 1.0f) + 1.0f;
+            float s = 1.0f - vh, s2 = s * s, s5 = s2 * s2 * s;
+            float F = f0 + (1.0f - f0) * s5;
+            float spec = F * nv * nl * a2 /
+                         ((nv * (1.0f - k) + k) * (nl * (1.0f - k) + k) * (PI_F * den * den) * (4.0f * nl * nv + 0.001f));
+            out[p] += nl * rad * ((1.0f - F) * c_diff * (1.0f / PI_F) + spec);
+        }
+    }
+}
+
+/* Pass 2 over the rows this thread owns: background, or for each visible sample its face's
+ * perspective-correct barycentrics, the interpolated normal (and uv), then the colour. */
 static void shade_rows(dpt_renderer *r, int tid) {
-    uint8_t bg = r->black_bg ? 0 : 255;
+    /* locals: the byte stores below may alias anything, so nothing is re-read through r */
+    const int sw = r->sw, sh = r->sh, textured = r->texture != NULL, grey = r->grey;
+    const float *restrict ray_x = r->ray_x;
+    const face_ray *restrict rays = r->rays;
+    const int32_t *restrict nv_of_corner = r->nv_of_corner;
+    const float *restrict normals = r->normals;
+    const float *restrict uv_of_corner = r->uv_of_corner;
+    const uint8_t bg = r->black_bg ? 0 : 255;
     uint8_t *dst_base = r->k > 1 ? r->samples : r->out;
-    for (int j = 0; j < r->sh; j++) {
+    float *sc = r->scratch + (size_t)tid * SCRATCH_ROWS * sw;
+    float *restrict nx = sc, *restrict ny = sc + sw, *restrict nz = sc + 2 * (size_t)sw;
+    float *restrict dxs = sc + 3 * (size_t)sw, *restrict lin = sc + 4 * (size_t)sw;
+    float *restrict tu = sc + 5 * (size_t)sw, *restrict tv = sc + 6 * (size_t)sw;
+    int32_t *restrict col = (int32_t *)(sc + 7 * (size_t)sw);
+    int64_t facing[2] = {0, 0};   /* visible samples with den > 0 (screen area < 0), den < 0 */
+    for (int j = 0; j < sh; j++) {
         if (r->n_threads > 1 && !owns_row(r, j, tid)) continue;
-        size_t row = (size_t)j * r->sw;
-        const int32_t *fid = r->face_id + row;
+        size_t row = (size_t)j * sw;
+        const int32_t *restrict fid = r->face_id + row;
         uint8_t *dst = dst_base + row * 3;
-        float dy = r->ray_y[j];
-        for (int i = 0; i < r->sw; i++) {
+        const float dy = r->ray_y[j];
+        int n = 0;
+        for (int i = 0; i < sw;) {
             int32_t f = fid[i];
+            int i_end = i + 1;
+            while (i_end < sw && fid[i_end] == f) i_end++;
             if (f < 0) {
-                dst[3 * i] = dst[3 * i + 1] = dst[3 * i + 2] = bg;
+                memset(dst + 3 * (size_t)i, bg, 3 * (size_t)(i_end - i));
+                i = i_end;
                 continue;
             }
-            const float d[3] = {r->ray_x[i], dy, -1.0f};
-            const face_ray *fr = &r->rays[f];
-            float den = dot3(d, fr->m1);
-            float b1 = 0, b2 = 0;
-            if (den != 0) {
-                float inv = 1.0f / den;
-                b1 = dot3(d, fr->m2) * inv;
-                b2 = dot3(d, fr->m3) * inv;
+            /* Along the row the eye ray is D = (dx, dy, −1): den = D·m1, D·m2 and D·m3 are linear
+               in dx, and so is den·(b0·n0 + b1·n1 + b2·n2) = P + Q·dx, the normal up to a factor
+               whose sign is den's (constant over a face seen from one side) */
+            const face_ray *fr = &rays[f];
+            float a1 = dy * fr->m1[1] - fr->m1[2], a2 = dy * fr->m2[1] - fr->m2[2], a3 = dy * fr->m3[1] - fr->m3[2];
+            float q1 = fr->m1[0], q2 = fr->m2[0], q3 = fr->m3[0];
+            float mid = ray_x[(i + i_end - 1) / 2];
+            int back = a1 + q1 * mid < 0;
+            float sgn = back ? -1.0f : 1.0f;
+            facing[back] += i_end - i;
+            const int32_t *nvi = nv_of_corner + (size_t)f * 3;
+            const float *n0 = normals + (size_t)nvi[0] * 3, *n1 = normals + (size_t)nvi[1] * 3,
+                        *n2 = normals + (size_t)nvi[2] * 3;
+            float P[3], Q[3];
+            for (int d = 0; d < 3; d++) {
+                float e1 = n1[d] - n0[d], e2 = n2[d] - n0[d];
+                P[d] = sgn * (a1 * n0[d] + a2 * e1 + a3 * e2);
+                Q[d] = sgn * (q1 * n0[d] + q2 * e1 + q3 * e2);
             }
-            /* samples inside the snapped triangle may lie a hair outside the exact one */
-            b1 = b1 < 0 ? 0 : b1;
-            b2 = b2 < 0 ? 0 : b2;
-            float b0 = 1.0f - b1 - b2;
-            if (b0 < 0) {
-                float s = b1 + b2;
-                b1 /= s; b2 /= s; b0 = 0;
+            int n_run = i_end - i;
+            for (int t = 0; t < n_run; t++) {
+                float dx = ray_x[i + t];
+                nx[n + t] = P[0] + Q[0] * dx;
+                ny[n + t] = P[1] + Q[1] * dx;
+                nz[n + t] = P[2] + Q[2] * dx;
+                dxs[n + t] = dx;
+                col[n + t] = i + t;
             }
-            const int32_t *nvi = r->nv_of_corner + (size_t)f * 3;
-            const float *n0 = r->normals + (size_t)nvi[0] * 3, *n1 = r->normals + (size_t)nvi[1] * 3,
-                        *n2 = r->normals + (size_t)nvi[2] * 3;
-            float n[3] = {b0 * n0[0] + b1 * n1[0] + b2 * n2[0], b0 * n0[1] + b1 * n1[1] + b2 * n2[1],
-                          b0 * n0[2] + b1 * n1[2] + b2 * n2[2]};
-            unitize3(n);
-            float v[3] = {-d[0], -d[1], -d[2]};   /* towards the camera */
+            if (textured) {
+                const float *uv = uv_of_corner + (size_t)f * 6;
+                for (int t = 0; t < n_run; t++) {
+                    float dx = dxs[n + t];
+                    float den = a1 + q1 * dx, bu = a2 + q2 * dx, bv = a3 + q3 * dx;
+                    float inv = den != 0 ? 1.0f / den : 0.0f;
+                    bu *= inv;
+                    bv *= inv;
+                    float b0 = 1.0f - bu - bv;
+                    tu[n + t] = b0 * uv[0] + bu * uv[2] + bv * uv[4];
+                    tv[n + t] = b0 * uv[1] + bu * uv[3] + bv * uv[5];
+                }
+            }
+            n += n_run;
+            i = i_end;
+        }
+        if (grey) {
+            shade_grey(r, n, nx, ny, nz, dxs, dy, lin);
+            for (int p = 0; p < n; p++) {
+                uint8_t level = (uint8_t)gamma_level(lin[p]);
+                uint8_t *o = dst + 3 * (size_t)col[p];
+                o[0] = o[1] = o[2] = level;
+            }
+            continue;
+        }
+        for (int p = 0; p < n; p++) {
+            float nrm[3] = {nx[p], ny[p], nz[p]}, v[3] = {-dxs[p], -dy, 1.0f};
+            unitize3(nrm);
             unitize3(v);
-            float color[3];
-            if (r->texture) {
-                const float *uv = r->uv_of_corner + (size_t)f * 6;
-                float tu = b0 * uv[0] + b1 * uv[2] + b2 * uv[4], tv = b0 * uv[1] + b1 * uv[3] + b2 * uv[5];
-                float texel[3], base[3], c_diff[3], f0[3];
-                texture_bilinear(r->texture, tu, tv, texel);
+            float base[3], c_diff[3], f0[3], color[3];
+            if (textured) {
+                float texel[3];
+                texture_bilinear(r->texture, tu[p], tv[p], texel);
                 for (int ch = 0; ch < 3; ch++) {
                     base[ch] = r->mat.base[ch] * srgb_to_linear(texel[ch]);
                     c_diff[ch] = base[ch] * (1.0f - 0.04f) * (1.0f - r->mat.metallic);
                     f0[ch] = 0.04f + (base[ch] - 0.04f) * r->mat.metallic;
                 }
-                shade_pbr(r, n, v, base, c_diff, f0, color);
             } else {
-                shade_pbr(r, n, v, r->mat.base, r->mat.c_diff, r->mat.f0, color);
+                memcpy(base, r->mat.base, sizeof base);
+                memcpy(c_diff, r->mat.c_diff, sizeof c_diff);
+                memcpy(f0, r->mat.f0, sizeof f0);
             }
-            dst[3 * i] = (uint8_t)gamma_level(color[0]);
-            dst[3 * i + 1] = (uint8_t)gamma_level(color[1]);
-            dst[3 * i + 2] = (uint8_t)gamma_level(color[2]);
+            shade_pbr(r, nrm, v, base, c_diff, f0, color);
+            uint8_t *o = dst + 3 * (size_t)col[p];
+            for (int ch = 0; ch < 3; ch++) o[ch] = (uint8_t)gamma_level(color[ch]);
         }
     }
+    /* den > 0 is a negative screen area (y down) for a face in front of the camera */
+    r->winding_samples[tid][0] = facing[0];
+    r->winding_samples[tid][1] = facing[1];
 }
 
 /* k × k box filter of the sample colours into the output rows this thread owns. */
@@ -587,7 +829,7 @@ static void clear_rows(dpt_renderer *r, int tid) {
         if (r->n_threads > 1 && !owns_row(r, j, tid)) continue;
         size_t row = (size_t)j * r->sw;
         for (int i = 0; i < r->sw; i++) {
-            r->depth[row + i] = 1.0f;
+            r->depth[row + i] = DEPTH_ONE;
             r->face_id[row + i] = -1;
         }
     }
@@ -821,6 +1063,10 @@ dpt_status dpt_renderer_new(const dpt_render_params *params, int n_vertices, con
     if (tex) material_init(&r->mat, 1.0f, 1.0f, 1.0f);          /* pyrender's defaults */
     else material_init(&r->mat, 0.3f, 0.8f, 0.8f);              /* upstream's primitive_material */
     lights_init(r);
+    r->grey = !tex && r->mat.base[0] == r->mat.base[1] && r->mat.base[0] == r->mat.base[2];
+    for (int i = 0; i < r->n_lights; i++)
+        if (r->lights[i].radiance[0] != r->lights[i].radiance[1] || r->lights[i].radiance[0] != r->lights[i].radiance[2])
+            r->grey = 0;
 
     size_t nc = (size_t)n_faces * 3, ns = (size_t)r->sw * r->sh;
     dpt_status st = DPT_OK;
@@ -828,14 +1074,19 @@ dpt_status dpt_renderer_new(const dpt_render_params *params, int n_vertices, con
     r->proj = malloc((size_t)n_vertices * sizeof *r->proj);
     r->rays = malloc((size_t)n_faces * sizeof *r->rays);
     r->corner_weight = malloc(nc * 3 * sizeof(float));
-    r->depth = malloc(ns * sizeof(float));
+    r->depth = malloc(ns * sizeof(int32_t));
     r->face_id = malloc(ns * sizeof(int32_t));
     r->ray_x = malloc((size_t)r->sw * sizeof(float));
     r->ray_y = malloc((size_t)r->sh * sizeof(float));
     if (r->k > 1) r->samples = malloc(ns * 3);
+    r->scratch = malloc((size_t)r->n_threads * SCRATCH_ROWS * r->sw * sizeof(float));
+    r->tiles_w = (r->sw + TILE - 1) / TILE;
+    r->tiles_h = (r->sh + TILE - 1) / TILE;
+    r->tile_far = malloc((size_t)r->tiles_w * r->tiles_h * sizeof(int32_t));
+    r->first_winding = 1;
     if (tex) r->uv_of_corner = malloc(nc * 2 * sizeof(float));
     if (!r->faces || !r->proj || !r->rays || !r->corner_weight || !r->depth || !r->face_id || !r->ray_x ||
-        !r->ray_y || (r->k > 1 && !r->samples) || (tex && !r->uv_of_corner)) {
+        !r->ray_y || !r->scratch || !r->tile_far || (r->k > 1 && !r->samples) || (tex && !r->uv_of_corner)) {
         st = dpt_fail(err, DPT_ERR_NOMEM, "dpt_renderer_new: out of memory for %d x %d samples", r->sw, r->sh);
         goto fail;
     }
@@ -884,6 +1135,8 @@ void dpt_renderer_free(dpt_renderer *r) {
     free(r->depth);
     free(r->face_id);
     free(r->samples);
+    free(r->scratch);
+    free(r->tile_far);
     free(r);
 }
 
@@ -909,6 +1162,12 @@ dpt_status dpt_render_frame(dpt_renderer *r, const float *vertices, uint8_t *rgb
         while (r->n_finished < r->n_threads - 1) pthread_cond_wait(&r->done, &r->mu);
         pthread_mutex_unlock(&r->mu);
     }
+    int64_t pos = 0, neg = 0;
+    for (int t = 0; t < r->n_threads; t++) {
+        neg += r->winding_samples[t][0];
+        pos += r->winding_samples[t][1];
+    }
+    if ((r->first_winding > 0 ? neg : pos) > (r->first_winding > 0 ? pos : neg)) r->first_winding = -r->first_winding;
     r->vertices = NULL;
     r->out = NULL;
     return DPT_OK;
