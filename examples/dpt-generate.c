@@ -1,5 +1,6 @@
 /* dpt-generate: speech → FLAME coefficients (exp, pose, shape) with a DiffPoseTalk model — what
- * upstream's demo.py does with --save_coef, plus other output formats, a plot, batches. */
+ * upstream's demo.py does with --save_coef, plus other output formats, a plot, batches; with
+ * --flame, what demo.py does by default: the rendered head as an mp4 with the speech. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,7 +8,7 @@
 
 enum {
     O_MODEL = 1, O_AUDIO, O_SHAPE, O_STYLE, O_STYLE_START, O_OUT, O_FORMAT, O_PLOT, O_FEATS, O_FEATS_IN,
-    O_BATCH,
+    O_BATCH, O_FLAME, O_FRAMES, O_SIZE, O_SUPERSAMPLE, O_BLACK, O_TEX,
     O_N, O_SA, O_SS, O_CFG_MODE, O_CFG_COND, O_DTR, O_DTMIN, O_DTMAX, O_NO_HEAD, O_SEED, O_NOISE,
     O_STEPS, O_ETA, O_FLEX, O_THREADS, O_QUIET, O_SAVE_COEF, O_VERSION, O_HELP, O_SECTION
 };
@@ -40,6 +41,17 @@ static const cli_option OPTIONS[] = {
     {O_BATCH, "--batch", "JOBS.tsv", "run many jobs with one model load: tab-separated lines 'audio shape "
                                      "style output [plot.svg]' (style '-' = none; '#' comments); failures "
                                      "are reported and skipped; exit 1 if any failed"},
+    {O_SECTION, NULL, NULL, "Video (as upstream's demo.py without --save_coef):"},
+    {O_FLAME, "--flame", "FLAME.dpt", "render the FLAME head (tools/export.py --flame) to OUT.mp4 (OUT_000.mp4, ... "
+                                      "with -n > 1): H.264 crf 17 yuv420p with the speech as AAC, through the system "
+                                      "ffmpeg; the coefficients too with --save-coef or a coefficient extension of OUT "
+                                      "(.npz .npy .csv .json) or --format"},
+    {O_FRAMES, "--frames", "DIR", "with --flame: PNG frames DIR/000000.png, ... (DIR_000/, ... with -n > 1) instead "
+                                  "of the video"},
+    {O_SIZE, "--size", "WxH", "frame size (default 640x640)"},
+    {O_SUPERSAMPLE, "--supersample", "K", "K x K samples per pixel, box-filtered (default 1 = none)"},
+    {O_BLACK, "--black-bg", NULL, "black background (default white)"},
+    {O_TEX, "--tex", "IMAGE", "texture (PNG or JPEG) on the FLAME file's uv coordinates"},
     {O_SECTION, NULL, NULL, "Sampling (defaults as upstream's demo.py):"},
     {O_N, "-n|--n-repetitions", "K", "independent samples, generated batched (default 1)"},
     {O_SA, "-sa|--scale-audio", "X", "classifier-free guidance scale of the audio (default 1.15)"},
@@ -50,7 +62,8 @@ static const cli_option OPTIONS[] = {
     {O_DTR, "-dtr|--dynamic-threshold-ratio", "R", "dynamic thresholding quantile in (0, 1] (default 0 = off)"},
     {O_DTMIN, "--dt-min|-dtmin|--dynamic-threshold-min", "X", "lower clamp of the threshold (default 1.0)"},
     {O_DTMAX, "--dt-max|-dtmax|--dynamic-threshold-max", "X", "upper clamp of the threshold (default 4.0)"},
-    {O_NO_HEAD, "--no-head", NULL, "zero the global head rotation in the output (default: keep it)"},
+    {O_NO_HEAD, "--no-head", NULL, "zero the global head rotation in the output and the rendered head "
+                                   "(default: keep it)"},
     {O_SEED, "--seed", "S", "seed of the built-in random generator (default 0)"},
     {O_NOISE, "--noise-from", "DRAWS.npy", "replay standard-normal draws from a float32 array (flattened, "
                                            "in upstream's order) instead of the generator"},
@@ -62,7 +75,8 @@ static const cli_option OPTIONS[] = {
     {O_SECTION, NULL, NULL, "Running:"},
     {O_THREADS, "--threads", "N", "threads (default 0 = all cores)"},
     {O_QUIET, "-q|--quiet", NULL, "no progress bar and no warnings (the bar shows only on a terminal)"},
-    {O_SAVE_COEF, "--save-coef", NULL, "accepted for upstream compatibility; coefficients are always saved"},
+    {O_SAVE_COEF, "--save-coef", NULL, "with --flame: write the coefficients (OUT.npz) beside the video; without "
+                                       "--flame coefficients are always written"},
     {O_VERSION, "-V|--version", NULL, "print the library version"},
     {O_HELP, "-h|--help", NULL, "this help"},
     {0, NULL, NULL, NULL},
@@ -70,6 +84,7 @@ static const cli_option OPTIONS[] = {
 
 #define USAGE                                                                                         \
     "dpt-generate -m MODEL.dpt -a AUDIO -c SHAPE [-s STYLE] -o OUT.npz [options]\n"                  \
+    "       dpt-generate -m MODEL.dpt -a AUDIO -c SHAPE [-s STYLE] --flame FLAME.dpt -o OUT.mp4 [options]\n" \
     "       dpt-generate -m MODEL.dpt --batch JOBS.tsv [options]"
 #define INTRO                                                                                         \
     "Speech → FLAME coefficients per frame (expression 50, pose 6, shape 100) with a DiffPoseTalk\n" \
@@ -82,6 +97,10 @@ typedef struct settings {
     int style_start;
     int format;          /* -1: from the output name */
     int quiet;
+    const char *flame_path, *frames_dir;
+    int save_coef;
+    cli_render_opts ro;
+    dpt_flame *flame;
     dpt_model *model;
     dpt_model_info info;
     dpt_array draws;
@@ -114,6 +133,53 @@ static const char *base_name(const char *path) {
     return b ? b + 1 : path;
 }
 
+/* Repetition r of a result rendered with --flame: OUT.mp4 (OUT_NNN.mp4 with -n > 1, as upstream's
+ * demo.py names them), or PNG frames into --frames DIR (DIR_NNN). */
+static int render_rep(settings *s, const cli_job *job, const dpt_result *res, int r, const float *samples,
+                      size_t n_samples, const char *label, cli_err *e) {
+    const int N = res->n_repetitions, F = res->n_frames;
+    char *video = NULL, *frames = NULL;
+    if (s->frames_dir) {
+        size_t n = strlen(s->frames_dir);
+        while (n > 1 && s->frames_dir[n - 1] == '/') n--;
+        frames = malloc(n + 16);
+        if (frames) snprintf(frames, n + 16, N > 1 ? "%.*s_%03d" : "%.*s", (int)n, s->frames_dir, r);
+    } else {
+        video = cli_output_name(job->output, r, N, NULL, ".mp4");
+    }
+    if (!video && !frames) return cli_fail(e, "out of memory");
+    cli_flame_clip clip;
+    memset(&clip, 0, sizeof clip);
+    clip.flame = s->flame;
+    clip.n_frames = F;
+    clip.shape = res->shape;         /* one shape for every frame: computed once */
+    clip.shape_per_frame = 0;
+    clip.exp = res->exp + (size_t)r * F * 50;
+    clip.pose = res->pose + (size_t)r * F * 6;
+    clip.params = dpt_flame_default_params();
+    clip.params.no_head = s->p.zero_head_pose;
+    clip.params.n_threads = s->p.n_threads;
+    cli_mesh_outputs o = {0};
+    o.video = video;
+    o.frames_dir = frames;
+    o.fps = s->info.fps;
+    /* the speech: the file itself (ffmpeg re-encodes it, as upstream), or a .npy's samples */
+    if (cli_is_npy(job->audio)) {
+        o.samples = samples;
+        o.n_samples = n_samples;
+    } else {
+        o.audio_path = job->audio;
+    }
+    char lab[200];
+    if (N > 1) snprintf(lab, sizeof lab, "%s%srepetition %d/%d", label, *label ? " " : "", r + 1, N);
+    else snprintf(lab, sizeof lab, "%s", label);
+    cli_progress_begin(&s->pg, lab, "rendering");
+    int rc = cli_flame_write(&clip, &s->ro, &o, &s->pg, e);
+    free(video);
+    free(frames);
+    return rc;
+}
+
 /* One job: inputs → generation → output files (+ plot). */
 static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_err *e) {
     settings *s = user;
@@ -125,12 +191,13 @@ static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_er
     dpt_error err = {0};
     int rc = 1;
 
+    const int generate = job->output || s->frames_dir;   /* else only --save-audio-features */
     if (job->output && (!*job->output || cli_ends_with(job->output, "/"))) {
         cli_fail(e, "%s: the output needs a file name, not a directory", job->output);
         goto out;
     }
-    if (job->output && cli_load_shape(job->shape, shape, e)) goto out;
-    if (job->output && job->style) {
+    if (generate && cli_load_shape(job->shape, shape, e)) goto out;
+    if (generate && job->style) {
         style = malloc(sizeof(float) * (size_t)(info->d_style > 0 ? info->d_style : 1));
         if (!style) {
             cli_fail(e, "out of memory");
@@ -156,7 +223,7 @@ static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_er
     if (s->feats_path) {
         int64_t shp[2] = {n_frames, info->feature_dim};
         if (cli_write_npy(s->feats_path, feats ? feats : feats_in.data, 2, shp, e)) goto out;
-        if (!job->output) {
+        if (!generate) {
             rc = 0;
             goto out;
         }
@@ -195,10 +262,14 @@ static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_er
     if (s->noise_path && rp.pos != rp.n)
         cli_warn("%s: %zu of %zu draws left unused", s->noise_path, rp.n - rp.pos, rp.n);
 
-    int fmt = s->format >= 0 ? s->format : cli_format_from_path(job->output);
+    int fmt = s->format >= 0 ? s->format : job->output ? cli_format_from_path(job->output) : -1;
+    /* coefficients: always without --flame; with it on request (--save-coef, --format, OUT.npz) */
+    int coefs = job->output && (!s->flame || s->save_coef || fmt >= 0);
     if (fmt < 0) fmt = CLI_NPZ;
-    for (int r = 0; r < res->n_repetitions; r++)
+    for (int r = 0; r < res->n_repetitions && coefs; r++)
         if (cli_write_result(res, r, job->output, (cli_format)fmt, info->fps, e)) goto out;
+    for (int r = 0; r < res->n_repetitions && s->flame; r++)
+        if (render_rep(s, job, res, r, samples, n_samples, label, e)) goto out;
     if (job->plot) {
         char title[512];
         snprintf(title, sizeof title, "%s — %s", base_name(job->audio), base_name(s->model_path));
@@ -240,6 +311,7 @@ int main(int argc, char **argv) {
     memset(&s, 0, sizeof s);
     s.p = dpt_gen_default_params();
     s.format = -1;
+    cli_render_opts_default(&s.ro);
     cli_job one = {0};
     const char *batch = NULL;
 
@@ -307,7 +379,16 @@ int main(int argc, char **argv) {
             s.p.n_threads = (int)iv;
             break;
         case O_QUIET: s.quiet = 1; break;
-        case O_SAVE_COEF: break;
+        case O_SAVE_COEF: s.save_coef = 1; break;
+        case O_FLAME: s.flame_path = v; break;
+        case O_FRAMES: s.frames_dir = v; break;
+        case O_SIZE: if (cli_parse_size(o, v, &s.ro.width, &s.ro.height)) return 2; break;
+        case O_SUPERSAMPLE:
+            if (cli_parse_int(o, v, 1, 8, &iv)) return 2;
+            s.ro.supersample = (int)iv;
+            break;
+        case O_BLACK: s.ro.black_bg = 1; break;
+        case O_TEX: s.ro.tex_path = v; break;
         default: break;
         }
     }
@@ -331,6 +412,21 @@ int main(int argc, char **argv) {
         return 2;
     }
 
+    s.ro.n_threads = s.p.n_threads;
+    if (!s.flame_path && (s.frames_dir || s.ro.tex_path || s.ro.black_bg || s.ro.supersample != 1)) {
+        cli_error("%s renders the head: give --flame FLAME.dpt too",
+                  s.frames_dir ? "--frames" : s.ro.tex_path ? "--tex" : s.ro.black_bg ? "--black-bg" : "--supersample");
+        return 2;
+    }
+    if (s.flame_path && !s.frames_dir && (s.ro.width % 2 || s.ro.height % 2)) {
+        cli_error("--size %dx%d: H.264 yuv420p video needs an even width and height", s.ro.width, s.ro.height);
+        return 2;
+    }
+    if (batch && s.frames_dir) {
+        cli_error("--frames cannot be combined with --batch (each job writes its video next to its output)");
+        return 2;
+    }
+
     /* what was asked for */
     if (!s.model_path) {
         cli_error("-m MODEL.dpt is required (see --help)");
@@ -350,15 +446,20 @@ int main(int argc, char **argv) {
             cli_error("-a AUDIO is required (see --help)");
             return 2;
         }
-        if (!one.output && !s.feats_path) {
-            cli_error("-o OUT is required (or --save-audio-features FEATS.npy alone)");
+        if (!one.output && !s.feats_path && !s.frames_dir) {
+            cli_error(s.flame_path ? "-o OUT.mp4 (or --frames DIR) is required"
+                                   : "-o OUT is required (or --save-audio-features FEATS.npy alone)");
             return 2;
         }
-        if (one.output && !one.shape) {
+        if (s.flame_path && s.save_coef && !one.output) {
+            cli_error("--save-coef needs -o OUT (the coefficients' name)");
+            return 2;
+        }
+        if ((one.output || s.frames_dir) && !one.shape) {
             cli_error("-c SHAPE is required with -o (a FLAME shape .npy or .npz)");
             return 2;
         }
-        if (!one.output && (one.plot || one.style))
+        if (!one.output && !s.frames_dir && (one.plot || one.style))
             cli_warn("%s is ignored without -o", one.plot ? "--plot" : "-s");
     }
     cli_quiet = s.quiet;
@@ -383,6 +484,10 @@ int main(int argc, char **argv) {
         goto out;
     }
     dpt_model_get_info(s.model, &s.info);
+    if (s.flame_path && dpt_flame_load(s.flame_path, &s.flame, &err) != DPT_OK) {
+        cli_error("%s", err.message);
+        goto out;
+    }
     cli_progress_init(&s.pg, s.quiet);
 
     if (batch) {
@@ -398,5 +503,6 @@ out:
     cli_jobs_free(&jobs);
     dpt_array_free(&s.draws);
     dpt_model_free(s.model);
+    dpt_flame_free(s.flame);
     return rc;
 }

@@ -323,6 +323,7 @@ dpt_status dpt_flame_vertices(const dpt_flame *flame, int n_frames, const float 
                               int shape_per_frame, const float *exp, const float *pose,
                               const dpt_flame_params *params, float *vertices, dpt_error *err);
 
+/* ------------------------------------------------------------------------------------------ */
 /* Rendering (lib/render.c) and images (lib/image.c)                                           */
 
 /* An 8-bit RGB image, rows top to bottom, width × height × 3 bytes. */

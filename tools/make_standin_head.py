@@ -3,9 +3,10 @@
 
 This is NOT FLAME. FLAME (flame.is.tue.mpg.de) is licence-gated and cannot be downloaded or
 committed; so that the demo can show a moving face without it, this script builds a smooth,
-head-like surface with FLAME's parameter layout, written as a FLAME-2023-style pickle (plain
-numpy arrays) that goes through `tools/export.py --flame` exactly like the real
-generic_model.pkl:
+head-like surface with FLAME's parameter layout, written as a FLAME 2023 pickle (plain numpy
+arrays, the joint regressor a scipy.sparse csc_matrix in its pickled form, through
+tools/reference/make_flame.py's writer; no scipy needed) that goes through
+`tools/export.py --flame` exactly like the real generic_model.pkl:
 
   f            (F, 3) uint32     triangles
   v_template   (V, 3) float64    the head, metres, FLAME's axes: x left-right, y up, z towards
@@ -14,7 +15,7 @@ generic_model.pkl:
                                  [300:350]); the first expression directions move the mouth
                                  corners, lips, cheeks and brows by a few millimetres per unit
   posedirs     (V, 3, 36)        pose correctives of joints 1..4 (9 each): near zero
-  J_regressor  (5, V) float64    joints as fixed combinations of vertices (dense)
+  J_regressor  (5, V) csc_matrix joints as fixed combinations of vertex pairs
   weights      (V, 5)            skinning weights: head on the neck joint, the lower face on the
                                  jaw joint (the mouth is a slit in the mesh: rotating the jaw
                                  opens it), the neck's base on the root
@@ -23,7 +24,7 @@ generic_model.pkl:
   flame_source str               says what this is (the exporter keeps it as metadata)
 
 --uv OUT.npz also writes uv coordinates in upstream's models/data/uv_coords.npz form
-(vt (n_vt, 2) in [0, 1], ft (F, 3)): a longitude/latitude map.
+(vt (n_vt, 2) float64 in [0, 1], ft (F, 3) uint32): a longitude/latitude map.
 
 Sizes are modest (about 5000 vertices, like FLAME's 5023); counts come from the file.
 Deterministic (fixed seed).
@@ -31,10 +32,13 @@ Deterministic (fixed seed).
 
 import argparse
 import math
-import pickle
+import pathlib
 import sys
 
 import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / 'reference'))
+from make_flame import write_flame_pickle  # noqa: E402  (the synthetic-FLAME writer: the same pickle forms)
 
 SOURCE = 'stand-in head (not FLAME): tools/make_standin_head.py'
 
@@ -128,7 +132,7 @@ def build_mesh():
             faces += [[a, c, b], [a, d, c]]                     # outward (counter-clockwise seen from outside)
             uv_faces += [[ta, tc, tb], [ta, td, tc]]
     faces = np.array(faces, dtype=np.uint32)
-    uv_faces = np.array(uv_faces, dtype=np.int64)
+    uv_faces = np.array(uv_faces, dtype=np.uint32)
     u = (np.arange(N_COLS + 1) / N_COLS)
     v = 1.0 - (phi_rows - PHI_TOP) / (PHI_BOTTOM - PHI_TOP) * 0.98 - 0.01
     U, Vv = np.meshgrid(u, v)
@@ -265,8 +269,7 @@ def main(argv=None):
     ap.add_argument('--seed', type=int, default=0)
     args = ap.parse_args(argv)
     model, uv = make(args.seed)
-    with open(args.output, 'wb') as f:
-        pickle.dump(model, f, protocol=2)
+    write_flame_pickle(args.output, model, '2023')
     if args.uv:
         np.savez(args.uv, **uv)
     print(f'{args.output}: stand-in head (not FLAME): {len(model["v_template"])} vertices, '

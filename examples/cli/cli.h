@@ -84,6 +84,8 @@ int cli_parse_float(const char *opt, const char *v, float *out);
 int cli_ends_with(const char *s, const char *suffix);
 /* "(3, 100)" */
 void cli_shape_str(const dpt_array *a, char *buf, size_t n);
+/* 1 if the file starts with the .npy magic, 0 if not (or unreadable). */
+int cli_is_npy(const char *path);
 /* 1 if the file starts like a zip archive (.npz), 0 if not (or unreadable). */
 int cli_is_npz(const char *path);
 /* Create the parent directories of path (as upstream's mkdir(parents=True)). */
@@ -151,6 +153,7 @@ typedef struct cli_video_spec {
     const char *audio_path;    /* speech muxed as AAC: a file ffmpeg reads, or NULL */
     const float *samples;      /* or 16 kHz mono samples piped to ffmpeg (a .npy input); NULL */
     size_t n_samples;
+    double duration;           /* seconds of the frames (> 0: the audio is cut there, -t) */
 } cli_video_spec;
 
 typedef struct cli_video {
@@ -277,6 +280,21 @@ typedef struct cli_mesh_outputs {
  * written under a temporary name and renamed at the end; on failure none is left. */
 int cli_mesh_write(const cli_mesh *mesh, int n_frames, cli_vertices_fn vertices_fn, void *user,
                    const cli_render_opts *ro, const cli_mesh_outputs *out, cli_progress *pg, cli_err *e);
+
+/* A FLAME clip (borrowed arrays): exp n_frames × 50, pose n_frames × 6, shape n_frames × 100
+ * (shape_per_frame) or 100 values for every frame. */
+typedef struct cli_flame_clip {
+    const dpt_flame *flame;
+    int n_frames;
+    const float *shape;
+    int shape_per_frame;
+    const float *exp, *pose;
+    dpt_flame_params params;   /* no_head, n_threads */
+} cli_flame_clip;
+
+/* The clip's FLAME meshes (dpt_flame_vertices) to the outputs, as cli_mesh_write (flameout.c). */
+int cli_flame_write(const cli_flame_clip *clip, const cli_render_opts *ro, const cli_mesh_outputs *out,
+                    cli_progress *pg, cli_err *e);
 
 /* ------------------------------------------------------------------------------------------ */
 /* plot                                                                                         */

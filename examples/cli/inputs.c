@@ -190,7 +190,7 @@ int cli_load_style(const dpt_model *model, const char *path, int start, float *s
     return check_finite(path, "style", style, ds, e);
 }
 
-static int is_npy(const char *path) {
+int cli_is_npy(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
     unsigned char m[6] = {0};
@@ -203,7 +203,7 @@ int cli_load_audio(const char *path, float **samples, size_t *n_samples, cli_err
     dpt_error err = {0};
     *samples = NULL;
     *n_samples = 0;
-    if (!is_npy(path)) {
+    if (!cli_is_npy(path)) {
         dpt_status st = dpt_audio_load(path, samples, n_samples, &err);
         if (st == DPT_OK) return 0;
         if (st == DPT_ERR_UNSUPPORTED && strstr(err.message, "NO_SNDFILE"))

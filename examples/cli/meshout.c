@@ -286,8 +286,9 @@ int cli_mesh_write(const cli_mesh *mesh, int n_frames, cli_vertices_fn vertices_
     if (out->obj_dir && cli_outdir_begin(&p.objs, out->obj_dir, e)) goto out;
     if (out->frames_dir && cli_outdir_begin(&p.frames, out->frames_dir, e)) goto out;
     if (out->video) {
-        cli_video_spec vs = {out->video, ro->width, ro->height, out->fps > 0 ? out->fps : 25, out->audio_path,
-                             out->samples, out->n_samples};
+        int fps = out->fps > 0 ? out->fps : 25;
+        cli_video_spec vs = {out->video, ro->width, ro->height, fps, out->audio_path, out->samples, out->n_samples,
+                             (double)n_frames / fps};
         if (cli_video_open(&p.video, &vs, e)) goto out;
         p.video_open = 1;
     }

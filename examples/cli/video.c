@@ -1,7 +1,9 @@
 /* mp4 video through the system ffmpeg: raw frames written to a pipe on ffmpeg's fd 3, the
  * speech given as a file (or as 16 kHz float samples on a second pipe, fd 4), encoded as upstream's
  * utils/media.py does: H.264 (libx264, crf 17, yuv420p) and the audio as AAC, cut to the
- * shorter stream (-shortest, as upstream's -fflags +shortest). ffmpeg writes a temporary name
+ * shorter stream (-shortest, as upstream's -fflags +shortest) and to the frames' duration (-t:
+ * the audio then ends with the last frame; upstream's +shortest flag alone cuts it at an AAC
+ * packet boundary up to one packet before the video's end). ffmpeg writes a temporary name
  * beside the output (outfile.c), renamed only when it exits cleanly.
  *
  * The frames go in as yuv420p, converted by the callers' threads (cli_rgb_to_yuv420, BT.601
@@ -112,7 +114,7 @@ int cli_video_open(cli_video *v, const cli_video_spec *spec, cli_err *e) {
     fcntl(v->video_fd, F_SETPIPE_SZ, 1 << 20);   /* fewer wake-ups; best effort */
 #endif
 
-    char size[32], rate[16];
+    char size[32], rate[16], duration[32];
     snprintf(size, sizeof size, "%dx%d", spec->width, spec->height);
     snprintf(rate, sizeof rate, "%d", spec->fps);
     const char *argv[64];
@@ -138,7 +140,10 @@ int cli_video_open(cli_video *v, const cli_video_spec *spec, cli_err *e) {
     argv[a++] = "-pix_fmt"; argv[a++] = "yuv420p";
     if (audio) {
         argv[a++] = "-c:a"; argv[a++] = "aac"; argv[a++] = "-shortest";
-        argv[a++] = "-fflags"; argv[a++] = "+shortest";
+        if (spec->duration > 0) {
+            snprintf(duration, sizeof duration, "%.6f", spec->duration);
+            argv[a++] = "-t"; argv[a++] = duration;
+        }
     }
     argv[a++] = "-f"; argv[a++] = "mp4";
     argv[a++] = v->out.tmp;
