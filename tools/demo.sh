@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: animate the bundled speech clip with the bundled (tiny, random-initialised) model,
-# using all three programs: a first pass without style, a style vector taken from that motion,
-# then two stylised samples with a plot.
+# using all the programs: a first pass without style, a style vector taken from that motion,
+# two stylised samples with a plot, then a video of a STAND-IN head (not FLAME: FLAME is
+# licence-gated) moving with one sample, with the speech.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=weights/demo-tiny.dpt
@@ -25,4 +26,20 @@ for f in sys.argv[1:]:
     print(f"{f}: " + ", ".join(f"{k} {z[k].shape} {z[k].dtype}" for k in z.files))
 PY
 echo "plot: $out/speech.svg (open it in a browser)"
+echo "4) a stand-in head (NOT FLAME) in FLAME's file format, and the video of one sample:"
+.venv/bin/python tools/make_standin_head.py -o "$out/standin-head.pkl" --uv "$out/standin-uv.npz"
+.venv/bin/python tools/export.py --flame "$out/standin-head.pkl" --uv "$out/standin-uv.npz" \
+  --flame-source "stand-in head (not FLAME): tools/make_standin_head.py" -o "$out/standin-head.dpt"
+rm -f "$out/standin-head.pkl" "$out/standin-uv.npz"   # the .dpt holds what is used
+# --no-head: the random model's global head rotations are not trained motion (tens of degrees
+# of tilt); the video shows the jaw and the expressions facing the camera.
+build/dpt-generate -m "$model" -a "$audio" -c "$shape" -s "$out/style.npy" --no-head \
+  --flame "$out/standin-head.dpt" -o "$out/speech.mp4" "$@"
+echo "video: $out/speech.mp4 (the stand-in head, with the speech)"
 echo "(random-initialised demo model: the numbers show the pipeline, not trained motion)"
+echo
+echo "With the real FLAME 2020 model (register at https://flame.is.tue.mpg.de, download"
+echo "generic_model.pkl; upstream's models/data/uv_coords.npz for textures):"
+echo "  .venv/bin/python tools/export.py --flame generic_model.pkl [--uv uv_coords.npz] -o weights/flame2020.dpt"
+echo "  build/dpt-generate -m MODEL.dpt -a SPEECH -c SHAPE --flame weights/flame2020.dpt -o clip.mp4"
+echo "  build/dpt-mesh -f weights/flame2020.dpt -c $out/speech_000.npz --video clip.mp4 -a $audio"

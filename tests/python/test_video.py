@@ -3,7 +3,7 @@
 
 The mp4 files are checked with ffprobe (frame count = coefficient frames, 25 fps, h264 yuv420p, an
 AAC stream of the clip's length); vertices against a float64 NumPy LBS written from upstream's
-lbs() description (the reference of tools/reference/dpt_ref/flame.py when present); OBJ and PNG
+lbs() description and against tools/reference/dpt_ref/flame.py (float32 PyTorch); OBJ and PNG
 read back; every failure must be one line, exit 1, and leave no output (and no temporary) behind.
 """
 import json
@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import helpers
+from dpt_ref import flame as flame_ref
 
 GEN = str(helpers.BUILD / 'dpt-generate')
 MESH = str(helpers.BUILD / 'dpt-mesh')
@@ -179,9 +180,13 @@ def test_mesh_vertices_match_lbs(standin, tmp_path):
            *(['--no-head'] if no_head else []))
         v = np.load(out)
         assert v.dtype == np.float32 and v.shape == (7, len(standin['pkl']['v_template']), 3)
+        # from the stand-in's own arrays in float64 (also checks what the exporter kept) ...
         ref = lbs_numpy(standin['pkl'], shape.astype(np.float64), exp.astype(np.float64),
                         pose.astype(np.float64), no_head=no_head)
         assert np.abs(v - ref).max() <= 1e-5 * np.abs(ref).max()
+        # ... and the float32 PyTorch reference on the exported file
+        ref32 = flame_ref.flame_vertices(flame_ref.flame_from_dpt(standin['dpt']), shape, exp, pose, no_head=no_head)
+        assert np.abs(v - ref32).max() <= 1e-5 * np.abs(ref32).max()
 
 
 def test_mesh_accepts_upstream_layouts(standin, tmp_path):
