@@ -10,11 +10,14 @@ Prints one table and writes bench-results.json:
   (d) audio-encoder time for 10 s of audio;
   (e) peak resident memory of dpt-generate, f32 and f16 models, next to the f32 weight size;
   (f) the own blocked SGEMM (BLAS=none builds) against OpenBLAS sgemm, 1 thread, on the models' GEMM
-      shapes (tests/bench_gemm.c, same process, alternating): GFLOP/s of both and the ratio.
+      shapes (tests/bench_gemm.c, same process, alternating): GFLOP/s of both and the ratio;
+  (v) coefficients → mp4: dpt-mesh on 250 frames (10 s) of the stand-in head (tools/make_standin_head.py,
+      5041 vertices, about FLAME's 5023) at 640×640 with the speech, 2 threads: wall time of LBS,
+      rendering and ffmpeg's libx264/AAC encoding together (fastest of 3).
 Targets (issue 6) are printed beside the figures; nothing here is a test.
 
 Timings are the fastest of 3 rounds (the 500-step runs: one), measured interleaved.
-Options: --quick (skip the 500-step end-to-end runs), --json PATH, --only f (just section (f)).
+Options: --quick (skip the 500-step end-to-end runs), --json PATH, --only f|v (just that section).
 """
 import argparse
 import json
@@ -215,6 +218,34 @@ def own_sgemm_section(tmp, res, rows):
                  f' on {worst["shape"]})', 'target >= 60%'))
 
 
+def video_section(tmp, res, rows):
+    """(v): 250 frames of coefficients → 640×640 mp4 with audio through dpt-mesh, 2 threads."""
+    clip = speech_clip(tmp)
+    subprocess.run([PY, str(ROOT / 'tools' / 'make_standin_head.py'), '-o', str(tmp / 'head.pkl')], check=True,
+                   capture_output=True)
+    subprocess.run([PY, str(ROOT / 'tools' / 'export.py'), '--flame', str(tmp / 'head.pkl'), '--flame-source',
+                    'stand-in head (not FLAME)', '-o', str(tmp / 'head.dpt')], check=True, capture_output=True)
+    # the demo model's coefficients for the 10 s clip (their motion does not change the cost)
+    shape = tmp / 'shape0.npy'
+    np.save(shape, np.zeros(100, np.float32))
+    subprocess.run([str(BUILD / 'dpt-generate'), '-m', str(ROOT / 'weights' / 'demo-tiny.dpt'), '-a', str(clip),
+                    '-c', str(shape), '--cfg-cond', 'audio', '--steps', '2', '--no-head', '-q', '-o',
+                    str(tmp / 'coef.npz')], check=True)
+    frames = int(np.load(tmp / 'coef.npz')['exp'].shape[0])
+    cmd = [str(BUILD / 'dpt-mesh'), '-f', str(tmp / 'head.dpt'), '-c', str(tmp / 'coef.npz'), '--video',
+           str(tmp / 'v.mp4'), '-a', str(clip), '--threads', '2', '-q']
+    walls = []
+    for _ in range(ROUNDS):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        walls.append(time.perf_counter() - t)
+    wall = min(walls)
+    res['video_250_frames_2t'] = dict(seconds=wall, frames=frames, size=[640, 640], runs=walls)
+    rows.append(('(v) coefficients -> mp4, 10 s (640x640, audio), 2 threads',
+                 f'{wall:.2f} s wall for {frames} frames ({frames / wall:.0f} frames/s; fastest of {ROUNDS})',
+                 'target < 3 s'))
+
+
 def print_table(rows, res, path):
     w = max(len(r[0]) for r in rows)
     print(f'{"measurement":<{w}}  result')
@@ -228,13 +259,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--quick', action='store_true', help='skip the 500-step end-to-end runs')
     ap.add_argument('--json', default=str(ROOT / 'bench-results.json'))
-    ap.add_argument('--only', choices=['f'], help='run only this section')
+    ap.add_argument('--only', choices=['f', 'v'], help='run only this section')
     args = ap.parse_args()
     res = {}
     rows = []
-    if args.only == 'f':
+    if args.only:
         with tempfile.TemporaryDirectory() as td:
-            own_sgemm_section(pathlib.Path(td), res, rows)
+            (own_sgemm_section if args.only == 'f' else video_section)(pathlib.Path(td), res, rows)
         print_table(rows, res, args.json)
         return
     with tempfile.TemporaryDirectory() as td:
@@ -308,6 +339,8 @@ def main():
                          'target <= f32 size + 150 MiB' if name == 'f32' else 'clearly lower'))
         # (f) own SGEMM vs OpenBLAS
         own_sgemm_section(tmp, res, rows)
+        # (v) video
+        video_section(tmp, res, rows)
     print_table(rows, res, args.json)
 
 
