@@ -142,6 +142,8 @@ int cli_outdir_begin(cli_outdir *d, const char *dir, cli_err *e);
 /* "TMPDIR/name" (malloc'ed; NULL when out of memory). */
 char *cli_outdir_file(const cli_outdir *d, const char *name);
 int cli_outdir_commit(cli_outdir *d, cli_err *e);
+/* cli_fail with msg, the temporary directory's name replaced by DIR's. Returns 1. */
+int cli_outdir_fail(const cli_outdir *d, cli_err *e, const char *msg);
 void cli_outdir_discard(cli_outdir *d);
 
 /* ------------------------------------------------------------------------------------------ */

@@ -144,10 +144,8 @@ static int write_chunk(pipeline *p, const chunk *c, cli_err *e) {
             dpt_image img = {p->width, p->height, (uint8_t *)rgb};
             dpt_error err = {0};
             int rc = !path ? cli_fail(e, "out of memory")
-                   : dpt_image_write_png(path, &img, &err) != DPT_OK
-                       ? cli_fail(e, "%s/%s: cannot write: %s", p->frames.path, name,
-                                  strerror(errno ? errno : EIO))
-                       : 0;
+                   : dpt_image_write_png(path, &img, &err) != DPT_OK ? cli_outdir_fail(&p->frames, e, err.message)
+                   : 0;
             free(path);
             if (rc) return 1;
         }

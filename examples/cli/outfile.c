@@ -81,20 +81,29 @@ void cli_outfile_discard(cli_outfile *o) {
     o->tmp = o->path = NULL;
 }
 
-int cli_outfile_fail(const cli_outfile *o, cli_err *e, const char *msg) {
+/* msg with every occurrence of from replaced by to, into e. */
+static int fail_renamed(cli_err *e, const char *msg, const char *from, const char *to) {
     char buf[sizeof e->msg];
-    size_t k = 0, tl = o->tmp ? strlen(o->tmp) : 0;
+    size_t k = 0, fl = from ? strlen(from) : 0;
     for (const char *c = msg; *c && k + 1 < sizeof buf;) {
-        if (tl && !strncmp(c, o->tmp, tl)) {
-            k += (size_t)snprintf(buf + k, sizeof buf - k, "%s", o->path);
+        if (fl && !strncmp(c, from, fl)) {
+            k += (size_t)snprintf(buf + k, sizeof buf - k, "%s", to);
             if (k >= sizeof buf) k = sizeof buf - 1;
-            c += tl;
+            c += fl;
         } else {
             buf[k++] = *c++;
         }
     }
     buf[k] = '\0';
     return cli_fail(e, "%s", buf);
+}
+
+int cli_outfile_fail(const cli_outfile *o, cli_err *e, const char *msg) {
+    return fail_renamed(e, msg, o->tmp, o->path);
+}
+
+int cli_outdir_fail(const cli_outdir *d, cli_err *e, const char *msg) {
+    return fail_renamed(e, msg, d->tmp, d->path);
 }
 
 /* ------------------------------------------------------------------------------------------ */
