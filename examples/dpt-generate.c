@@ -488,6 +488,21 @@ int main(int argc, char **argv) {
         cli_error("%s", err.message);
         goto out;
     }
+    if (s.flame && s.ro.tex_path) {   /* checked before the generation, not after it */
+        dpt_flame_info fi;
+        dpt_flame_get_info(s.flame, &fi);
+        dpt_image tex = {0};
+        if (!fi.has_uv) {
+            cli_error("%s: the FLAME file %s has no uv coordinates for a texture (export it with --uv "
+                      "uv_coords.npz)", s.ro.tex_path, s.flame_path);
+            goto out;
+        }
+        if (dpt_image_read(s.ro.tex_path, &tex, &err) != DPT_OK) {
+            cli_error("%s", err.message);
+            goto out;
+        }
+        dpt_image_free(&tex);
+    }
     cli_progress_init(&s.pg, s.quiet);
 
     if (batch) {

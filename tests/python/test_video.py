@@ -360,6 +360,11 @@ def test_unwritable_output_and_bad_texture(standin, tmp_path):
     line = fails(MESH, '-f', standin['nouv'], '-c', tmp_path / 'c.npz', '--frames', tmp_path / 'fr', '--tex',
                  tmp_path / 'tex.png')
     assert 'uv' in line
+    # dpt-generate checks the texture before generating: nothing written
+    line = fails(GEN, '-m', MODEL, '-a', SPEECH, '-c', helpers.ROOT / 'examples' / 'data' / 'shape.npy', '--cfg-cond',
+                 'audio', '--steps', 2, '--flame', standin['dpt'], '-o', tmp_path / 'g.mp4', '--save-coef', '--tex',
+                 tmp_path / 'tex.png')
+    assert 'tex.png' in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ['c.npz', 'file', 'tex.png']
 
 
