@@ -90,6 +90,19 @@ static int write_obj(const char *path, const cli_mesh *m, const float *v, cli_er
     return 0;
 }
 
+/* Frames n, n+1, ... of an earlier, longer run into the same directory: removed, so that DIR holds
+ * exactly this clip's frames (other files are left alone). */
+static void prune_stale(const char *dir, const char *ext, int n) {
+    size_t len = strlen(dir) + 32;
+    char *path = malloc(len);
+    if (!path) return;
+    for (int i = n;; i++) {
+        snprintf(path, len, "%s/%06d.%s", dir, i, ext);
+        if (unlink(path) != 0) break;
+    }
+    free(path);
+}
+
 /* ---- the pipeline --------------------------------------------------------------------------- */
 
 typedef struct chunk {
@@ -359,6 +372,8 @@ int cli_mesh_write(const cli_mesh *mesh, int n_frames, cli_vertices_fn vertices_
     if (p.npy.tmp && cli_outfile_commit(&p.npy, e)) goto out_sync;
     if (p.objs.tmp && cli_outdir_commit(&p.objs, e)) goto out_sync;
     if (p.frames.tmp && cli_outdir_commit(&p.frames, e)) goto out_sync;
+    if (out->obj_dir) prune_stale(out->obj_dir, "obj", n_frames);
+    if (out->frames_dir) prune_stale(out->frames_dir, "png", n_frames);
     rc = 0;
 out_sync:
     if (writer_started) {

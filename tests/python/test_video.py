@@ -247,6 +247,11 @@ def test_mesh_frames_count_and_size(standin, tmp_path):
     assert (img == 255).all(axis=2).mean() > 0.3       # white background
     assert (img < 200).all(axis=2).mean() > 0.05       # and a grey head in the middle
     assert (img[32, 48] < 200).all()
+    # a shorter clip into the same directory replaces the frames, and removes the extra ones
+    (tmp_path / 'fr' / 'notes.txt').write_text('kept')
+    coef_file(tmp_path / 'c2.npz', 2, seed=6)
+    ok(MESH, '-f', standin['dpt'], '-c', tmp_path / 'c2.npz', '--frames', tmp_path / 'fr', '--size', '96x64')
+    assert sorted(os.listdir(tmp_path / 'fr')) == ['000000.png', '000001.png', 'notes.txt']
     ok(MESH, '-f', standin['dpt'], '-c', tmp_path / 'c.npz', '--frames', tmp_path / 'fb', '--size', '96x64',
        '--black-bg')
     img = np.asarray(Image.open(tmp_path / 'fb' / names[0]).convert('RGB'))
