@@ -10,11 +10,14 @@ Prints one table and writes bench-results.json:
   (d) audio-encoder time for 10 s of audio;
   (e) peak resident memory of dpt-generate, f32 and f16 models, next to the f32 weight size;
   (f) the own blocked SGEMM (BLAS=none builds) against OpenBLAS sgemm, 1 thread, on the models' GEMM
-      shapes (tests/bench_gemm.c, same process, alternating): GFLOP/s of both and the ratio.
+      shapes (tests/bench_gemm.c, same process, alternating): GFLOP/s of both and the ratio;
+  (flame) FLAME vertices (lib/flame.c LBS) frames/s on a synthetic official-size FLAME model, 1 and 2
+      threads, 600 frames with one shape (tests/harness_flame bench), beside the float32 PyTorch
+      reference of upstream's FLAME.forward (tools/reference/dpt_ref/flame.py) at 1 thread.
 Targets (issue 6) are printed beside the figures; nothing here is a test.
 
 Timings are the fastest of 3 rounds (the 500-step runs: one), measured interleaved.
-Options: --quick (skip the 500-step end-to-end runs), --json PATH, --only f (just section (f)).
+Options: --quick (skip the 500-step end-to-end runs), --json PATH, --only f|flame (just that section).
 """
 import argparse
 import json
@@ -215,6 +218,38 @@ def own_sgemm_section(tmp, res, rows):
                  f' on {worst["shape"]})', 'target >= 60%'))
 
 
+def flame_section(tmp, res, rows, frames=600):
+    """(flame): LBS frames/s of libdpt (1, 2 threads) and of the PyTorch reference (1 thread)."""
+    import torch
+    import make_flame
+    from dpt_ref import flame as ref_flame
+    subprocess.run(['make', '-s', f'BUILD={BUILD}', str(BUILD / 'tests' / 'harness_flame')], cwd=ROOT, check=True)
+    pkl, dpt = tmp / 'flame.pkl', tmp / 'flame.dpt'
+    make_flame.write_flame_pickle(pkl, make_flame.flame_arrays('official', 0), '2020')
+    subprocess.run([PY, str(ROOT / 'tools' / 'export.py'), '--flame', str(pkl), '-o', str(dpt)], check=True,
+                   capture_output=True)
+    c = {}
+    for _ in range(ROUNDS):
+        for th in (1, 2):
+            out = subprocess.run([str(BUILD / 'tests' / 'harness_flame'), 'bench', str(dpt), str(frames), str(th), '3'],
+                                 check=True, capture_output=True, text=True).stdout
+            c[th] = max(c.get(th, 0.0), float(out))
+    torch.set_num_threads(1)
+    m = ref_flame.flame_from_dpt(dpt)
+    rng = np.random.default_rng(0)
+    shape, exp = rng.normal(size=100).astype(np.float32), rng.normal(size=(frames, 50)).astype(np.float32)
+    pose = (0.2 * rng.normal(size=(frames, 6))).astype(np.float32)
+    best = 1e9
+    for _ in range(ROUNDS):
+        t0 = time.perf_counter()
+        ref_flame.flame_vertices(m, shape, exp, pose)
+        best = min(best, time.perf_counter() - t0)
+    res['flame_lbs'] = dict(frames=frames, c_fps_1t=c[1], c_fps_2t=c[2], torch_ref_fps_1t=frames / best)
+    rows.append(('(flame) FLAME LBS, 5023 vertices, 1 thread', f'C {c[1]:.0f} frames/s, PyTorch reference '
+                 f'{frames / best:.0f} frames/s', ''))
+    rows.append(('(flame) FLAME LBS, 5023 vertices, 2 threads', f'C {c[2]:.0f} frames/s', ''))
+
+
 def print_table(rows, res, path):
     w = max(len(r[0]) for r in rows)
     print(f'{"measurement":<{w}}  result')
@@ -228,13 +263,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--quick', action='store_true', help='skip the 500-step end-to-end runs')
     ap.add_argument('--json', default=str(ROOT / 'bench-results.json'))
-    ap.add_argument('--only', choices=['f'], help='run only this section')
+    ap.add_argument('--only', choices=['f', 'flame'], help='run only this section')
     args = ap.parse_args()
     res = {}
     rows = []
-    if args.only == 'f':
+    if args.only:
         with tempfile.TemporaryDirectory() as td:
-            own_sgemm_section(pathlib.Path(td), res, rows)
+            {'f': own_sgemm_section, 'flame': flame_section}[args.only](pathlib.Path(td), res, rows)
         print_table(rows, res, args.json)
         return
     with tempfile.TemporaryDirectory() as td:
@@ -308,6 +343,8 @@ def main():
                          'target <= f32 size + 150 MiB' if name == 'f32' else 'clearly lower'))
         # (f) own SGEMM vs OpenBLAS
         own_sgemm_section(tmp, res, rows)
+        # (flame) FLAME vertices
+        flame_section(tmp, res, rows)
     print_table(rows, res, args.json)
 
 
