@@ -279,6 +279,16 @@ def test_malicious_pickle_refused_never_run(tmp_path, evil):
     assert not marker.exists() and not (tmp_path / 'pwned').exists(), err
 
 
+def test_object_arrays_refused(tmp_path):
+    """Object arrays would unpickle their elements as objects: refused at the dtype."""
+    marker = tmp_path / 'pwned'
+    arrays = make_flame.flame_arrays('tiny', 0)
+    obj = dict(arrays, weights=np.array([_Evil(f'touch {marker}'), 1], dtype=object))
+    (tmp_path / 'obj.pkl').write_bytes(pickle.dumps(obj, protocol=2))
+    _refused(tmp_path, tmp_path / 'obj.pkl', 'refused', 'object arrays')
+    assert not marker.exists()
+
+
 def _variant(tmp_path, change, form='2020'):
     a = make_flame.flame_arrays('tiny', 0)
     change(a)
