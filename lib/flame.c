@@ -244,7 +244,12 @@ dpt_status dpt_flame_load(const char *path, dpt_flame **out, dpt_error *err) {
     }
     dpt_flame *f = calloc(1, sizeof *f);
     flame_loader L = {w, w->path, err, DPT_OK, calloc((size_t)w->n_tensors + 1, 1)};
-    if (!f || !L.used) L.st = dpt_fail(err, DPT_ERR_NOMEM, "%s: out of memory", path);
+    if (!f || !L.used) {
+        free(f);
+        free(L.used);
+        dpt_weights_close(w);
+        return dpt_fail(err, DPT_ERR_NOMEM, "%s: out of memory", path);
+    }
     float *shapedirs = NULL, *posedirs = NULL, *jreg = NULL, *parents = NULL;
     meta_int_is(&L, "flame.n_shape", FLAME_N_SHAPE);
     meta_int_is(&L, "flame.n_exp", FLAME_N_EXP);

@@ -11,13 +11,16 @@ Prints one table and writes bench-results.json:
   (e) peak resident memory of dpt-generate, f32 and f16 models, next to the f32 weight size;
   (f) the own blocked SGEMM (BLAS=none builds) against OpenBLAS sgemm, 1 thread, on the models' GEMM
       shapes (tests/bench_gemm.c, same process, alternating): GFLOP/s of both and the ratio;
+  (flame) FLAME vertices (lib/flame.c LBS) frames/s on a synthetic official-size FLAME model, 1 and 2
+      threads, 600 frames with one shape (tests/harness_flame bench), beside the float32 PyTorch
+      reference of upstream's FLAME.forward (tools/reference/dpt_ref/flame.py) at 1 thread.
   (v) coefficients → mp4: dpt-mesh on 250 frames (10 s) of the stand-in head (tools/make_standin_head.py,
       5041 vertices, about FLAME's 5023) at 640×640 with the speech, 2 threads: wall time of LBS,
       rendering and ffmpeg's libx264/AAC encoding together (fastest of 3).
 Targets (issue 6) are printed beside the figures; nothing here is a test.
 
 Timings are the fastest of 3 rounds (the 500-step runs: one), measured interleaved.
-Options: --quick (skip the 500-step end-to-end runs), --json PATH, --only f|v (just that section).
+Options: --quick (skip the 500-step end-to-end runs), --json PATH, --only f|flame|v (just that section).
 """
 import argparse
 import json
@@ -218,6 +221,38 @@ def own_sgemm_section(tmp, res, rows):
                  f' on {worst["shape"]})', 'target >= 60%'))
 
 
+def flame_section(tmp, res, rows, frames=600):
+    """(flame): LBS frames/s of libdpt (1, 2 threads) and of the PyTorch reference (1 thread)."""
+    import torch
+    import make_flame
+    from dpt_ref import flame as ref_flame
+    subprocess.run(['make', '-s', f'BUILD={BUILD}', str(BUILD / 'tests' / 'harness_flame')], cwd=ROOT, check=True)
+    pkl, dpt = tmp / 'flame.pkl', tmp / 'flame.dpt'
+    make_flame.write_flame_pickle(pkl, make_flame.flame_arrays('official', 0), '2020')
+    subprocess.run([PY, str(ROOT / 'tools' / 'export.py'), '--flame', str(pkl), '-o', str(dpt)], check=True,
+                   capture_output=True)
+    c = {}
+    for _ in range(ROUNDS):
+        for th in (1, 2):
+            out = subprocess.run([str(BUILD / 'tests' / 'harness_flame'), 'bench', str(dpt), str(frames), str(th), '3'],
+                                 check=True, capture_output=True, text=True).stdout
+            c[th] = max(c.get(th, 0.0), float(out))
+    torch.set_num_threads(1)
+    m = ref_flame.flame_from_dpt(dpt)
+    rng = np.random.default_rng(0)
+    shape, exp = rng.normal(size=100).astype(np.float32), rng.normal(size=(frames, 50)).astype(np.float32)
+    pose = (0.2 * rng.normal(size=(frames, 6))).astype(np.float32)
+    best = 1e9
+    for _ in range(ROUNDS):
+        t0 = time.perf_counter()
+        ref_flame.flame_vertices(m, shape, exp, pose)
+        best = min(best, time.perf_counter() - t0)
+    res['flame_lbs'] = dict(frames=frames, c_fps_1t=c[1], c_fps_2t=c[2], torch_ref_fps_1t=frames / best)
+    rows.append(('(flame) FLAME LBS, 5023 vertices, 1 thread', f'C {c[1]:.0f} frames/s, PyTorch reference '
+                 f'{frames / best:.0f} frames/s', ''))
+    rows.append(('(flame) FLAME LBS, 5023 vertices, 2 threads', f'C {c[2]:.0f} frames/s', ''))
+
+
 def video_section(tmp, res, rows):
     """(v): 250 frames of coefficients → 640×640 mp4 with audio through dpt-mesh, 2 threads."""
     clip = speech_clip(tmp)
@@ -259,13 +294,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--quick', action='store_true', help='skip the 500-step end-to-end runs')
     ap.add_argument('--json', default=str(ROOT / 'bench-results.json'))
-    ap.add_argument('--only', choices=['f', 'v'], help='run only this section')
+    ap.add_argument('--only', choices=['f', 'flame', 'v'], help='run only this section')
     args = ap.parse_args()
     res = {}
     rows = []
     if args.only:
         with tempfile.TemporaryDirectory() as td:
-            (own_sgemm_section if args.only == 'f' else video_section)(pathlib.Path(td), res, rows)
+            {'f': own_sgemm_section, 'flame': flame_section, 'v': video_section}[args.only](pathlib.Path(td), res, rows)
         print_table(rows, res, args.json)
         return
     with tempfile.TemporaryDirectory() as td:
@@ -339,6 +374,8 @@ def main():
                          'target <= f32 size + 150 MiB' if name == 'f32' else 'clearly lower'))
         # (f) own SGEMM vs OpenBLAS
         own_sgemm_section(tmp, res, rows)
+        # (flame) FLAME vertices
+        flame_section(tmp, res, rows)
         # (v) video
         video_section(tmp, res, rows)
     print_table(rows, res, args.json)

@@ -40,6 +40,6 @@ echo "(random-initialised demo model: the numbers show the pipeline, not trained
 echo
 echo "With the real FLAME 2020 model (register at https://flame.is.tue.mpg.de, download"
 echo "generic_model.pkl; upstream's models/data/uv_coords.npz for textures):"
-echo "  .venv/bin/python tools/export.py --flame generic_model.pkl [--uv uv_coords.npz] -o weights/flame2020.dpt"
-echo "  build/dpt-generate -m MODEL.dpt -a SPEECH -c SHAPE --flame weights/flame2020.dpt -o clip.mp4"
-echo "  build/dpt-mesh -f weights/flame2020.dpt -c $out/speech_000.npz --video clip.mp4 -a $audio"
+echo "  .venv/bin/python tools/export.py --flame generic_model.pkl [--uv uv_coords.npz] -o weights/FLAME.dpt"
+echo "  build/dpt-generate -m MODEL.dpt -a SPEECH -c SHAPE --flame weights/FLAME.dpt -o clip.mp4"
+echo "  build/dpt-mesh -f weights/FLAME.dpt -c $out/speech_000.npz --video clip.mp4 -a $audio"

@@ -932,17 +932,22 @@ class _CscStandIn(_InertStandIn):
     kind = 'scipy csc_matrix'
 
 
+class _NdarrayName:
+    """What `numpy.ndarray` unpickles to: only a tag for _np_reconstruct (not callable, so a pickle
+    cannot build arrays over arbitrary buffers with it)."""
+
+
 def _np_reconstruct(cls, shape, typecode):
-    # numpy's own array pickle entry point, for plain ndarrays only
-    if cls is not np.ndarray:
-        raise _Refused('numpy.core.multiarray._reconstruct of', getattr(cls, '__name__', type(cls).__name__))
+    # numpy's own array pickle entry point (state set by ndarray.__setstate__), plain ndarrays only
+    if cls is not _NdarrayName:
+        raise _Refused('numpy.core.multiarray', f'_reconstruct of {getattr(cls, "__name__", type(cls).__name__)}')
     return np.ndarray.__new__(np.ndarray, shape, typecode)
 
 
 def _np_dtype(spec, align=False, copy=True):
     dt = np.dtype(spec)
     if dt.hasobject:
-        raise _Refused('numpy.dtype', repr(spec))
+        raise _Refused('numpy', f'dtype {spec!r} (object arrays)')
     return dt
 
 
@@ -963,7 +968,7 @@ def _reconstructor(cls, base, state):
 _NP_RECONSTRUCT = ('numpy.core.multiarray', 'numpy._core.multiarray')
 FLAME_PICKLE_CLASSES = {
     **{(m, '_reconstruct'): _np_reconstruct for m in _NP_RECONSTRUCT},
-    ('numpy', 'ndarray'): np.ndarray,
+    ('numpy', 'ndarray'): _NdarrayName,
     ('numpy', 'dtype'): _np_dtype,
     ('copy_reg', '_reconstructor'): _reconstructor,
     ('copyreg', '_reconstructor'): _reconstructor,

@@ -108,7 +108,8 @@ run_suite() { # $1: openblas | none, $2: suite; prints its line and "RESULT chec
 # build's cache). Tiny models only: the official-size cases and the 61 s long-clip case (about a
 # minute under emulation) are left to the native run and reported as not run here.
 PY_FILES="tests/python/test_audio_frontend.py tests/python/test_denoiser_parity.py
-          tests/python/test_hubert_parity.py tests/python/test_sampler_parity.py"
+          tests/python/test_hubert_parity.py tests/python/test_sampler_parity.py
+          tests/python/test_flame.py"
 PY_SELECT="not official and not long_clip"
 run_python() { # $1: openblas | none
   local build w f out line p=0 fl=0 d=0
