@@ -593,6 +593,21 @@ END_TEST
 
 /* ---- images ----------------------------------------------------------------------------------- */
 
+#ifdef DPT_NO_IMAGE
+
+START_TEST(t_image_unsupported) {
+    dpt_image img = {0};
+    dpt_error err = {0};
+    ck_assert_int_eq(dpt_image_read("x.png", &img, &err), DPT_ERR_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(err.message, "NO_IMAGE"));
+    uint8_t px[3] = {0};
+    dpt_image one = {1, 1, px};
+    ck_assert_int_eq(dpt_image_write_png(tmp_path("x.png"), &one, &err), DPT_ERR_UNSUPPORTED);
+}
+END_TEST
+
+#else
+
 static void write_file(const char *path, const void *data, size_t n) {
     FILE *fp = fopen(path, "wb");
     ck_assert_ptr_nonnull(fp);
@@ -611,21 +626,6 @@ static uint8_t *read_file(const char *path, size_t *n) {
     fclose(fp);
     return b;
 }
-
-#ifdef DPT_NO_IMAGE
-
-START_TEST(t_image_unsupported) {
-    dpt_image img = {0};
-    dpt_error err = {0};
-    ck_assert_int_eq(dpt_image_read("x.png", &img, &err), DPT_ERR_UNSUPPORTED);
-    ck_assert_ptr_nonnull(strstr(err.message, "NO_IMAGE"));
-    uint8_t px[3] = {0};
-    dpt_image one = {1, 1, px};
-    ck_assert_int_eq(dpt_image_write_png(tmp_path("x.png"), &one, &err), DPT_ERR_UNSUPPORTED);
-}
-END_TEST
-
-#else
 
 /* PNG of colour type ct (grey, grey+alpha, RGB, RGBA, palette) and bit depth, written with libpng. */
 static void write_png_kind(const char *path, int w, int h, int ct, int depth) {
