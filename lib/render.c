@@ -146,10 +146,9 @@ static inline float srgb_to_linear(float x) {
 /* ---- renderer state ----------------------------------------------------------------------- */
 
 typedef struct proj_vertex {
-    int64_t x, y;        /* fixed point, 1/SUB sample */
+    int32_t x, y;        /* fixed point, 1/SUB sample (|x|, |y| < GUARD·SUB = 2^24) */
     float z;             /* window depth 0 … 1 */
-    int outcode;         /* planes this vertex is outside of (clip needed) */
-    double clip[4];      /* clip-space position, for the clipping path */
+    int32_t outcode;     /* planes this vertex is outside of (clip needed): then x, y, z unset */
 } proj_vertex;
 
 typedef struct face_ray {
@@ -180,8 +179,9 @@ struct dpt_renderer {
     face_ray *rays;                  /* n_faces */
     float *corner_weight;            /* n_faces × 3 × 3: corner angle × unit face normal */
     float *normals;                  /* n_nv × 3 */
-    int32_t *depth;                  /* sw × sh, window z in units of 2^-30 (DEPTH_ONE = 1) */
-    int32_t *face_id;                /* sw × sh, −1 = background */
+    size_t stride;                   /* row stride of depth and face_id (≥ sw) */
+    int32_t *depth;                  /* sh rows × stride, window z in units of 2^-30 (DEPTH_ONE = 1) */
+    int32_t *face_id;                /* sh rows × stride, −1 = background */
     uint8_t *samples;                /* sw × sh × 3 when k > 1 */
     uint8_t *out;
     float *scratch;                  /* n_threads × SCRATCH_ROWS × sw */
@@ -206,28 +206,34 @@ static inline int owns_row(const dpt_renderer *r, int sample_row, int tid) {
 
 /* ---- per-frame geometry ------------------------------------------------------------------- */
 
+/* Clip-space position (x, y, z, w) of vertex i: camera at (0, 0, 1), identity rotation. */
+static inline void clip_position(const dpt_renderer *r, int i, double *c) {
+    const float *p = r->vertices + (size_t)i * 3;
+    double zc = (double)p[2] - CAM_Z;
+    c[0] = r->p00 * p[0];
+    c[1] = r->p11 * p[1];
+    c[2] = r->p22 * zc + r->p23;
+    c[3] = -zc;
+}
+
 static void project_vertices(dpt_renderer *r, int v0, int v1) {
     for (int i = v0; i < v1; i++) {
-        const float *p = r->vertices + (size_t)i * 3;
-        double zc = (double)p[2] - CAM_Z;   /* camera space: translate by −(0, 0, 1) */
+        double c[4];
+        clip_position(r, i, c);
         proj_vertex *q = &r->proj[i];
-        q->clip[0] = r->p00 * p[0];
-        q->clip[1] = r->p11 * p[1];
-        q->clip[2] = r->p22 * zc + r->p23;
-        q->clip[3] = -zc;
-        double w = q->clip[3];
+        double w = c[3];
         int oc = 0;
-        if (q->clip[2] < -w) oc |= 1;
-        if (q->clip[0] > r->guard_x * w) oc |= 2;
-        if (q->clip[0] < -r->guard_x * w) oc |= 4;
-        if (q->clip[1] > r->guard_y * w) oc |= 8;
-        if (q->clip[1] < -r->guard_y * w) oc |= 16;
+        if (c[2] < -w) oc |= 1;
+        if (c[0] > r->guard_x * w) oc |= 2;
+        if (c[0] < -r->guard_x * w) oc |= 4;
+        if (c[1] > r->guard_y * w) oc |= 8;
+        if (c[1] < -r->guard_y * w) oc |= 16;
         q->outcode = oc;
         if (!oc) {
-            double xs = (q->clip[0] / w * 0.5 + 0.5) * r->sw, ys = (0.5 - q->clip[1] / w * 0.5) * r->sh;
-            q->x = llrint(xs * SUB);
-            q->y = llrint(ys * SUB);
-            q->z = (float)(q->clip[2] / w * 0.5 + 0.5);
+            double xs = (c[0] / w * 0.5 + 0.5) * r->sw, ys = (0.5 - c[1] / w * 0.5) * r->sh;
+            q->x = (int32_t)llrint(xs * SUB);
+            q->y = (int32_t)llrint(ys * SUB);
+            q->z = (float)(c[2] / w * 0.5 + 0.5);
         }
     }
 }
@@ -428,7 +434,7 @@ HOT_CLONES static void raster_triangle(dpt_renderer *r, raster_vertex a, raster_
             int32_t jy = (int32_t)(j - j0);
             int32_t e0 = e_row[0] + jy * step_y[0], e1 = e_row[1] + jy * step_y[1], e2 = e_row[2] + jy * step_y[2];
             float z0 = (float)((z_origin + (double)i0 * zdx + (double)jy * zdy) * DEPTH_ONE);
-            size_t row = (size_t)j * r->sw + (size_t)i0;
+            size_t row = (size_t)j * r->stride + (size_t)i0;
             int32_t *restrict dep = r->depth + row;
             int32_t *restrict fid = r->face_id + row;
             for (int i = 0; i < n; i++) {
@@ -495,7 +501,7 @@ HOT_CLONES static void raster_triangle(dpt_renderer *r, raster_vertex a, raster_
         /* depth in units of 2^-30; window z lies in [0, 1.0034] (beyond zfar: > 1) */
         float z0 = (float)((z_origin + (double)lo * zdx + (double)(j - j0) * zdy) * DEPTH_ONE);
         float dz = (float)(zdx * DEPTH_ONE);
-        size_t row = (size_t)j * r->sw;
+        size_t row = (size_t)j * r->stride;
         int32_t *restrict dep = r->depth + row + lo;
         int32_t *restrict fid = r->face_id + row + lo;
         int n = (int)(hi - lo + 1);
@@ -519,10 +525,10 @@ static raster_vertex to_raster(const dpt_renderer *r, const double *clip) {
 }
 
 /* Sutherland–Hodgman against the near plane and the guard band, then a fan. */
-static void raster_clipped(dpt_renderer *r, const proj_vertex *const pv[3], int32_t face, int tid) {
+static void raster_clipped(dpt_renderer *r, const int32_t *tri, int32_t face, int tid) {
     double buf[2][12][4];
     int n = 3;
-    for (int i = 0; i < 3; i++) memcpy(buf[0][i], pv[i]->clip, sizeof buf[0][i]);
+    for (int i = 0; i < 3; i++) clip_position(r, tri[i], buf[0][i]);
     int cur = 0;
     for (int plane = 0; plane < 5 && n >= 3; plane++) {
         double (*in)[4] = buf[cur], (*out)[4] = buf[cur ^ 1];
@@ -559,9 +565,9 @@ static void tiles_far(dpt_renderer *r, int tid) {
     for (int ty = 0; ty < r->tiles_h; ty++) {
         int j0 = ty * TILE, j1 = j0 + TILE < r->sh ? j0 + TILE : r->sh;
         if (r->n_threads > 1 && !owns_row(r, j0, tid)) continue;
-        memcpy(colmax, r->depth + (size_t)j0 * r->sw, (size_t)r->sw * sizeof(int32_t));
+        memcpy(colmax, r->depth + (size_t)j0 * r->stride, (size_t)r->sw * sizeof(int32_t));
         for (int j = j0 + 1; j < j1; j++) {
-            const int32_t *d = r->depth + (size_t)j * r->sw;
+            const int32_t *d = r->depth + (size_t)j * r->stride;
             for (int i = 0; i < r->sw; i++) colmax[i] = colmax[i] > d[i] ? colmax[i] : d[i];
         }
         for (int tx = 0; tx < r->tiles_w; tx++) {
@@ -586,13 +592,14 @@ static void raster_all(dpt_renderer *r, int tid) {
             const proj_vertex *p[3] = {&r->proj[t[0]], &r->proj[t[1]], &r->proj[t[2]]};
             int any = p[0]->outcode | p[1]->outcode | p[2]->outcode;
             if (!any) {
-                int64_t area = (p[1]->x - p[0]->x) * (p[2]->y - p[0]->y) - (p[1]->y - p[0]->y) * (p[2]->x - p[0]->x);
+                int64_t area = (int64_t)(p[1]->x - p[0]->x) * (p[2]->y - p[0]->y) -
+                               (int64_t)(p[1]->y - p[0]->y) * (p[2]->x - p[0]->x);
                 if ((area > 0) != (r->first_winding > 0) ? pass == 0 : pass == 1) continue;
                 raster_vertex a = {p[0]->x, p[0]->y, p[0]->z}, b = {p[1]->x, p[1]->y, p[1]->z},
                               c = {p[2]->x, p[2]->y, p[2]->z};
                 raster_triangle(r, a, b, c, f, tid, pass);
             } else if (pass == 0 && !(p[0]->outcode & p[1]->outcode & p[2]->outcode)) {
-                raster_clipped(r, p, f, tid);
+                raster_clipped(r, t, f, tid);
             }
         }
     }
@@ -709,9 +716,9 @@ static void shade_rows(dpt_renderer *r, int tid) {
     int64_t facing[2] = {0, 0};   /* visible samples with den > 0 (screen area < 0), den < 0 */
     for (int j = 0; j < sh; j++) {
         if (r->n_threads > 1 && !owns_row(r, j, tid)) continue;
-        size_t row = (size_t)j * sw;
-        const int32_t *restrict fid = r->face_id + row;
-        uint8_t *dst = dst_base + row * 3;
+        size_t row = (size_t)j * r->stride;
+        const int32_t *fid = r->face_id + row;
+        uint8_t *dst = dst_base + (size_t)j * sw * 3;
         const float dy = r->ray_y[j];
         int n = 0;
         for (int i = 0; i < sw;) {
@@ -827,8 +834,8 @@ static void downsample_rows(dpt_renderer *r, int tid) {
 static void clear_rows(dpt_renderer *r, int tid) {
     for (int j = 0; j < r->sh; j++) {
         if (r->n_threads > 1 && !owns_row(r, j, tid)) continue;
-        size_t row = (size_t)j * r->sw;
-        for (int i = 0; i < r->sw; i++) {
+        size_t row = (size_t)j * r->stride;
+        for (size_t i = 0; i < r->stride; i++) {
             r->depth[row + i] = DEPTH_ONE;
             r->face_id[row + i] = -1;
         }
@@ -1068,14 +1075,15 @@ dpt_status dpt_renderer_new(const dpt_render_params *params, int n_vertices, con
         if (r->lights[i].radiance[0] != r->lights[i].radiance[1] || r->lights[i].radiance[0] != r->lights[i].radiance[2])
             r->grey = 0;
 
-    size_t nc = (size_t)n_faces * 3, ns = (size_t)r->sw * r->sh;
+    r->stride = ((size_t)r->sw + 15) & ~(size_t)15;   /* rows start 64-byte aligned */
+    size_t nc = (size_t)n_faces * 3, ns = (size_t)r->sw * r->sh, nb = r->stride * r->sh;
     dpt_status st = DPT_OK;
     r->faces = malloc(nc * sizeof(int32_t));
     r->proj = malloc((size_t)n_vertices * sizeof *r->proj);
     r->rays = malloc((size_t)n_faces * sizeof *r->rays);
     r->corner_weight = malloc(nc * 3 * sizeof(float));
-    r->depth = malloc(ns * sizeof(int32_t));
-    r->face_id = malloc(ns * sizeof(int32_t));
+    r->depth = malloc(nb * sizeof(int32_t));
+    r->face_id = malloc(nb * sizeof(int32_t));
     r->ray_x = malloc((size_t)r->sw * sizeof(float));
     r->ray_y = malloc((size_t)r->sh * sizeof(float));
     if (r->k > 1) r->samples = malloc(ns * 3);
