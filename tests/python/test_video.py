@@ -303,6 +303,15 @@ def test_generate_flame_repetitions_and_coefficients_on_request(standin, short_s
     ok(MESH, '-f', standin['dpt'], '-c', tmp_path / 'c.npz', '--frames', tmp_path / 'fr3', '--size', '64x64')
     for name in ('000000.png', '000039.png'):
         assert (tmp_path / 'fr2' / name).read_bytes() == (tmp_path / 'fr3' / name).read_bytes()
+    # --no-head renders as upstream's ignore_global_rot: the same frames as dpt-mesh --no-head on the
+    # coefficients that keep their head rotation
+    ok(GEN, *args, '--no-head', '--frames', tmp_path / 'nh')
+    ok(MESH, '-f', standin['dpt'], '-c', tmp_path / 'c.npz', '--frames', tmp_path / 'nh2', '--size', '64x64',
+       '--no-head')
+    assert np.abs(np.load(tmp_path / 'c.npz')['pose'][:, :3]).max() > 0.01
+    for name in ('000000.png', '000039.png'):
+        assert (tmp_path / 'nh' / name).read_bytes() == (tmp_path / 'nh2' / name).read_bytes()
+        assert (tmp_path / 'nh' / name).read_bytes() != (tmp_path / 'fr2' / name).read_bytes()
     # without --flame, -o clip.mp4 still means coefficients (clip.npz), as before
     ok(GEN, *args[:-4], '-o', tmp_path / 'only' / 'clip.mp4')
     assert os.listdir(tmp_path / 'only') == ['clip.npz']
