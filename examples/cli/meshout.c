@@ -1,8 +1,10 @@
 /* Per-frame mesh outputs of dpt-generate --flame and dpt-mesh: vertices (.npy), OBJ files, PNG
  * frames and mp4 video (video.c), from a source of vertices (FLAME's LBS) in chunks of frames.
  *
- * Pipeline, for chunk c of CHUNK frames: the main thread computes its vertices, then renders its
- * frames on n_threads threads (one renderer each, frames interleaved); meanwhile a writer thread
+ * Pipeline, for chunk c of up to MAX_CHUNK frames: the main thread computes its vertices, then
+ * renders its frames on n_threads threads (one renderer each, frames interleaved; with frames so
+ * large that a chunk holds fewer frames than threads, the renderers share out rows of a frame
+ * instead); meanwhile a writer thread
  * hands chunk c − 1 to the outputs (npy, OBJ, PNG, ffmpeg's pipe). Two buffers alternate, so
  * rendering, writing and ffmpeg's encoding overlap, and memory stays at two chunks whatever the
  * clip's length. Every output is written under a temporary name and renamed at the end (outfile.c):
@@ -15,7 +17,8 @@
 
 #include "cli.h"
 
-#define CHUNK 16
+#define MAX_CHUNK 16
+#define CHUNK_BYTES ((size_t)96 << 20)   /* frame buffers of one chunk (two are alive) */
 
 void cli_render_opts_default(cli_render_opts *o) {
     dpt_render_params p = dpt_render_default_params();
@@ -233,6 +236,12 @@ int cli_mesh_write(const cli_mesh *mesh, int n_frames, cli_vertices_fn vertices_
                    const cli_render_opts *ro, const cli_mesh_outputs *out, cli_progress *pg, cli_err *e) {
     const int render = out->video || out->frames_dir;
     const int T = ro->n_threads > 0 ? (ro->n_threads < 64 ? ro->n_threads : 64) : online_cores();
+    /* frames per chunk: up to MAX_CHUNK within CHUNK_BYTES of RGB + yuv420p buffers */
+    const size_t per_frame = (size_t)ro->width * (size_t)ro->height * 9 / 2;
+    int chunk_frames = !render ? MAX_CHUNK : per_frame * MAX_CHUNK <= CHUNK_BYTES ? MAX_CHUNK
+                     : per_frame >= CHUNK_BYTES ? 1 : (int)(CHUNK_BYTES / per_frame);
+    const int n_rend = render ? (T < chunk_frames ? T : chunk_frames) : 0;
+    const int CHUNK = chunk_frames;
     pipeline p;
     memset(&p, 0, sizeof p);
     p.mesh = mesh;
@@ -267,9 +276,9 @@ int cli_mesh_write(const cli_mesh *mesh, int n_frames, cli_vertices_fn vertices_
         rp.height = ro->height;
         rp.supersample = ro->supersample;
         rp.black_bg = ro->black_bg;
-        rp.n_threads = 1;   /* parallel over frames instead */
+        rp.n_threads = T / n_rend;   /* 1 but for frames larger than a chunk's share: parallel over frames */
         rp.texture = tex.rgb ? &tex : NULL;
-        for (int t = 0; t < T; t++)
+        for (int t = 0; t < n_rend; t++)
             if (dpt_renderer_new(&rp, mesh->n_vertices, mesh->faces, mesh->n_faces, mesh->vt, mesh->n_vt,
                                  mesh->ft, &rend[t], &err) != DPT_OK) {
                 cli_fail(e, "%s", err.message);
@@ -326,7 +335,7 @@ int cli_mesh_write(const cli_mesh *mesh, int n_frames, cli_vertices_fn vertices_
         if (render) {
             render_job jobs[64];
             pthread_t th[64];
-            int n_th = T < k->n ? T : k->n, started = 1;
+            int n_th = n_rend < k->n ? n_rend : k->n, started = 1;
             for (int t = 0; t < n_th; t++)
                 jobs[t] = (render_job){rend[t], k, t, n_th, ro->width, ro->height, vsize, p.frame_bytes, DPT_OK, {0}};
             for (int t = 1; t < n_th; t++, started++)
