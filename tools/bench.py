@@ -269,16 +269,21 @@ def video_section(tmp, res, rows):
     frames = int(np.load(tmp / 'coef.npz')['exp'].shape[0])
     cmd = [str(BUILD / 'dpt-mesh'), '-f', str(tmp / 'head.dpt'), '-c', str(tmp / 'coef.npz'), '--video',
            str(tmp / 'v.mp4'), '-a', str(clip), '--threads', '2', '-q']
-    walls = []
+    import resource
+    walls, cpus = [], []
     for _ in range(ROUNDS):
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         subprocess.run(cmd, check=True)
         walls.append(time.perf_counter() - t)
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)   # dpt-mesh and the ffmpeg it waited for
+        cpus.append(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
     wall = min(walls)
-    res['video_250_frames_2t'] = dict(seconds=wall, frames=frames, size=[640, 640], runs=walls)
+    cpu = min(cpus)
+    res['video_250_frames_2t'] = dict(seconds=wall, cpu_seconds=cpu, frames=frames, size=[640, 640], runs=walls)
     rows.append(('(v) coefficients -> mp4, 10 s (640x640, audio), 2 threads',
-                 f'{wall:.2f} s wall for {frames} frames ({frames / wall:.0f} frames/s; fastest of {ROUNDS})',
-                 'target < 3 s'))
+                 f'{wall:.2f} s wall for {frames} frames ({frames / wall:.0f} frames/s; fastest of {ROUNDS}); '
+                 f'{cpu:.2f} s CPU incl. ffmpeg', 'target < 3 s'))
 
 
 def print_table(rows, res, path):
