@@ -41,7 +41,7 @@ static const cli_option OPTIONS[] = {
     {O_BATCH, "--batch", "JOBS.tsv", "run many jobs with one model load: tab-separated lines 'audio shape "
                                      "style output [plot.svg]' (style '-' = none; '#' comments); failures "
                                      "are reported and skipped; exit 1 if any failed"},
-    {O_SECTION, NULL, NULL, "Video (as upstream's demo.py without --save_coef):"},
+    {O_SECTION, NULL, NULL, "Video (upstream demo.py's default output):"},
     {O_FLAME, "--flame", "FLAME.dpt", "render the FLAME head (tools/export.py --flame) to OUT.mp4 (OUT_000.mp4, ... "
                                       "with -n > 1): H.264 crf 17 yuv420p with the speech as AAC, through the system "
                                       "ffmpeg; the coefficients too with --save-coef or a coefficient extension of OUT "
@@ -88,8 +88,9 @@ static const cli_option OPTIONS[] = {
     "       dpt-generate -m MODEL.dpt --batch JOBS.tsv [options]"
 #define INTRO                                                                                         \
     "Speech → FLAME coefficients per frame (expression 50, pose 6, shape 100) with a DiffPoseTalk\n" \
-    "model, as upstream's demo.py --save_coef. Errors are one line on stderr; exit status 0 on\n"     \
-    "success, 1 on failure, 2 on bad usage."
+    "model, as upstream's demo.py --save_coef; with --flame, the rendered head as an mp4 with the\n" \
+    "speech, as demo.py by default. Errors are one line on stderr; exit status 0 on success, 1 on\n"  \
+    "failure, 2 on bad usage."
 
 typedef struct settings {
     dpt_gen_params p;
