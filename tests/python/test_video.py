@@ -270,6 +270,17 @@ def test_mesh_video_without_and_with_audio(standin, short_speech, tmp_path):
     assert int(s['video']['nb_read_frames']) == F
     assert s['audio']['codec_name'] == 'aac'
     assert abs(float(s['audio']['duration']) - F / FPS) <= 1.0 / FPS
+    # speech as a .npy of 16 kHz samples: piped to ffmpeg
+    import soundfile
+    x, sr = soundfile.read(short_speech, dtype='float32')
+    n16 = int(len(x) * 16000 / sr)
+    np.save(tmp_path / 'speech.npy', np.interp(np.arange(n16) * sr / 16000, np.arange(len(x)), x).astype(np.float32))
+    ok(MESH, '-f', standin['dpt'], '-c', tmp_path / 'c.npz', '--video', tmp_path / 'n.mp4', '-a',
+       tmp_path / 'speech.npy', '--size', '64x64')
+    s = probe(tmp_path / 'n.mp4')
+    assert int(s['video']['nb_read_frames']) == F and s['audio']['codec_name'] == 'aac'
+    assert int(s['audio']['sample_rate']) == 16000
+    assert abs(float(s['audio']['duration']) - F / FPS) <= 1.0 / FPS
     assert not leftovers(tmp_path)
 
 
