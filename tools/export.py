@@ -1068,6 +1068,8 @@ def _finite_f32(path, key, a):
     a = np.asarray(a, dtype=np.float64)
     if not np.all(np.isfinite(a)):
         _fail(path, f"'{key}' has NaN or infinite values")
+    if a.size and np.abs(a).max() > np.finfo(np.float32).max:
+        _fail(path, f"'{key}' has values beyond the float32 range")
     return np.ascontiguousarray(a.astype(np.float32))
 
 
