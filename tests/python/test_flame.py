@@ -354,19 +354,21 @@ def test_exporter_refuses_non_pickles(tiny, tmp_path):
     assert rc == 1 and 'no such file' in err and len(err.splitlines()) == 1
 
 
-@pytest.mark.parametrize('case', ['missing_ft', 'ft_rows', 'ft_index', 'vt_nan'])
+@pytest.mark.parametrize('case', ['missing_ft', 'ft_rows', 'ft_index', 'vt_nan', 'vt_range'])
 def test_exporter_refuses_bad_uv(tiny, tmp_path, case):
     uv = dict(np.load(tiny / 'uv.npz'))
     expect = {'missing_ft': "no array 'ft'", 'ft_rows': "'ft' has shape", 'ft_index': "'ft' has indices",
-              'vt_nan': "'vt' has NaN"}[case]
+              'vt_nan': "'vt' has NaN", 'vt_range': "'vt' has values outside [0, 1]"}[case]
     if case == 'missing_ft':
         del uv['ft']
     elif case == 'ft_rows':
         uv['ft'] = uv['ft'][:-1]
     elif case == 'ft_index':
         uv['ft'][0, 0] = len(uv['vt'])
-    else:
+    elif case == 'vt_nan':
         uv['vt'][2, 0] = np.nan
+    else:
+        uv['vt'][1, 1] = -0.01
     np.savez(tmp_path / 'uv.npz', **uv)
     _refused(tmp_path, tiny / 'flame2020.pkl', expect, uv=tmp_path / 'uv.npz')
 
