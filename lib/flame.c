@@ -306,6 +306,10 @@ dpt_status dpt_flame_load(const char *path, dpt_flame **out, dpt_error *err) {
         int64_t n_uv = dim_of(&L, "flame.uv.vt", 0);
         const int64_t d_uv[2] = {n_uv, 2};
         f->vt = read_tensor(&L, "flame.uv.vt", 2, d_uv, "uv coordinates × 2", 0);
+        for (int64_t k = 0; f->vt && L.st == DPT_OK && k < n_uv * 2; k++)
+            if (f->vt[k] < 0.0f || f->vt[k] > 1.0f)
+                L.st = dpt_fail(err, DPT_ERR_FORMAT, "%s: tensor 'flame.uv.vt' element %lld is %g, "
+                                "outside [0, 1]", path, (long long)k, (double)f->vt[k]);
         f->ft = read_indices(&L, "flame.uv.ft", F, 3, 0, n_uv, "faces × 3 uv indices", 0);
         f->n_uv = (int)n_uv;
     }

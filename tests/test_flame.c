@@ -402,6 +402,9 @@ START_TEST(test_bad_values) {
     make_model(&m, 1);
     m.ft[7] = NUV;
     expect_refusal(&m, NULL, DPT_ERR_FORMAT, "'flame.uv.ft'");
+    make_model(&m, 1);
+    m.vt[3] = 1.25f;
+    expect_refusal(&m, NULL, DPT_ERR_FORMAT, "outside [0, 1]");
     make_model(&m, 0);
     m.m[3].i = 99;
     expect_refusal(&m, NULL, DPT_ERR_FORMAT, "'flame.n_shape'");

@@ -234,7 +234,7 @@ def flame_section(tmp, res, rows, frames=600):
     c = {}
     for _ in range(ROUNDS):
         for th in (1, 2):
-            out = subprocess.run([str(BUILD / 'tests' / 'harness_flame'), 'bench', str(dpt), str(frames), str(th), '3'],
+            out = subprocess.run([str(BUILD / 'tests' / 'harness_flame'), 'bench', str(dpt), str(frames), str(th), '10'],
                                  check=True, capture_output=True, text=True).stdout
             c[th] = max(c.get(th, 0.0), float(out))
     torch.set_num_threads(1)

@@ -1068,6 +1068,8 @@ def _finite_f32(path, key, a):
     a = np.asarray(a, dtype=np.float64)
     if not np.all(np.isfinite(a)):
         _fail(path, f"'{key}' has NaN or infinite values")
+    if a.size and np.abs(a).max() > np.finfo(np.float32).max:
+        _fail(path, f"'{key}' has values beyond the float32 range")
     return np.ascontiguousarray(a.astype(np.float32))
 
 
@@ -1152,6 +1154,8 @@ def flame_uv_tensors(path, n_faces):
     if ft.ndim != 2 or ft.shape != (n_faces, 3) or ft.dtype.kind not in 'iu':
         _fail(path, f"'ft' has shape {_shape_str(ft.shape)} dtype {ft.dtype}, expected ({n_faces}, 3) integers "
                     '(one uv triangle per face of the model)')
+    if np.all(np.isfinite(vt)) and (vt.min() < 0 or vt.max() > 1):
+        _fail(path, f"'vt' has values outside [0, 1] ({vt.min():.4g} .. {vt.max():.4g})")
     if ft.min() < 0 or ft.max() >= vt.shape[0]:
         _fail(path, f"'ft' has indices outside 0..{vt.shape[0] - 1}")
     return [('flame.uv.vt', _finite_f32(path, 'vt', vt)), ('flame.uv.ft', ft.astype(np.float32))], vt.shape[0]

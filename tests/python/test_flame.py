@@ -316,6 +316,7 @@ BAD = {
     'nan_template': (lambda a: a['v_template'].__setitem__((5, 1), np.nan), ["'v_template' has NaN"]),
     'inf_shapedirs': (lambda a: a['shapedirs'].__setitem__((1, 1, 310), np.inf), ["'shapedirs' has NaN"]),
     'string_faces': (_set('f', 'faces'), ["'f' is a str"]),
+    'huge_weights': (lambda a: a['weights'].__setitem__((2, 2), 1e39), ["'weights' has values beyond the float32"]),
 }
 
 
@@ -353,19 +354,21 @@ def test_exporter_refuses_non_pickles(tiny, tmp_path):
     assert rc == 1 and 'no such file' in err and len(err.splitlines()) == 1
 
 
-@pytest.mark.parametrize('case', ['missing_ft', 'ft_rows', 'ft_index', 'vt_nan'])
+@pytest.mark.parametrize('case', ['missing_ft', 'ft_rows', 'ft_index', 'vt_nan', 'vt_range'])
 def test_exporter_refuses_bad_uv(tiny, tmp_path, case):
     uv = dict(np.load(tiny / 'uv.npz'))
     expect = {'missing_ft': "no array 'ft'", 'ft_rows': "'ft' has shape", 'ft_index': "'ft' has indices",
-              'vt_nan': "'vt' has NaN"}[case]
+              'vt_nan': "'vt' has NaN", 'vt_range': "'vt' has values outside [0, 1]"}[case]
     if case == 'missing_ft':
         del uv['ft']
     elif case == 'ft_rows':
         uv['ft'] = uv['ft'][:-1]
     elif case == 'ft_index':
         uv['ft'][0, 0] = len(uv['vt'])
-    else:
+    elif case == 'vt_nan':
         uv['vt'][2, 0] = np.nan
+    else:
+        uv['vt'][1, 1] = -0.01
     np.savez(tmp_path / 'uv.npz', **uv)
     _refused(tmp_path, tiny / 'flame2020.pkl', expect, uv=tmp_path / 'uv.npz')
 
@@ -377,3 +380,31 @@ def test_model_and_flame_loaders_refuse_each_other(tiny, tmp_path):
     assert r.returncode == 1 and 'not a FLAME file' in r.stderr
     r = subprocess.run([str(DPT_INFO), str(tiny / 'flame2020.dpt'), '--tensors'], capture_output=True, text=True)
     assert r.returncode == 1 and 'FLAME file' in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize('form', ['2020', '2023'])
+def test_damaged_pickles_fail_cleanly(tmp_path, form):
+    """Deterministic byte damage and truncation of a tiny pickle: every variant either converts or fails
+    with the exporter's one-line error (never another exception, never a float32 overflow)."""
+    import random
+    import warnings
+    data = make_flame.flame_pickle_bytes(make_flame.flame_arrays('tiny', 0), form)
+    rng = random.Random(form)
+    p = tmp_path / 'damaged.pkl'
+    outcomes = {'ok': 0, 'error': 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', RuntimeWarning)
+        for i in range(400):
+            b = bytearray(data)
+            for _ in range(rng.randint(1, 4)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+            if i % 3 == 0:
+                b = b[:rng.randrange(len(b))]
+            p.write_bytes(bytes(b))
+            try:
+                export.flame_tensors(p, export.load_flame_pickle(p))
+                outcomes['ok'] += 1
+            except export.ExportError as e:
+                assert str(e).startswith(f'{p}: ') and '\n' not in str(e)
+                outcomes['error'] += 1
+    assert outcomes['error'] > 100

@@ -20,8 +20,9 @@ that sum to 1, a sparse joint regressor whose rows average a few vertices); what
 
 Neither chumpy nor scipy is needed: inert stand-in classes are registered under their module names in
 ``sys.modules`` only while the pickle is written (the real modules, if installed, are put back).
-The stand-ins' pickled form was compared once with real chumpy 0.70 + scipy 1.11 pickles (opcode
-streams identical for the 2023 form; see DEVELOPERS.md).
+The stand-ins' pickled form was compared once with real chumpy 0.70 + scipy 1.11 (Python 3,
+protocol 2): the opcode streams of a real Ch + csc_matrix and of the stand-ins are identical, and real
+chumpy/scipy unpickle both forms to the same values (DEVELOPERS.md, "FLAME notes").
 
 Sizes: ``official`` = 5023 vertices, 9976 faces, 5 joints, shapedirs 400, posedirs 36 (FLAME 2020);
 ``tiny`` = 40 vertices, 60 faces, the same joints and directions (fast tests, small fixtures).
