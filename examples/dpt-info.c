@@ -157,9 +157,12 @@ int main(int argc, char **argv) {
             float *v = malloc(sizeof(float) * (size_t)t.n_elements);
             char out[4096];
             snprintf(out, sizeof out, "%s/%s.npy", dump_all, t.name);
-            if (!v || dpt_model_tensor_read(m, k, v, (size_t)t.n_elements, &err) != DPT_OK ||
-                dpt_npy_write(out, v, t.ndim, t.shape, &err) != DPT_OK) {
+            cli_err e = {{0}};
+            if (!v || dpt_model_tensor_read(m, k, v, (size_t)t.n_elements, &err) != DPT_OK) {
                 fprintf(stderr, "dpt-info: %s\n", v ? err.message : "out of memory");
+                rc = 1;
+            } else if (cli_write_npy(out, v, t.ndim, t.shape, &e)) {   /* atomic, DIR created */
+                fprintf(stderr, "dpt-info: %s\n", e.msg);
                 rc = 1;
             }
             free(v);
@@ -180,8 +183,9 @@ int main(int argc, char **argv) {
             return 1;
         }
         if (npy) {
-            if (dpt_npy_write(npy, v, t.ndim, t.shape, &err) != DPT_OK) {
-                fprintf(stderr, "dpt-info: %s\n", err.message);
+            cli_err e = {{0}};
+            if (cli_write_npy(npy, v, t.ndim, t.shape, &e)) {
+                fprintf(stderr, "dpt-info: %s\n", e.msg);
                 rc = 1;
             }
         } else {
