@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS="build-essential pkg-config libopenblas-dev libsndfile1-dev libsoxr-dev zlib1g-dev check
+      libpng-dev libjpeg62-turbo-dev libosmesa6
       python3 python3-venv python3-pip python3-numpy python3-torch python3-pytest"
 missing=""
 for p in $PKGS; do
@@ -20,5 +21,9 @@ if [ ! -x .venv/bin/python ] || ! cmp -s tools/requirements.txt "$stamp"; then
   echo "deps: preparing .venv (transformers, soxr, soundfile)"
   /usr/bin/python3 -m venv --system-site-packages .venv
   .venv/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
+  # upstream's renderer for the renderer tests and bench (through OSMesa): pyrender 0.1.45 pins
+  # PyOpenGL 3.1.0, which cannot render offscreen through OSMesa; its other dependencies are in
+  # requirements.txt (PyOpenGL 3.1.7, without scipy: trimesh's normals fall back to a loop)
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps 'pyrender==0.1.45'
   cp tools/requirements.txt "$stamp"
 fi

@@ -36,7 +36,8 @@ while [ $# -gt 0 ]; do
 done
 
 CROSS=aarch64-linux-gnu-
-ARM_PKGS="libopenblas-dev:arm64 libsndfile1-dev:arm64 libsoxr-dev:arm64 zlib1g-dev:arm64 check:arm64"
+ARM_PKGS="libopenblas-dev:arm64 libsndfile1-dev:arm64 libsoxr-dev:arm64 zlib1g-dev:arm64 check:arm64
+          libpng-dev:arm64 libjpeg62-turbo-dev:arm64"
 
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
