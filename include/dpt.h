@@ -356,14 +356,19 @@ typedef struct dpt_renderer dpt_renderer;  /* per caller: one renderer per threa
 
 /* A renderer for one mesh topology: faces n_faces × 3 (indices < n_vertices); vt/ft optional
  * (required when params->texture is set). The camera, lights and material are upstream's
- * MeshRenderer (yfov 16°, camera at (0,0,1) looking down −z, ...). Copies what it needs. */
+ * MeshRenderer (yfov 16°, camera at (0,0,1) looking down −z, ...). Copies what it needs.
+ * Limits: width, height 1 … 8192, supersample 1 … 8, width·supersample and height·supersample
+ * ≤ 16384. params NULL = defaults. The aspect ratio stays 1 as upstream's camera has it: a
+ * non-square image stretches the same square view. Errors: DPT_ERR_INVALID_ARG (sizes, indices
+ * out of range, texture without uv, NaN/Inf uv), DPT_ERR_NOMEM. */
 dpt_status dpt_renderer_new(const dpt_render_params *params, int n_vertices,
                             const int32_t *faces, int n_faces, const float *vt, int n_vt,
                             const int32_t *ft, dpt_renderer **out, dpt_error *err);
 void dpt_renderer_free(dpt_renderer *r);
 
 /* Render one frame of vertices (n_vertices × 3, FLAME coordinates) into rgb (width × height × 3
- * bytes, rows top to bottom). Smooth vertex normals are computed from the vertices. */
+ * bytes, rows top to bottom). Smooth vertex normals are computed from the vertices. Allocates
+ * nothing. Errors: DPT_ERR_INVALID_ARG (NULL arguments, NaN/Inf coordinates: rgb untouched). */
 dpt_status dpt_render_frame(dpt_renderer *r, const float *vertices, uint8_t *rgb, dpt_error *err);
 
 #ifdef __cplusplus

@@ -58,6 +58,57 @@ def head_mesh(n=29, bumps=1.0, open_neck=False, scale=(0.09, 0.12, 0.1)):
     return v.astype(np.float32), f
 
 
+def vertex_normals(v, f):
+    """trimesh's vertex_normals (corner-angle weighted unit face normals, unitized) in vectorised numpy:
+    the same formula as trimesh.geometry.weighted_vertex_normals without its scipy.sparse product."""
+    import trimesh
+    v = np.asarray(v, np.float64)
+    tri = v[f]
+    fn, valid = trimesh.triangles.normals(tri)
+    normals = np.zeros((len(f), 3))
+    normals[valid] = fn
+    ang = trimesh.triangles.angles(tri)
+    out = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(out, f[:, k], normals * ang[:, k:k + 1])
+    return trimesh.util.unitize(out)
+
+
+class UpstreamRenderer:
+    """upstream's MeshRenderer in pyrender: the scene made once, a mesh node added, rendered and removed
+    per frame (render_mesh). Normals come from vertex_normals() (trimesh's own path needs scipy)."""
+
+    def __init__(self, size=(640, 640), black_bg=False):
+        import pyrender
+        import trimesh
+        self.pyrender, self.trimesh = pyrender, trimesh
+        self.scene = pyrender.Scene(ambient_light=[.2, .2, .2], bg_color=[0, 0, 0] if black_bg else [255, 255, 255])
+        cam_pose = np.eye(4)
+        cam_pose[:3, 3] = [0, 0, 1]
+        self.scene.add(pyrender.PerspectiveCamera(yfov=16 / 180 * np.pi, znear=0.01, zfar=3.0, aspectRatio=1.0),
+                       pose=cam_pose)
+        light = pyrender.DirectionalLight(color=np.ones(3), intensity=2)
+        a = np.pi / 6.0
+        for axis, angle in (((1, 0, 0), 0.0), ((1, 0, 0), a), ((1, 0, 0), -a), ((0, 1, 0), -a), ((0, 1, 0), a)):
+            pose = np.eye(4)
+            pose[:3, 3] = trimesh.transformations.rotation_matrix(angle, axis)[:3, :3] @ np.array([0.0, 0.0, 1.0])
+            self.scene.add(light, pose=pose)
+        self.material = pyrender.material.MetallicRoughnessMaterial(
+            alphaMode='BLEND', baseColorFactor=[0.3, 0.3, 0.3, 1.0], metallicFactor=0.8, roughnessFactor=0.8)
+        self.renderer = pyrender.OffscreenRenderer(*size, point_size=1.0)
+
+    def render(self, vertices, faces):
+        mesh = self.trimesh.Trimesh(vertices=np.asarray(vertices, np.float64), faces=faces, process=False)
+        mesh.vertex_normals = vertex_normals(mesh.vertices, mesh.faces)
+        node = self.scene.add(self.pyrender.Mesh.from_trimesh(mesh, material=self.material, smooth=True), pose=np.eye(4))
+        color, _ = self.renderer.render(self.scene, flags=self.pyrender.RenderFlags.SKIP_CULL_FACES)
+        self.scene.remove_node(node)
+        return color
+
+    def close(self):
+        self.renderer.delete()
+
+
 def pyrender_scene_render(vertices, faces, size=(640, 640), black_bg=False, texture=None, uv=None):
     """upstream's MeshRenderer.render_mesh on these vertices: (H, W, 3) uint8."""
     import pyrender
