@@ -13,18 +13,20 @@
  *    mesh is split at uv seams first (upstream goes through an OBJ that trimesh unmerges by
  *    (vertex, uv) pairs), so normals are averaged per (vertex, uv) pair;
  *  - SKIP_CULL_FACES: both sides drawn. mesh.frag does not flip back-face normals: it clamps
- *    n·l to ≥ 0.001 and uses |n·v|, which is what shade_sample does.
+ *    n·l to ≥ 0.001 and uses |n·v|, and so do shade_grey and shade_pbr.
  *
  * Rasterisation: vertices snapped to 1/256 of a sample (as GPUs do), exact integer edge functions
  * evaluated at sample centres (x + 0.5, y + 0.5), row 0 at the top, and the top-left fill rule in
  * image coordinates: a centre exactly on an edge belongs to the triangle whose top or left edge it
  * is, so a shared edge is drawn once. Depth is window z (0 … 1) interpolated linearly in screen
- * space and tested with "less" against 1 (pyrender: GL_LESS, cleared to 1), so nothing beyond zfar
- * shows; triangles crossing the near plane (or far outside the screen) are clipped in clip space.
+ * space, stored as an integer in units of 2^-30 and tested with "less" against 1 (pyrender:
+ * GL_LESS, cleared to 1), so nothing beyond zfar shows; triangles crossing the near plane (or far
+ * outside the screen) are clipped in clip space. Triangles of the winding that faces the camera
+ * are drawn first; the others are skipped where the depth tiles they cover are already nearer.
  *
  * Deferred shading: pass 1 stores the nearest face per sample, pass 2 shades each visible sample
- * once: perspective-correct barycentrics from the eye ray through the sample centre and the face,
- * then the PBR of pyrender's mesh.frag, then pow(1/2.2) and the 8-bit conversion through a table.
+ * once: perspective-correct interpolation along the eye ray through the sample centre, then the
+ * PBR of pyrender's mesh.frag, then pow(1/2.2) and the 8-bit conversion through a table.
  * Supersampling renders k × k samples per pixel and averages the 8-bit colours (a box filter).
  *
  * Threads: a team made at dpt_renderer_new; each thread owns interleaved bands of output rows
@@ -38,7 +40,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* x86-64: the two hot loops also built for AVX2 and picked at load time (GCC/clang function
+/* x86-64 with GCC: the two hot loops also built for AVX2 and picked at load time (function
  * clones; the ISO C mode keeps FMA contraction off, so both builds give the same bits). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(DPT_NO_CLONES)
 #define HOT_CLONES __attribute__((target_clones("avx2", "default")))
