@@ -13,18 +13,20 @@
  *    mesh is split at uv seams first (upstream goes through an OBJ that trimesh unmerges by
  *    (vertex, uv) pairs), so normals are averaged per (vertex, uv) pair;
  *  - SKIP_CULL_FACES: both sides drawn. mesh.frag does not flip back-face normals: it clamps
- *    n·l to ≥ 0.001 and uses |n·v|, which is what shade_sample does.
+ *    n·l to ≥ 0.001 and uses |n·v|, and so do shade_grey and shade_pbr.
  *
  * Rasterisation: vertices snapped to 1/256 of a sample (as GPUs do), exact integer edge functions
  * evaluated at sample centres (x + 0.5, y + 0.5), row 0 at the top, and the top-left fill rule in
  * image coordinates: a centre exactly on an edge belongs to the triangle whose top or left edge it
  * is, so a shared edge is drawn once. Depth is window z (0 … 1) interpolated linearly in screen
- * space and tested with "less" against 1 (pyrender: GL_LESS, cleared to 1), so nothing beyond zfar
- * shows; triangles crossing the near plane (or far outside the screen) are clipped in clip space.
+ * space, stored as an integer in units of 2^-30 and tested with "less" against 1 (pyrender:
+ * GL_LESS, cleared to 1), so nothing beyond zfar shows; triangles crossing the near plane (or far
+ * outside the screen) are clipped in clip space. Triangles of the winding that faces the camera
+ * are drawn first; the others are skipped where the depth tiles they cover are already nearer.
  *
  * Deferred shading: pass 1 stores the nearest face per sample, pass 2 shades each visible sample
- * once: perspective-correct barycentrics from the eye ray through the sample centre and the face,
- * then the PBR of pyrender's mesh.frag, then pow(1/2.2) and the 8-bit conversion through a table.
+ * once: perspective-correct interpolation along the eye ray through the sample centre, then the
+ * PBR of pyrender's mesh.frag, then pow(1/2.2) and the 8-bit conversion through a table.
  * Supersampling renders k × k samples per pixel and averages the 8-bit colours (a box filter).
  *
  * Threads: a team made at dpt_renderer_new; each thread owns interleaved bands of output rows
@@ -38,7 +40,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* x86-64: the two hot loops also built for AVX2 and picked at load time (GCC/clang function
+/* x86-64 with GCC: the two hot loops also built for AVX2 and picked at load time (function
  * clones; the ISO C mode keeps FMA contraction off, so both builds give the same bits). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(DPT_NO_CLONES)
 #define HOT_CLONES __attribute__((target_clones("avx2", "default")))
@@ -156,6 +158,13 @@ typedef struct face_ray {
     float m1[3], m2[3], m3[3];
 } face_ray;
 
+/* Per face, once the vertex normals are known: for D = (dx, dy, −1), den·(interpolated normal)
+ * = dy·y − z + dx·q (den = D·m1, whose sign is kept in m1 for the shading pass). One cache line. */
+typedef struct face_shade {
+    float y[3], z[3], q[3], m1[3];
+    float pad[4];
+} face_shade;
+
 struct dpt_renderer {
     int width, height, k, sw, sh;   /* output size, supersampling, sample grid sw × sh */
     int black_bg, n_threads;
@@ -177,6 +186,7 @@ struct dpt_renderer {
     const float *vertices;
     proj_vertex *proj;               /* n_vertices */
     face_ray *rays;                  /* n_faces */
+    face_shade *shades;              /* n_faces */
     float *corner_weight;            /* n_faces × 3 × 3: corner angle × unit face normal */
     float *normals;                  /* n_nv × 3 */
     size_t stride;                   /* row stride of depth and face_id (≥ sw) */
@@ -318,6 +328,24 @@ static void vertex_normals(dpt_renderer *r, int v0, int v1) {
         unitize3(s);
         float *o = r->normals + (size_t)i * 3;
         o[0] = s[0]; o[1] = s[1]; o[2] = s[2];
+    }
+}
+
+/* The linear forms of the interpolated normal along a row (see face_shade). */
+static void face_shading(dpt_renderer *r, int f0, int f1) {
+    for (int f = f0; f < f1; f++) {
+        const face_ray *fr = &r->rays[f];
+        const int32_t *nvi = r->nv_of_corner + (size_t)f * 3;
+        const float *n0 = r->normals + (size_t)nvi[0] * 3, *n1 = r->normals + (size_t)nvi[1] * 3,
+                    *n2 = r->normals + (size_t)nvi[2] * 3;
+        face_shade *fs = &r->shades[f];
+        for (int d = 0; d < 3; d++) {
+            float e1 = n1[d] - n0[d], e2 = n2[d] - n0[d];
+            fs->y[d] = fr->m1[1] * n0[d] + fr->m2[1] * e1 + fr->m3[1] * e2;
+            fs->z[d] = fr->m1[2] * n0[d] + fr->m2[2] * e1 + fr->m3[2] * e2;
+            fs->q[d] = fr->m1[0] * n0[d] + fr->m2[0] * e1 + fr->m3[0] * e2;
+            fs->m1[d] = fr->m1[d];
+        }
     }
 }
 
@@ -703,8 +731,7 @@ static void shade_rows(dpt_renderer *r, int tid) {
     const int sw = r->sw, sh = r->sh, textured = r->texture != NULL, grey = r->grey;
     const float *restrict ray_x = r->ray_x;
     const face_ray *restrict rays = r->rays;
-    const int32_t *restrict nv_of_corner = r->nv_of_corner;
-    const float *restrict normals = r->normals;
+    const face_shade *restrict shades = r->shades;
     const float *restrict uv_of_corner = r->uv_of_corner;
     const uint8_t bg = r->black_bg ? 0 : 255;
     uint8_t *dst_base = r->k > 1 ? r->samples : r->out;
@@ -733,21 +760,15 @@ static void shade_rows(dpt_renderer *r, int tid) {
             /* Along the row the eye ray is D = (dx, dy, −1): den = D·m1, D·m2 and D·m3 are linear
                in dx, and so is den·(b0·n0 + b1·n1 + b2·n2) = P + Q·dx, the normal up to a factor
                whose sign is den's (constant over a face seen from one side) */
-            const face_ray *fr = &rays[f];
-            float a1 = dy * fr->m1[1] - fr->m1[2], a2 = dy * fr->m2[1] - fr->m2[2], a3 = dy * fr->m3[1] - fr->m3[2];
-            float q1 = fr->m1[0], q2 = fr->m2[0], q3 = fr->m3[0];
+            const face_shade *fs = &shades[f];
             float mid = ray_x[(i + i_end - 1) / 2];
-            int back = a1 + q1 * mid < 0;
+            int back = fs->m1[0] * mid + fs->m1[1] * dy - fs->m1[2] < 0;
             float sgn = back ? -1.0f : 1.0f;
             facing[back] += i_end - i;
-            const int32_t *nvi = nv_of_corner + (size_t)f * 3;
-            const float *n0 = normals + (size_t)nvi[0] * 3, *n1 = normals + (size_t)nvi[1] * 3,
-                        *n2 = normals + (size_t)nvi[2] * 3;
             float P[3], Q[3];
             for (int d = 0; d < 3; d++) {
-                float e1 = n1[d] - n0[d], e2 = n2[d] - n0[d];
-                P[d] = sgn * (a1 * n0[d] + a2 * e1 + a3 * e2);
-                Q[d] = sgn * (q1 * n0[d] + q2 * e1 + q3 * e2);
+                P[d] = sgn * (dy * fs->y[d] - fs->z[d]);
+                Q[d] = sgn * fs->q[d];
             }
             int n_run = i_end - i;
             for (int t = 0; t < n_run; t++) {
@@ -759,6 +780,9 @@ static void shade_rows(dpt_renderer *r, int tid) {
                 col[n + t] = i + t;
             }
             if (textured) {
+                const face_ray *fr = &rays[f];
+                float a1 = dy * fr->m1[1] - fr->m1[2], a2 = dy * fr->m2[1] - fr->m2[2], a3 = dy * fr->m3[1] - fr->m3[2];
+                float q1 = fr->m1[0], q2 = fr->m2[0], q3 = fr->m3[0];
                 const float *uv = uv_of_corner + (size_t)f * 6;
                 for (int t = 0; t < n_run; t++) {
                     float dx = dxs[n + t];
@@ -850,6 +874,8 @@ static void frame_work(dpt_renderer *r, int tid) {
     if (n > 1) pthread_barrier_wait(&r->barrier);
     vertex_normals(r, (int)((int64_t)r->n_nv * tid / n), (int)((int64_t)r->n_nv * (tid + 1) / n));
     raster_all(r, tid);
+    if (n > 1) pthread_barrier_wait(&r->barrier);
+    face_shading(r, (int)((int64_t)r->n_faces * tid / n), (int)((int64_t)r->n_faces * (tid + 1) / n));
     if (n > 1) pthread_barrier_wait(&r->barrier);
     shade_rows(r, tid);
     if (r->k > 1) downsample_rows(r, tid);
@@ -1081,6 +1107,7 @@ dpt_status dpt_renderer_new(const dpt_render_params *params, int n_vertices, con
     r->faces = malloc(nc * sizeof(int32_t));
     r->proj = malloc((size_t)n_vertices * sizeof *r->proj);
     r->rays = malloc((size_t)n_faces * sizeof *r->rays);
+    r->shades = dpt_alloc((size_t)n_faces * sizeof *r->shades);
     r->corner_weight = malloc(nc * 3 * sizeof(float));
     r->depth = malloc(nb * sizeof(int32_t));
     r->face_id = malloc(nb * sizeof(int32_t));
@@ -1093,7 +1120,7 @@ dpt_status dpt_renderer_new(const dpt_render_params *params, int n_vertices, con
     r->tile_far = malloc((size_t)r->tiles_w * r->tiles_h * sizeof(int32_t));
     r->first_winding = 1;
     if (tex) r->uv_of_corner = malloc(nc * 2 * sizeof(float));
-    if (!r->faces || !r->proj || !r->rays || !r->corner_weight || !r->depth || !r->face_id || !r->ray_x ||
+    if (!r->faces || !r->proj || !r->rays || !r->shades || !r->corner_weight || !r->depth || !r->face_id || !r->ray_x ||
         !r->ray_y || !r->scratch || !r->tile_far || (r->k > 1 && !r->samples) || (tex && !r->uv_of_corner)) {
         st = dpt_fail(err, DPT_ERR_NOMEM, "dpt_renderer_new: out of memory for %d x %d samples", r->sw, r->sh);
         goto fail;
@@ -1138,6 +1165,7 @@ void dpt_renderer_free(dpt_renderer *r) {
     free(r->ray_y);
     free(r->proj);
     free(r->rays);
+    dpt_alloc_free(r->shades);
     free(r->corner_weight);
     free(r->normals);
     free(r->depth);
