@@ -7,6 +7,9 @@
 #   make deps         install missing Debian packages and the Python venv (.venv)
 #   make bench-gemm   own SGEMM vs BLAS GFLOP/s at the models' shapes
 #   make bench-kernels  SIMD vs scalar element-wise kernels
+#   make fuzz         run every libFuzzer target (tests/fuzz/) for FUZZ_SECONDS (default 60) with clang;
+#                     make fuzz-short: 15 s each (part of make test); make test-fuzz-regress: replay
+#                     the seed corpora and kept crashers through the ASan build (part of make test)
 #   make test-aarch64   cross-build for aarch64 and run the C tests under qemu (tools/test_aarch64.sh;
 #                     part of `make test`; exit 77 = skipped when it cannot install its tools)
 # Build variants (combinable; each gets its own build directory unless BUILD is given):
@@ -93,10 +96,10 @@ LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC) $(KERNEL_SRC))
 # shared code of the programs (examples/cli/*.c), linked into each of them
 CLI_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard examples/cli/*.c))
 
-.PHONY: FORCE all clean test test-c tests-build test-asan test-python test-aarch64 install demo bench bench-gemm bench-kernels deps venv
+.PHONY: fuzz fuzz-short fuzz-bins test-fuzz-regress FORCE all clean test test-c tests-build test-asan test-python test-aarch64 install demo bench bench-gemm bench-kernels deps venv
 all: $(BUILD)/libdpt.a $(addprefix $(BUILD)/,$(PROGRAMS)) $(BUILD)/dpt.pc
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h kernels/*.h examples/cli/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h kernels/*.h examples/cli/*.h tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(KERNEL_FLAGS) $(PKG_CFLAGS) $(BLAS_CFLAGS) -c $< -o $@
 
@@ -133,7 +136,38 @@ bench-kernels: $(BUILD)/tests/bench_kernels
 # The same C tests built with AddressSanitizer + UBSan into build-asan/.
 test-asan:
 	$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
-	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test-c
+	  EXTRA_CFLAGS="$(SANITIZE)" test-c
+
+# ---- fuzzing (tests/fuzz/fuzz_*.c, tools/fuzz.sh) ----
+# A harness is linked with clang's libFuzzer (FUZZ_ENGINE=libfuzzer, `make fuzz`) or with
+# tests/fuzz/driver.c, a main that runs files once (any compiler: the ASan replay).
+FUZZ_TARGETS := $(filter-out $(if $(NO_SNDFILE),audio),$(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
+ifeq ($(FUZZ_ENGINE),libfuzzer)
+FUZZ_MAIN    :=
+FUZZ_LDFLAGS := -fsanitize=fuzzer
+else
+FUZZ_MAIN    := $(BUILD)/obj/tests/fuzz/driver.o
+FUZZ_LDFLAGS :=
+endif
+fuzz-bins: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_TARGETS))
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_MAIN) $(CLI_OBJ) $(BUILD)/libdpt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(FUZZ_LDFLAGS) -o $@ $< $(FUZZ_MAIN) $(CLI_OBJ) $(BUILD)/libdpt.a $(LIBS)
+
+SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v clang >/dev/null || { echo "make fuzz: needs clang and its libFuzzer (apt-get install clang libclang-rt-14-dev, or make deps)"; exit 1; }
+	$(MAKE) --no-print-directory -s BUILD=build-fuzz CC=clang BLAS=none OPT=-O1 FUZZ_ENGINE=libfuzzer \
+	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link $(SANITIZE)" fuzz-bins
+	@tools/fuzz.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
+
+test-fuzz-regress:
+	$(MAKE) --no-print-directory -s BUILD=build-asan OPT=-O1 EXTRA_CFLAGS="$(SANITIZE)" fuzz-bins
+	@tools/fuzz.sh --replay build-asan $(FUZZ_TARGETS)
 
 test-python: all $(addprefix $(BUILD)/tests/,$(HARNESSES))
 	@DPT_BUILD=$(BUILD) $(PY) -m pytest -q -p no:cacheprovider tests/python
@@ -161,4 +195,4 @@ install: all
 	install -m 755 $(addprefix $(BUILD)/,$(PROGRAMS)) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -rf build build-asan build-noblas* build-nosndfile* build-noimage* build-static* build-aarch64-linux-gnu*
+	rm -rf build build-asan build-fuzz build-noblas* build-nosndfile* build-noimage* build-static* build-aarch64-linux-gnu*

@@ -30,6 +30,15 @@ static const dpt_k_ops *ops_of(dpt_k_arch arch) {
     }
 }
 
+#if defined(DPT_K_HAVE_AVX2_BUILD) && defined(__GNUC__)
+#include <cpuid.h>
+/* CPUID.1:ECX.F16C (clang's __builtin_cpu_supports does not know "f16c") */
+static int cpu_has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#endif
+
 int dpt_k_arch_supported(dpt_k_arch arch) {
     switch (arch) {
     case DPT_K_ARCH_SCALAR: return 1;
@@ -38,8 +47,7 @@ int dpt_k_arch_supported(dpt_k_arch arch) {
 #if defined(__GNUC__)
         /* libgcc's checks include the OS's YMM state support (XCR0) */
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
 #else
         return 0;
 #endif
