@@ -63,6 +63,22 @@ endif
 PKGS    := $(if $(NO_SNDFILE),,sndfile soxr )$(if $(NO_IMAGE),,libpng libjpeg )zlib
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)$(if $(NO_SNDFILE), -DDPT_NO_SNDFILE)$(if $(NO_IMAGE), -DDPT_NO_IMAGE)
 PKG_LIBS   := $(shell $(PKG_CONFIG) $(PKG_STATIC) --libs $(PKGS) 2>/dev/null)
+# A package pkg-config cannot find would drop its flags silently and fail later at link time: say
+# which, and what to install (not for the goals that install them first or build nothing).
+PKG_MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell $(PKG_CONFIG) --exists $(p) 2>/dev/null && echo y),,$(p))))
+ifneq ($(PKG_MISSING),)
+ifeq ($(filter-out deps venv clean test demo bench test-aarch64 fuzz fuzz-short test-asan test-fuzz-regress,$(or $(MAKECMDGOALS),all)),)
+else
+DEB_ARCH := $(if $(CROSS),:$(patsubst aarch64,arm64,$(firstword $(subst -, ,$(MACHINE)))))
+DEB_OF_sndfile := libsndfile1-dev
+DEB_OF_soxr := libsoxr-dev
+DEB_OF_libpng := libpng-dev
+DEB_OF_libjpeg := libjpeg62-turbo-dev
+DEB_OF_zlib := zlib1g-dev
+$(error $(PKG_CONFIG) finds no $(PKG_MISSING) for $(MACHINE); install $(foreach p,$(PKG_MISSING),$(DEB_OF_$(p))$(DEB_ARCH))$(if $(CROSS),, (make deps does)), or build without them (NO_SNDFILE=1 / NO_IMAGE=1; zlib is required))
+endif
+endif
+
 ifeq ($(BLAS),none)
 BLAS_CFLAGS :=
 BLAS_LIBS   :=
@@ -178,10 +194,13 @@ test-aarch64:
 test: deps
 	@tools/run_all_tests.sh
 
-demo: deps all
+# all is built by a second make: this one read pkg-config before deps installed the packages
+demo: deps
+	@$(MAKE) --no-print-directory all
 	@tools/demo.sh
 
-bench: deps all $(addprefix $(BUILD)/tests/,$(HARNESSES))
+bench: deps
+	@$(MAKE) --no-print-directory all $(addprefix $(BUILD)/tests/,$(HARNESSES))
 	@$(PY) tools/bench.py
 
 deps:

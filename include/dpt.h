@@ -265,6 +265,9 @@ dpt_status dpt_npy_read(const char *path, dpt_array *out, dpt_error *err);
  * A missing key is DPT_ERR_FORMAT, its message listing the arrays present; zip64 archives
  * (4 GB and more) are DPT_ERR_UNSUPPORTED. */
 dpt_status dpt_npz_read(const char *path, const char *key, dpt_array *out, dpt_error *err);
+/* Largest .npz entry read (uncompressed bytes, checked from the zip directory before anything is
+ * allocated or inflated; larger is DPT_ERR_UNSUPPORTED): 1 GiB, ~70 hours of coefficients. */
+#define DPT_MAX_NPZ_ENTRY_BYTES (1ull << 30)
 /* 1 if the .npz at path has an array named key, 0 if not, -1 on error (err filled). */
 int dpt_npz_has(const char *path, const char *key, dpt_error *err);
 /* Write float32 .npy. */

@@ -589,6 +589,11 @@ static dpt_status zip_read_entry(const zip_dir *z, const zip_entry *e, uint8_t *
         return dpt_fail(err, DPT_ERR_FORMAT, "%s: corrupt zip: entry data out of bounds", what);
     if (e->method == 0 && e->csize != e->usize)
         return dpt_fail(err, DPT_ERR_FORMAT, "%s: corrupt zip: stored entry sizes differ", what);
+    if ((uint64_t)e->usize > DPT_MAX_NPZ_ENTRY_BYTES)   /* before allocating: no zip bombs */
+        return dpt_fail(err, DPT_ERR_UNSUPPORTED,
+                        "%s: entry of %u bytes uncompressed is over the limit of %llu bytes "
+                        "(DPT_MAX_NPZ_ENTRY_BYTES)",
+                        what, e->usize, (unsigned long long)DPT_MAX_NPZ_ENTRY_BYTES);
     if (e->method == 8 && (uint64_t)e->usize > (uint64_t)e->csize * DEFLATE_MAX_RATIO + 1024u)
         return dpt_fail(err, DPT_ERR_FORMAT, "%s: corrupt zip: implausible uncompressed size %u",
                         what, e->usize);

@@ -685,6 +685,12 @@ START_TEST(t_npz_errors) {
     c[cd + 24] -= 4;
     p = write_bytes(c, n, ".npz");
     check_error(&err, dpt_npz_read(p, "a", &a, &err), DPT_ERR_FORMAT, p, "sizes differ");
+    /* a deflated entry announcing 1.125 GiB (a zip bomb's header): refused from the directory */
+    memcpy(c, b, n);
+    c[cd + 10] = 8;
+    c[cd + 24] = 0, c[cd + 25] = 0, c[cd + 26] = 0, c[cd + 27] = 0x48;
+    p = write_bytes(c, n, ".npz");
+    check_error(&err, dpt_npz_read(p, "a", &a, &err), DPT_ERR_UNSUPPORTED, p, "DPT_MAX_NPZ_ENTRY_BYTES");
     free(c);
     free(b);
     /* an entry that is not float32, and the same bytes as a (corrupt) deflate stream */
