@@ -112,7 +112,7 @@ LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC) $(KERNEL_SRC))
 # shared code of the programs (examples/cli/*.c), linked into each of them
 CLI_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard examples/cli/*.c))
 
-.PHONY: fuzz fuzz-short fuzz-bins test-fuzz-regress FORCE all clean test test-c tests-build test-asan test-python test-aarch64 install demo bench bench-gemm bench-kernels deps venv
+.PHONY: test-valgrind fuzz fuzz-short fuzz-bins test-fuzz-regress FORCE all clean test test-c tests-build test-asan test-python test-aarch64 install demo bench bench-gemm bench-kernels deps venv
 all: $(BUILD)/libdpt.a $(addprefix $(BUILD)/,$(PROGRAMS)) $(BUILD)/dpt.pc
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h kernels/*.h examples/cli/*.h tests/fuzz/*.h)
@@ -184,6 +184,10 @@ fuzz-short:
 test-fuzz-regress:
 	$(MAKE) --no-print-directory -s BUILD=build-asan OPT=-O1 EXTRA_CFLAGS="$(SANITIZE)" fuzz-bins
 	@tools/fuzz.sh --replay build-asan $(FUZZ_TARGETS)
+
+# one full small generation under valgrind memcheck (tools/valgrind_check.sh)
+test-valgrind: all
+	@tools/valgrind_check.sh $(BUILD)
 
 test-python: all $(addprefix $(BUILD)/tests/,$(HARNESSES))
 	@DPT_BUILD=$(BUILD) $(PY) -m pytest -q -p no:cacheprovider tests/python

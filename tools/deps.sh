@@ -8,6 +8,10 @@ PKGS="build-essential pkg-config libopenblas-dev libsndfile1-dev libsoxr-dev zli
       python3 python3-venv python3-pip python3-numpy python3-torch python3-pytest"
 # dpt-generate --flame and dpt-mesh --video encode through the system ffmpeg (ffprobe: the tests)
 PKGS="$PKGS ffmpeg"
+# make fuzz / fuzz-short (part of make test): clang with libFuzzer and the sanitizer runtimes
+PKGS="$PKGS clang libclang-rt-14-dev"
+# make test-valgrind (part of make test)
+PKGS="$PKGS valgrind"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
