@@ -14,7 +14,10 @@
  *    matching *_free function (which accepts NULL). Input arrays are borrowed, never kept.
  *  - Thread safety: a dpt_model is immutable after dpt_model_load and may be shared by any number
  *    of threads running dpt_generate / dpt_encode_audio / dpt_extract_style at once; each call
- *    allocates its own working state. dpt_set_log_callback is global and not thread-safe.
+ *    allocates its own working state and runs on threads of its own (n_threads), so concurrent
+ *    calls neither share nor override each other's thread counts. A dpt_state (below) keeps a
+ *    caller's threads between calls. The library never changes process-wide settings (OpenBLAS's
+ *    thread count included). dpt_set_log_callback is global and not thread-safe.
  *  - Arrays are row-major float32.
  */
 #ifndef DPT_H
@@ -240,10 +243,38 @@ dpt_status dpt_generate_from_features(const dpt_model *model, const float *featu
                                       size_t n_samples16k, const float *shape, const float *style,
                                       const dpt_gen_params *params, dpt_result **out, dpt_error *err);
 
+/* ------------------------------------------------------------------------------------------ */
+/* States: a caller's threads kept between calls                                               */
+
+/* A per-caller state on a shared model: its own team of n_threads threads (0 = all cores,
+ * at most 256), started on first use and kept until dpt_state_free, so repeated calls do not
+ * start threads again. Any number of states may share one model, each used by one thread at a
+ * time; results are bit-identical whatever the thread count and however many states run at once.
+ * The model must outlive its states. (The streaming API builds on states.) */
+typedef struct dpt_state dpt_state;
+
+dpt_status dpt_state_new(const dpt_model *model, int n_threads, dpt_state **out, dpt_error *err);
+void dpt_state_free(dpt_state *state);
+/* The state's thread count (n_threads resolved: ≥ 1). */
+int dpt_state_threads(const dpt_state *state);
+
+/* dpt_encode_audio, dpt_generate and dpt_generate_from_features on the state's threads
+ * (params->n_threads is not used). */
+dpt_status dpt_state_encode_audio(dpt_state *state, const float *samples16k, size_t n_samples,
+                                  float **features, int *n_frames, dpt_error *err);
+dpt_status dpt_state_generate(dpt_state *state, const float *samples16k, size_t n_samples,
+                              const float *shape, const float *style, const dpt_gen_params *params,
+                              dpt_result **out, dpt_error *err);
+dpt_status dpt_state_generate_from_features(dpt_state *state, const float *features, int n_frames,
+                                            size_t n_samples16k, const float *shape,
+                                            const float *style, const dpt_gen_params *params,
+                                            dpt_result **out, dpt_error *err);
+
 /* Style vector (d_style values written to style_out) from a motion clip: exp (n_frames × 50) and
  * pose (n_frames × 6), frames [start, start + n_motions) (fewer, with a warning, if short). */
 dpt_status dpt_extract_style(const dpt_model *model, const float *exp, const float *pose,
                              int n_frames, int start, float *style_out, dpt_error *err);
+/* dpt_extract_style runs on the calling thread alone: the style encoder is a few small GEMMs. */
 
 /* ------------------------------------------------------------------------------------------ */
 /* NumPy files                                                                                  */

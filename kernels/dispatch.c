@@ -12,7 +12,6 @@
 #include <cblas.h>
 #endif
 #ifdef DPT_HAVE_OPENBLAS_THREADS
-void openblas_set_num_threads(int);
 #endif
 
 /* ---- architecture --------------------------------------------------------------------------- */
@@ -106,28 +105,6 @@ int dpt_k_set_arch(dpt_k_arch arch) {
     if (!o) return -1;
     atomic_store_explicit(&g_ops, o, memory_order_release);
     return 0;
-}
-
-/* ---- threads -------------------------------------------------------------------------------- */
-
-static atomic_int g_threads; /* 0: not set yet = all cores */
-
-static int n_cores(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
-}
-
-void dpt_k_set_threads(int n_threads) {
-    int n = n_threads > 0 ? n_threads : n_cores();
-    atomic_store(&g_threads, n);
-#ifdef DPT_HAVE_OPENBLAS_THREADS
-    openblas_set_num_threads(n);
-#endif
-}
-
-int dpt_k_get_threads(void) {
-    int n = atomic_load(&g_threads);
-    return n > 0 ? n : n_cores();
 }
 
 /* ---- dispatched kernels --------------------------------------------------------------------- */

@@ -29,6 +29,7 @@
 
 #include "dispatch.h"
 #include "kernels.h"
+#include "parallel.h"
 
 /* ---- scalar micro-kernel -------------------------------------------------------------------- */
 
@@ -341,155 +342,12 @@ static void gemm_task(void *ctx, int tid, int nt) {
     }
 }
 
-/* ---- thread team ---------------------------------------------------------------------------- */
-
-#define MAX_THREADS 64
-typedef void (*task_fn)(void *ctx, int tid, int nt);
-
-static struct team {
-    pthread_mutex_t use; /* held by the caller running a task on the team */
-    pthread_mutex_t mu;  /* guards the fields below */
-    pthread_cond_t go, done;
-    int n_workers;       /* started workers, thread ids 1 … n_workers */
-    unsigned long gen;   /* task generation, bumped per task */
-    int nt, remaining;
-    task_fn fn;
-    void *ctx;
-    unsigned long born[MAX_THREADS]; /* gen when worker tid was started: its first task is next */
-} g_team = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-            PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, NULL, NULL, {0}};
-
-static void *worker_main(void *arg) {
-    const int tid = (int)(intptr_t)arg;
-    pthread_mutex_lock(&g_team.mu);
-    unsigned long seen = g_team.born[tid];
-    for (;;) {
-        while (g_team.gen == seen) pthread_cond_wait(&g_team.go, &g_team.mu);
-        seen = g_team.gen;
-        if (tid >= g_team.nt) continue;
-        task_fn fn = g_team.fn;
-        void *ctx = g_team.ctx;
-        int nt = g_team.nt;
-        pthread_mutex_unlock(&g_team.mu);
-        fn(ctx, tid, nt);
-        pthread_mutex_lock(&g_team.mu);
-        if (--g_team.remaining == 0) pthread_cond_signal(&g_team.done);
-    }
-    return NULL;
-}
-
-/* A child process after fork() has only the forking thread: forget the workers (they would never
- * answer) and the slots other threads held, and start over. */
-static void team_after_fork_child(void) {
-    pthread_mutex_init(&g_team.use, NULL);
-    pthread_mutex_init(&g_team.mu, NULL);
-    pthread_cond_init(&g_team.go, NULL);
-    pthread_cond_init(&g_team.done, NULL);
-    g_team.n_workers = 0;
-    g_team.remaining = 0;
+/* Packing slots held by other threads at fork() stay taken in the child: free them all. */
+static void slots_after_fork_child(void) {
     for (int i = 0; i < N_SLOTS; i++) atomic_store(&g_slots[i].busy, 0);
 }
-
 static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
-static void register_atfork(void) { pthread_atfork(NULL, NULL, team_after_fork_child); }
-
-/* fn(ctx, tid, nt) for tid = 0 … nt−1, tid 0 on the calling thread; returns when all are done.
- * If the team is busy (another caller) or threads cannot be started, runs fn(ctx, 0, 1). */
-static void team_run(int nt, task_fn fn, void *ctx) {
-    if (nt > MAX_THREADS) nt = MAX_THREADS;
-    if (nt > 1) pthread_once(&g_atfork_once, register_atfork);
-    if (nt <= 1 || pthread_mutex_trylock(&g_team.use) != 0) {
-        fn(ctx, 0, 1);
-        return;
-    }
-    pthread_mutex_lock(&g_team.mu);
-    while (g_team.n_workers < nt - 1) {
-        pthread_t th;
-        g_team.born[g_team.n_workers + 1] = g_team.gen; /* it takes part from the next task on */
-        if (pthread_create(&th, NULL, worker_main, (void *)(intptr_t)(g_team.n_workers + 1)) != 0)
-            break;
-        pthread_detach(th);
-        g_team.n_workers++;
-    }
-    if (nt > g_team.n_workers + 1) nt = g_team.n_workers + 1;
-    if (nt <= 1) {
-        pthread_mutex_unlock(&g_team.mu);
-        pthread_mutex_unlock(&g_team.use);
-        fn(ctx, 0, 1);
-        return;
-    }
-    g_team.fn = fn;
-    g_team.ctx = ctx;
-    g_team.nt = nt;
-    g_team.remaining = nt - 1;
-    g_team.gen++;
-    pthread_cond_broadcast(&g_team.go);
-    pthread_mutex_unlock(&g_team.mu);
-    fn(ctx, 0, nt);
-    pthread_mutex_lock(&g_team.mu);
-    while (g_team.remaining > 0) pthread_cond_wait(&g_team.done, &g_team.mu);
-    pthread_mutex_unlock(&g_team.mu);
-    pthread_mutex_unlock(&g_team.use);
-}
-
-/* ---- parallel regions ----------------------------------------------------------------------- */
-
-static _Thread_local int tl_in_region;
-
-int dpt_k_in_region(void) { return tl_in_region; }
-
-/* Centralised barrier: the last thread to arrive resets the count and advances the phase; the
- * others spin on the phase, yielding the CPU after a short while (the machine may be shared). */
-typedef struct region_shared {
-    atomic_int count, phase;
-    void (*fn)(void *ctx, dpt_k_region *r);
-    void *ctx;
-} region_shared;
-
-struct dpt_k_region {
-    region_shared *sh;
-    int tid, nt;
-};
-
-int dpt_k_region_tid(const dpt_k_region *r) { return r->tid; }
-int dpt_k_region_nt(const dpt_k_region *r) { return r->nt; }
-
-void dpt_k_region_range(const dpt_k_region *r, int n, int *lo, int *hi) {
-    *lo = (int)((long)n * r->tid / r->nt);
-    *hi = (int)((long)n * (r->tid + 1) / r->nt);
-}
-
-void dpt_k_region_sync(dpt_k_region *r) {
-    if (r->nt <= 1) return;
-    region_shared *sh = r->sh;
-    int ph = atomic_load_explicit(&sh->phase, memory_order_acquire);
-    if (atomic_fetch_add_explicit(&sh->count, 1, memory_order_acq_rel) == r->nt - 1) {
-        atomic_store_explicit(&sh->count, 0, memory_order_relaxed);
-        atomic_fetch_add_explicit(&sh->phase, 1, memory_order_release);
-        return;
-    }
-    for (long spin = 0; atomic_load_explicit(&sh->phase, memory_order_acquire) == ph; spin++)
-        if (spin > 2000) sched_yield();
-}
-
-static void region_task(void *ctx, int tid, int nt) {
-    region_shared *sh = ctx;
-    dpt_k_region r = {sh, tid, nt};
-    int outer = tl_in_region;
-    tl_in_region = 1;
-    sh->fn(sh->ctx, &r);
-    tl_in_region = outer;
-}
-
-void dpt_k_parallel(int n_threads, void (*fn)(void *ctx, dpt_k_region *r), void *ctx) {
-    region_shared sh;
-    atomic_init(&sh.count, 0);
-    atomic_init(&sh.phase, 0);
-    sh.fn = fn;
-    sh.ctx = ctx;
-    /* a region inside a region runs on its caller alone */
-    team_run(tl_in_region ? 1 : n_threads, region_task, &sh);
-}
+static void register_atfork(void) { pthread_atfork(NULL, NULL, slots_after_fork_child); }
 
 /* ---- entry point ---------------------------------------------------------------------------- */
 
@@ -512,7 +370,10 @@ static void sgemm(gemm_args *g) {
     const dpt_k_ops *ops = dpt_k_ops_active();
     g->u = ops->ukr;
     g->h2f = ops->half_to_float;
-    int nt = tl_in_region ? 1 : dpt_k_get_threads();
+    pthread_once(&g_atfork_once, register_atfork);
+    /* inside a region: this thread alone; outside: the calling thread's GEMM team (tests) */
+    dpt_k_team *team = dpt_k_gemm_team();
+    int nt = dpt_k_team_size(team);
     double flops = 2.0 * m * n * (double)k;
     if (flops / MIN_FLOPS_PER_THREAD < nt) nt = (int)(flops / MIN_FLOPS_PER_THREAD);
     int nb = ceil_div(n, g->u->nr), mb = ceil_div(m, g->u->mr);
@@ -521,7 +382,7 @@ static void sgemm(gemm_args *g) {
     int parts = g->split_n ? nb : mb;
     if (nt > parts) nt = parts;
     if (nt < 1) nt = 1;
-    team_run(nt, gemm_task, g);
+    dpt_k_team_run(team, nt, gemm_task, g);
 }
 
 void dpt_k_sgemm(int trans_b, int m, int n, int k, float alpha, const float *a, int lda,

@@ -18,20 +18,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Threads used by BLAS and by our own kernels (0 = all cores). */
-void dpt_k_set_threads(int n_threads);
-/* The thread count in force (≥ 1). */
-int dpt_k_get_threads(void);
+/* ---- Threads: teams and parallel regions (kernels/parallel.c) -------------------------------
+ * A team is a set of worker threads owned by one caller (a dpt_state, or one library call): the
+ * thread count travels with the team, never through a process-wide setting, and the library
+ * never changes BLAS's own thread count. DPT_K_MAX_THREADS is the one cap on thread counts. */
+#define DPT_K_MAX_THREADS 256
+typedef struct dpt_k_team dpt_k_team;
+/* A team of n_threads threads, the caller's included (0 = all cores); workers start on first
+ * use. NULL when out of memory (callers then run alone: pass NULL on). */
+dpt_k_team *dpt_k_team_new(int n_threads);
+void dpt_k_team_free(dpt_k_team *team);          /* joins the workers; NULL is ignored */
+int dpt_k_team_size(const dpt_k_team *team);     /* 1 for NULL */
+int dpt_k_cores(void);                           /* online CPUs, 1 … DPT_K_MAX_THREADS */
 
-/* ---- Parallel regions ------------------------------------------------------------------------
- * dpt_k_parallel runs fn(ctx, r) once on each of up to n_threads threads of the library's thread
- * team (the caller is thread 0) and returns when all have returned. Inside a region every GEMM
- * (dpt_k_gemm_*, dpt_k_linear*, dpt_k_sgemm*) runs single-threaded on the own SGEMM, so a model
- * can split its own work (rows, heads) with no BLAS threads underneath and one wake-up per region
- * instead of one per GEMM. fn must be correct for any thread count: if the team is busy (another
- * caller) the region runs on the caller alone. */
+/* dpt_k_parallel runs fn(ctx, r) once on each of min(n_threads, team size) threads of the team
+ * (the caller is thread 0; NULL team: the caller alone) and returns when all have returned.
+ * Inside a region every GEMM (dpt_k_gemm_*, dpt_k_linear*, dpt_k_sgemm*) runs single-threaded
+ * on the own SGEMM, so a model splits its own work (rows, heads) with no BLAS threads
+ * underneath and one wake-up per region. fn must be correct for any thread count (a region
+ * inside a region, or a team used from two threads at once, runs serialised). */
 typedef struct dpt_k_region dpt_k_region;
-void dpt_k_parallel(int n_threads, void (*fn)(void *ctx, dpt_k_region *r), void *ctx);
+void dpt_k_parallel(dpt_k_team *team, int n_threads, void (*fn)(void *ctx, dpt_k_region *r),
+                    void *ctx);
 int dpt_k_region_tid(const dpt_k_region *r);
 int dpt_k_region_nt(const dpt_k_region *r);
 /* Barrier of all threads of the region. */
@@ -40,6 +48,12 @@ void dpt_k_region_sync(dpt_k_region *r);
 void dpt_k_region_range(const dpt_k_region *r, int n, int *lo, int *hi);
 /* 1 on a thread that is running a region. */
 int dpt_k_in_region(void);
+
+/* Threads of the own SGEMM called OUTSIDE regions, for the calling thread only (default 1;
+ * 0 = all cores): for tests and benchmarks of the kernels. The library never calls it (its
+ * GEMMs run inside regions of an explicit team); BLAS's thread count is not touched. */
+void dpt_k_set_threads(int n_threads);
+int dpt_k_get_threads(void);
 
 /* y (rows, n_out) = x (rows, n_in) · W (n_out, n_in)ᵀ + b (n_out, may be NULL). */
 void dpt_k_linear(const float *x, int rows, int n_in, const float *w, const float *b, int n_out,

@@ -38,6 +38,7 @@ struct dpt_den_work {
     int *dup;        /* (max_rows) layer-0 sharing, decided per forward (see classify_rows) */
     int *twin;       /* (max_rows) */
     int any_shared;
+    dpt_k_team *team; /* borrowed from the caller (the state) */
     int n_threads;   /* threads of a forward (fixed at creation: scratch per thread) */
     float *scores;   /* (n_threads, tok, tok) attention scores */
 };
@@ -72,7 +73,7 @@ static float *alloc_floats(size_t a, size_t b, size_t c, int *ok) {
     return p;
 }
 
-dpt_status dpt_den_work_new(const dpt_model *m, int max_rows, int n_mem, int n_person,
+dpt_status dpt_den_work_new(const dpt_model *m, dpt_k_team *team, int max_rows, int n_mem, int n_person,
                             dpt_den_work **out, dpt_error *err) {
     *out = NULL;
     if (max_rows < 1 || n_mem < 1 || n_person < 1)
@@ -118,7 +119,8 @@ dpt_status dpt_den_work_new(const dpt_model *m, int max_rows, int n_mem, int n_p
     if (w->ffc < n->D) w->ffc = n->D;
     w->ff = alloc_floats(tokens, (size_t)w->ffc, 1, &ok);
     w->temb = alloc_floats(2 * (size_t)max_rows, D, 1, &ok);
-    w->n_threads = dpt_k_get_threads();
+    w->team = team;
+    w->n_threads = dpt_k_team_size(team);
     w->scores = alloc_floats((size_t)w->n_threads, (size_t)w->tok, (size_t)w->tok, &ok);
     if (!ok) {
         dpt_den_work_free(w);
@@ -451,6 +453,5 @@ static void forward_task(void *p, dpt_k_region *reg) {
 
 void dpt_den_forward(dpt_den_work *w, int B, const dpt_den_row *rows, float *out) {
     fwd_ctx c = {w, B, rows, out};
-    int nt = dpt_k_get_threads();
-    dpt_k_parallel(nt < w->n_threads ? nt : w->n_threads, forward_task, &c);
+    dpt_k_parallel(w->team, w->n_threads, forward_task, &c);
 }

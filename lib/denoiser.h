@@ -11,6 +11,7 @@
 #define DPT_DENOISER_H
 
 #include "core.h"
+#include "kernels.h"
 #include "model.h"
 
 typedef struct dpt_den_work dpt_den_work;
@@ -25,8 +26,10 @@ typedef struct dpt_den_row {
     int t;             /* diffusion step, 0…T (the sampler uses 1…T) */
 } dpt_den_row;
 
-dpt_status dpt_den_work_new(const dpt_model *m, int max_rows, int n_mem, int n_person,
-                            dpt_den_work **out, dpt_error *err);
+/* Working state of forwards on `team` (borrowed: it must outlive the work; NULL = the caller's
+ * thread alone); its scratch is sized for the team's threads. */
+dpt_status dpt_den_work_new(const dpt_model *m, dpt_k_team *team, int max_rows, int n_mem,
+                            int n_person, dpt_den_work **out, dpt_error *err);
 void dpt_den_work_free(dpt_den_work *w);
 
 /* Memory slot ← [pa (Lp, D) ; af (L, D)]: every layer's cross-attention K and V (S, D). */

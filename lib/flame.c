@@ -492,11 +492,6 @@ static void vertices_task(void *ctx, dpt_k_region *r) {
     for (int t = t0; t < t1; t++) frame_skin(c, t);
 }
 
-static int cores(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
 dpt_status dpt_flame_vertices(const dpt_flame *f, int n_frames, const float *shape,
                               int shape_per_frame, const float *exp, const float *pose,
                               const dpt_flame_params *params, float *vertices, dpt_error *err) {
@@ -548,9 +543,11 @@ dpt_status dpt_flame_vertices(const dpt_flame *f, int n_frames, const float *sha
     }
     flame_call c = {f, n_frames, shape_per_frame, p.no_head != 0, shape, exp, pose, base, j_base,
                     coef, rel, vertices};
-    int nt = p.n_threads > 0 ? p.n_threads : cores();
+    int nt = p.n_threads > 0 ? p.n_threads : dpt_k_cores();
     if (nt > n_frames) nt = n_frames;
-    dpt_k_parallel(nt, vertices_task, &c);
+    dpt_k_team *team = nt > 1 ? dpt_k_team_new(nt) : NULL;   /* the call's own threads */
+    dpt_k_parallel(team, nt, vertices_task, &c);
+    dpt_k_team_free(team);
     dpt_alloc_free(coef);
     free(rel);
     free(base);

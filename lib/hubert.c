@@ -44,58 +44,52 @@
 #define GROUPNORM_EPS 1e-5           /* nn.GroupNorm default; not a config value */
 #define PAD_AUDIO_UNIT 320           /* models/common.py pad_audio defaults */
 #define PAD_AUDIO_THRESHOLD 80
-#define MAX_THREADS 64
 
 /* ---- threads ----
- * The encoder runs the GEMMs single-threaded (dpt_k_set_threads(1): BLAS or the own SGEMM) and
- * splits every operation over its own threads
- * (fork-join per operation): GEMMs by output columns, element-wise work by rows, attention by
- * (head, query block). A BLAS-threaded GEMM followed by our element-wise threads made the BLAS
+ * The encoder splits every operation over the caller's team, one parallel region per operation
+ * (GEMMs inside run single-threaded on the own SGEMM, in every build): GEMMs by output columns,
+ * element-wise work by rows, attention by (head, query block). A BLAS-threaded GEMM followed by our element-wise threads made the BLAS
  * workers spin against them (≈15% of the time on 2 cores); this way nothing spins. */
 
 typedef void (*range_fn)(void *ctx, long begin, long end, int tid);
 
+/* The encoder's threads: a team (borrowed from the caller) and how many of its threads to use. */
+typedef struct enc_par {
+    dpt_k_team *team;
+    int n;
+} enc_par;
+
+static enc_par enc_one(enc_par p) { return (enc_par){p.team, 1}; }
+
 typedef struct par_job {
     range_fn fn;
     void *ctx;
-    long begin, end;
-    int tid;
+    long n, grain;
 } par_job;
 
-static void *par_run(void *p) {
-    par_job *j = p;
-    j->fn(j->ctx, j->begin, j->end, j->tid);
-    return NULL;
+/* Ranges as before the encoder moved onto regions: contiguous, boundaries multiples of grain. */
+static void par_task(void *ctx, dpt_k_region *r) {
+    const par_job *j = ctx;
+    const int i = dpt_k_region_tid(r), nt = dpt_k_region_nt(r);
+    const long n = j->n, grain = j->grain;
+    long begin = i == 0 ? 0 : (n * i / nt) / grain * grain;
+    long end = i == nt - 1 ? n : (n * (i + 1) / nt) / grain * grain;
+    if (end > begin) j->fn(j->ctx, begin, end, i);
 }
 
-/* Run fn over [0, n) in at most nt contiguous ranges (thread ids 0…nt−1) whose boundaries are
- * multiples of `grain` (ranges of fewer than `grain` items are not split off). */
-static void par_for(int nt, long n, long grain, range_fn fn, void *ctx) {
+/* Run fn over [0, n) in at most p.n contiguous ranges (thread ids 0…nt−1) whose boundaries are
+ * multiples of `grain` (ranges of fewer than `grain` items are not split off), one parallel
+ * region of the team. */
+static void par_for(enc_par p, long n, long grain, range_fn fn, void *ctx) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
-    if (nt > MAX_THREADS) nt = MAX_THREADS;
+    int nt = p.n;
     if ((long)nt > n / grain) nt = (int)(n / grain);
-    if (nt <= 1) {
-        fn(ctx, 0, n, 0);
-        return;
-    }
-    pthread_t th[MAX_THREADS];
-    par_job jobs[MAX_THREADS];
-    int started[MAX_THREADS];
-    for (int i = 0; i < nt; i++) {
-        jobs[i].fn = fn;
-        jobs[i].ctx = ctx;
-        jobs[i].begin = i == 0 ? 0 : (n * i / nt) / grain * grain;
-        jobs[i].end = i == nt - 1 ? n : (n * (i + 1) / nt) / grain * grain;
-        jobs[i].tid = i;
-    }
-    for (int i = 1; i < nt; i++) {
-        started[i] = pthread_create(&th[i], NULL, par_run, &jobs[i]) == 0;
-        if (!started[i]) par_run(&jobs[i]); /* no thread: run it here (ids stay distinct) */
-    }
-    par_run(&jobs[0]);
-    for (int i = 1; i < nt; i++)
-        if (started[i]) pthread_join(th[i], NULL);
+    if (nt < 1) nt = 1;
+    /* always a region, one thread too: GEMMs then take the same path (the own SGEMM) at every
+     * thread count, so the bits do not depend on it */
+    par_job j = {fn, ctx, n, grain};
+    dpt_k_parallel(p.team, nt, par_task, &j);
 }
 
 static void gelu_range(void *ctx, long b, long e, int tid) {
@@ -103,7 +97,7 @@ static void gelu_range(void *ctx, long b, long e, int tid) {
     dpt_k_gelu((float *)ctx + b, (size_t)(e - b));
 }
 
-static void par_gelu(int nt, float *x, size_t n) { par_for(nt, (long)n, 1L << 14, gelu_range, x); }
+static void par_gelu(enc_par nt, float *x, size_t n) { par_for(nt, (long)n, 1L << 14, gelu_range, x); }
 
 /* y (rows, n_out) = x (rows, n_in) · W (n_out, n_in)ᵀ + b, output columns split over threads */
 typedef struct lin_ctx {
@@ -119,10 +113,10 @@ static void linear_range(void *ctx, long c0, long c1, int tid) {
     dpt_linear_rows(L->lin, (int)c0, (int)(c1 - c0), L->x, L->rows, L->y + c0, L->lin->n_out);
 }
 
-static void par_linear(int nt, const dpt_linear *lin, const float *x, int rows, float *y) {
+static void par_linear(enc_par nt, const dpt_linear *lin, const float *x, int rows, float *y) {
     lin_ctx L = {lin, x, rows, y};
     /* few rows: not worth a thread per column block */
-    par_for((long)rows * lin->n_in < 4096 ? 1 : nt, lin->n_out, 16, linear_range, &L);
+    par_for((long)rows * lin->n_in < 4096 ? enc_one(nt) : nt, lin->n_out, 16, linear_range, &L);
 }
 
 /* x = LayerNorm(x + r) (r may be NULL: plain LayerNorm), rows split */
@@ -145,7 +139,7 @@ static void ln_range(void *ctx, long r0, long r1, int tid) {
         dpt_k_layernorm(x, (int)(r1 - r0), c->cols, c->gamma, c->beta, c->eps);
 }
 
-static void par_layernorm(int nt, float *x, const float *r, long rows, int cols,
+static void par_layernorm(enc_par nt, float *x, const float *r, long rows, int cols,
                           const float *gamma, const float *beta, float eps) {
     ln_ctx c = {x, r, cols, gamma, beta, eps};
     par_for(nt, rows, 64, ln_range, &c);
@@ -241,10 +235,10 @@ static void sconv_range(void *ctx, long o0, long o1, int tid) {
                          c->y + o0, c->c_out);
 }
 
-static void par_conv(int nt, const float *x, int c_in, const float *w_r, const float *b, int c_out,
+static void par_conv(enc_par nt, const float *x, int c_in, const float *w_r, const float *b, int c_out,
                      int k, int s, long t_out, float *y) {
     sconv_ctx c = {x, w_r, b, c_in, c_out, k, s, t_out, y};
-    par_for(t_out * c_out < 65536 ? 1 : nt, c_out, 16, sconv_range, &c);
+    par_for(t_out * c_out < 65536 ? enc_one(nt) : nt, c_out, 16, sconv_range, &c);
 }
 
 /* GroupNorm affine (folded into scale/shift) + GELU on rows */
@@ -264,7 +258,7 @@ static void gn_gelu_range(void *ctx, long r0, long r1, int tid) {
 
 /* out (c_used, conv_dim[n−1]) = conv stack over the padded clip, frames [0, c_used). */
 static dpt_status conv_stack(const dpt_audio_encoder *a, const pad_geom *g, const float *x,
-                             long c_used, int nt, float *out, dpt_error *err) {
+                             long c_used, enc_par nt, float *out, dpt_error *err) {
     const int N = a->n_conv;
     const int *K = a->conv_kernel, *S = a->conv_stride, *dim = a->conv_dim;
     conv_plan P;
@@ -411,7 +405,7 @@ static void attention_range(void *ctx, long u0, long u1, int tid) {
 
 /* One post-LN encoder layer, h (T, H) in place. */
 static void encoder_layer(const dpt_audio_encoder *a, const dpt_audio_layer *y, float *h, int T,
-                          int nt, enc_bufs *B) {
+                          enc_par nt, enc_bufs *B) {
     const int H = a->hidden, nh = a->n_heads, dh = H / nh, F = a->ffn;
     /* q = (h·Wqᵀ + bq)·dh^−½ (scaling after the bias, as transformers does); k, v likewise unscaled */
     par_linear(nt, &y->q, h, T, B->q);
@@ -459,16 +453,10 @@ static void dump_stage(const dpt_hubert_dump *d, const char *stage, const float 
     if (d && d->fn) d->fn(d->user, stage, x, rows, cols);
 }
 
-static int resolve_threads(int n_threads) {
-    if (n_threads > 0) return n_threads > MAX_THREADS ? MAX_THREADS : n_threads;
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1) n = 1;
-    return n > MAX_THREADS ? MAX_THREADS : (int)n;
-}
 
-dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t n_padded,
-                                int n_frames_total, int n_threads, const dpt_hubert_dump *dump,
-                                float **features, dpt_error *err) {
+dpt_status dpt_hubert_encode_team(const dpt_model *m, dpt_k_team *team, const float *padded,
+                                  size_t n_padded, int n_frames_total, const dpt_hubert_dump *dump,
+                                  float **features, dpt_error *err) {
     if (features) *features = NULL;
     if (!m || !padded || !features)
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_hubert_encode: NULL argument");
@@ -490,7 +478,7 @@ dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t 
 
     const int H = a->hidden, Nc = a->n_conv, Cc = a->conv_dim[Nc - 1], D = a->feature_map.n_out;
     const long L = n_frames_total, T = 2 * L; /* frame_num = 2·L_tot */
-    const int nt = resolve_threads(n_threads);
+    const enc_par nt = {team, dpt_k_team_size(team)};
 
     pad_geom g = pad_geometry((long)n_padded);
     if (g.r > 0 && g.r >= g.n)
@@ -510,10 +498,6 @@ dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t 
     if (c_used < 1)
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_hubert_encode: no audio frames");
 
-    /* GEMMs single-threaded inside: our own threads split the work (see "threads" above);
-     * the previous thread count is set back at the end */
-    int prev_threads = dpt_k_get_threads();
-    dpt_k_set_threads(1);
     dpt_status st = DPT_OK;
     float *conv = NULL, *ext = NULL, *h = NULL, *pos_wr = NULL, *pos_scr = NULL, *out = NULL;
     enc_bufs B;
@@ -563,7 +547,7 @@ dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t 
     B.k = dpt_alloc(sizeof(float) * (size_t)T * H);
     B.v = dpt_alloc(sizeof(float) * (size_t)T * H);
     B.ctx = dpt_alloc(sizeof(float) * (size_t)T * H);
-    B.scores = dpt_alloc(sizeof(float) * (size_t)nt * B.qb * T);
+    B.scores = dpt_alloc(sizeof(float) * (size_t)nt.n * B.qb * T);
     B.inter = dpt_alloc(sizeof(float) * (size_t)FFN_ROWS * a->ffn);
     if (!B.q || !B.k || !B.v || !B.ctx || !B.scores || !B.inter) goto nomem;
 
@@ -573,7 +557,7 @@ dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t 
     {
         int Kp = a->pos_kernel, G = a->pos_groups, cg = H / G;
         pos_wr = dpt_alloc(sizeof(float) * (size_t)H * cg * Kp);
-        pos_scr = dpt_alloc(sizeof(float) * (size_t)nt * POS_ROWS * cg * Kp);
+        pos_scr = dpt_alloc(sizeof(float) * (size_t)nt.n * POS_ROWS * cg * Kp);
         if (!pos_wr || !pos_scr) goto nomem;
         dpt_k_conv_repack(a->pos_w, H, cg, Kp, pos_wr);
         pos_ctx pc = {h, T, H, pos_wr, a->pos_b, Kp, G, pos_scr, B.q};
@@ -605,7 +589,6 @@ dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t 
 nomem:
     st = dpt_fail(err, DPT_ERR_NOMEM, "audio encoder: out of memory (%ld tokens)", T);
 done:
-    dpt_k_set_threads(prev_threads);
     free(out);
     dpt_alloc_free(conv);
     dpt_alloc_free(ext);
@@ -621,15 +604,24 @@ done:
     return st;
 }
 
+dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t n_padded,
+                                int n_frames_total, int n_threads, const dpt_hubert_dump *dump,
+                                float **features, dpt_error *err) {
+    dpt_k_team *team = dpt_k_team_new(n_threads);
+    dpt_status st = dpt_hubert_encode_team(m, team, padded, n_padded, n_frames_total, dump,
+                                           features, err);
+    dpt_k_team_free(team);
+    return st;
+}
+
 dpt_status dpt_hubert_encode(const dpt_model *m, const float *padded, size_t n_padded,
                              int n_frames_total, int n_threads, float **features, dpt_error *err) {
     return dpt_hubert_encode_ex(m, padded, n_padded, n_frames_total, n_threads, NULL, features,
                                 err);
 }
 
-/* Public: the whole-clip audio features, as upstream's demo computes them (§3 then §4). */
-dpt_status dpt_encode_audio(const dpt_model *model, const float *samples16k, size_t n_samples,
-                            int n_threads, float **features, int *n_frames, dpt_error *err) {
+dpt_status dpt_encode_audio_team(const dpt_model *model, dpt_k_team *team, const float *samples16k,
+                                 size_t n_samples, float **features, int *n_frames, dpt_error *err) {
     if (features) *features = NULL;
     if (n_frames) *n_frames = 0;
     if (!model || !features || !n_frames || (!samples16k && n_samples))
@@ -641,8 +633,18 @@ dpt_status dpt_encode_audio(const dpt_model *model, const float *samples16k, siz
                                       model->info.n_motions, model->info.pad_replicate, &padded,
                                       &n_padded, &lay, err);
     if (st != DPT_OK) return st;
-    st = dpt_hubert_encode(model, padded, n_padded, lay.n_frames_total, n_threads, features, err);
+    st = dpt_hubert_encode_team(model, team, padded, n_padded, lay.n_frames_total, NULL, features,
+                                err);
     dpt_free(padded);
     if (st == DPT_OK) *n_frames = lay.n_frames_total;
+    return st;
+}
+
+/* Public: the whole-clip audio features, as upstream's demo computes them (§3 then §4). */
+dpt_status dpt_encode_audio(const dpt_model *model, const float *samples16k, size_t n_samples,
+                            int n_threads, float **features, int *n_frames, dpt_error *err) {
+    dpt_k_team *team = dpt_k_team_new(n_threads);
+    dpt_status st = dpt_encode_audio_team(model, team, samples16k, n_samples, features, n_frames, err);
+    dpt_k_team_free(team);
     return st;
 }

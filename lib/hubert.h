@@ -6,6 +6,7 @@
 #define DPT_HUBERT_H
 
 #include "core.h"
+#include "kernels.h"
 #include "model.h"
 
 /* Optional observer of intermediate tensors (for parity tests). Every tensor is row-major
@@ -34,7 +35,16 @@ typedef struct dpt_hubert_dump {
 dpt_status dpt_hubert_encode(const dpt_model *m, const float *padded, size_t n_padded,
                              int n_frames_total, int n_threads, float **features, dpt_error *err);
 
-/* Same with an optional stage observer (dump may be NULL). */
+/* On a caller's team (borrowed; NULL = the calling thread alone), with an optional stage
+ * observer (dump may be NULL). */
+dpt_status dpt_hubert_encode_team(const dpt_model *m, dpt_k_team *team, const float *padded,
+                                  size_t n_padded, int n_frames_total, const dpt_hubert_dump *dump,
+                                  float **features, dpt_error *err);
+/* dpt_encode_audio on a caller's team (the states' path). */
+dpt_status dpt_encode_audio_team(const dpt_model *model, dpt_k_team *team, const float *samples16k,
+                                 size_t n_samples, float **features, int *n_frames, dpt_error *err);
+
+/* Same as dpt_hubert_encode_team on a team of its own, with an optional stage observer (dump may be NULL). */
 dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t n_padded,
                                 int n_frames_total, int n_threads, const dpt_hubert_dump *dump,
                                 float **features, dpt_error *err);

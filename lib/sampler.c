@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "denoiser.h"
+#include "hubert.h"
 #include "kernels.h"
 #include "rng.h"
 
@@ -442,10 +443,11 @@ static void ddim_step(const dpt_denoiser *n, int target_is_noise, float eta, int
     }
 }
 
-dpt_status dpt_generate_features(const dpt_model *m, const float *feats, int n_feat_frames,
-                                 const dpt_clip_layout *layout, const float *shape,
-                                 const float *style, const dpt_gen_params *params,
-                                 dpt_result **out, dpt_error *err) {
+dpt_status dpt_generate_features_team(const dpt_model *m, dpt_k_team *team, const float *feats,
+                                      int n_feat_frames, const dpt_clip_layout *layout,
+                                      const float *shape, const float *style,
+                                      const dpt_gen_params *params, dpt_result **out,
+                                      dpt_error *err) {
     if (out) *out = NULL;
     if (!m || !feats || !layout || !out)
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_generate: NULL argument");
@@ -466,9 +468,6 @@ dpt_status dpt_generate_features(const dpt_model *m, const float *feats, int n_f
     if (!dpt_all_finite(feats, (size_t)n_feat_frames * D))
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "audio features contain NaN or Inf");
     check_schedule_buffers(m);
-    /* threads of the GEMMs for this call (0 = all cores); the previous count is restored */
-    const int prev_threads = dpt_k_get_threads();
-    dpt_k_set_threads(p.n_threads);
 
     const int n_e = plan.n_entries, B = n_e * N;
     const size_t xs = (size_t)N * L * dm;                  /* one draw */
@@ -477,7 +476,7 @@ dpt_status dpt_generate_features(const dpt_model *m, const float *feats, int n_f
     memset(&bf, 0, sizeof bf);
     dpt_den_work *w = NULL;
     dpt_result *res = NULL;
-    st = dpt_den_work_new(m, B, plan.n_mem, plan.n_person, &w, err);
+    st = dpt_den_work_new(m, team, B, plan.n_mem, plan.n_person, &w, err);
     if (st != DPT_OK) goto done;
     bf.xT = dpt_alloc(sizeof(float) * xs);
     bf.xt = dpt_alloc(sizeof(float) * xs);
@@ -622,7 +621,6 @@ dpt_status dpt_generate_features(const dpt_model *m, const float *feats, int n_f
     res = NULL;
     st = DPT_OK;
 done:
-    dpt_k_set_threads(prev_threads);
     dpt_result_free(res);
     dpt_den_work_free(w);
     dpt_alloc_free(bf.xT);
@@ -641,9 +639,20 @@ done:
     return st;
 }
 
-dpt_status dpt_generate(const dpt_model *model, const float *samples16k, size_t n_samples,
-                        const float *shape, const float *style, const dpt_gen_params *params,
-                        dpt_result **out, dpt_error *err) {
+dpt_status dpt_generate_features(const dpt_model *m, const float *feats, int n_feat_frames,
+                                 const dpt_clip_layout *layout, const float *shape,
+                                 const float *style, const dpt_gen_params *params,
+                                 dpt_result **out, dpt_error *err) {
+    dpt_k_team *team = dpt_k_team_new(params && params->n_threads > 0 ? params->n_threads : 0);
+    dpt_status st = dpt_generate_features_team(m, team, feats, n_feat_frames, layout, shape, style,
+                                               params, out, err);
+    dpt_k_team_free(team);
+    return st;
+}
+
+dpt_status dpt_generate_team(const dpt_model *model, dpt_k_team *team, const float *samples16k,
+                             size_t n_samples, const float *shape, const float *style,
+                             const dpt_gen_params *params, dpt_result **out, dpt_error *err) {
     if (out) *out = NULL;
     if (!model || !out || (!samples16k && n_samples))
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_generate: NULL argument");
@@ -657,16 +666,18 @@ dpt_status dpt_generate(const dpt_model *model, const float *samples16k, size_t 
     if (st != DPT_OK) return st;
     float *feats = NULL;
     int n_frames = 0;
-    st = dpt_encode_audio(model, samples16k, n_samples, p.n_threads, &feats, &n_frames, err);
+    st = dpt_encode_audio_team(model, team, samples16k, n_samples, &feats, &n_frames, err);
     if (st != DPT_OK) return st;
-    st = dpt_generate_features(model, feats, n_frames, &lay, shape, style, &p, out, err);
+    st = dpt_generate_features_team(model, team, feats, n_frames, &lay, shape, style, &p, out, err);
     dpt_free(feats);
     return st;
 }
 
-dpt_status dpt_generate_from_features(const dpt_model *model, const float *features, int n_frames,
-                                      size_t n_samples16k, const float *shape, const float *style,
-                                      const dpt_gen_params *params, dpt_result **out, dpt_error *err) {
+dpt_status dpt_generate_from_features_team(const dpt_model *model, dpt_k_team *team,
+                                           const float *features, int n_frames,
+                                           size_t n_samples16k, const float *shape,
+                                           const float *style, const dpt_gen_params *params,
+                                           dpt_result **out, dpt_error *err) {
     if (out) *out = NULL;
     if (!model || !features || !out)
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_generate_from_features: NULL argument");
@@ -676,7 +687,32 @@ dpt_status dpt_generate_from_features(const dpt_model *model, const float *featu
     if (lay.n_out_frames < 1)
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "a clip of %zu samples is too short for one output frame",
                         n_samples16k);
-    return dpt_generate_features(model, features, n_frames, &lay, shape, style, params, out, err);
+    return dpt_generate_features_team(model, team, features, n_frames, &lay, shape, style, params,
+                                      out, err);
+}
+
+/* The one-shot calls: a team of params->n_threads threads for the call. */
+static dpt_k_team *call_team(const dpt_gen_params *params) {
+    return dpt_k_team_new(params && params->n_threads > 0 ? params->n_threads : 0);
+}
+
+dpt_status dpt_generate(const dpt_model *model, const float *samples16k, size_t n_samples,
+                        const float *shape, const float *style, const dpt_gen_params *params,
+                        dpt_result **out, dpt_error *err) {
+    dpt_k_team *team = call_team(params);
+    dpt_status st = dpt_generate_team(model, team, samples16k, n_samples, shape, style, params, out, err);
+    dpt_k_team_free(team);
+    return st;
+}
+
+dpt_status dpt_generate_from_features(const dpt_model *model, const float *features, int n_frames,
+                                      size_t n_samples16k, const float *shape, const float *style,
+                                      const dpt_gen_params *params, dpt_result **out, dpt_error *err) {
+    dpt_k_team *team = call_team(params);
+    dpt_status st = dpt_generate_from_features_team(model, team, features, n_frames, n_samples16k,
+                                                    shape, style, params, out, err);
+    dpt_k_team_free(team);
+    return st;
 }
 
 dpt_status dpt_generate_file(const dpt_model *model, const char *audio_path, const float *shape,

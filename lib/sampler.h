@@ -6,6 +6,7 @@
 
 #include "audio.h"
 #include "core.h"
+#include "kernels.h"
 #include "model.h"
 
 /* §7.1: the schedule buffers computed in float32 as upstream's DiffusionSchedule does
@@ -54,6 +55,22 @@ dpt_status dpt_gen_check(const dpt_model *m, const dpt_gen_params *p, const floa
  * n_feat_frames × feature_dim, n_feat_frames = layout->n_frames_total) and the clip layout
  * (dpt_clip_layout_compute of the unpadded sample count). Used by dpt_generate, by tests and by
  * the programs' audio-feature cache. */
+/* The generation calls on a caller's team (borrowed; NULL = the calling thread alone): the
+ * states' path. params->n_threads is not used by these. */
+dpt_status dpt_generate_features_team(const dpt_model *m, dpt_k_team *team, const float *feats,
+                                      int n_feat_frames, const dpt_clip_layout *layout,
+                                      const float *shape, const float *style,
+                                      const dpt_gen_params *params, dpt_result **out,
+                                      dpt_error *err);
+dpt_status dpt_generate_team(const dpt_model *model, dpt_k_team *team, const float *samples16k,
+                             size_t n_samples, const float *shape, const float *style,
+                             const dpt_gen_params *params, dpt_result **out, dpt_error *err);
+dpt_status dpt_generate_from_features_team(const dpt_model *model, dpt_k_team *team,
+                                           const float *features, int n_frames,
+                                           size_t n_samples16k, const float *shape,
+                                           const float *style, const dpt_gen_params *params,
+                                           dpt_result **out, dpt_error *err);
+/* Same on a team of params->n_threads threads. */
 dpt_status dpt_generate_features(const dpt_model *m, const float *feats, int n_feat_frames,
                                  const dpt_clip_layout *layout, const float *shape,
                                  const float *style, const dpt_gen_params *params,

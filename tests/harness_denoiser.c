@@ -90,9 +90,9 @@ static int cmd_forward(int argc, char **argv) {
         else if (!strcmp(argv[i], "--repeat")) repeat = atoi(argv[i + 1]);
         else return usage();
     }
-    if (threads > 0) dpt_k_set_threads(threads);
     dpt_model *m = NULL;
     if (load_model(argv[2], &m)) return 1;
+    dpt_k_team *team = dpt_k_team_new(threads);
     const dpt_denoiser *n = &m->den;
     const char *in = argv[3];
     dpt_array x = {0}, pm = {0}, pa = {0}, af = {0}, pf = {0}, t = {0}, ind = {0};
@@ -122,7 +122,7 @@ static int cmd_forward(int argc, char **argv) {
     }
     {
         dpt_error err = {0};
-        if (dpt_den_work_new(m, (int)B, (int)B, (int)B, &w, &err) != DPT_OK) {
+        if (dpt_den_work_new(m, team, (int)B, (int)B, (int)B, &w, &err) != DPT_OK) {
             die(err.message);
             goto done;
         }
@@ -168,6 +168,7 @@ done:
     dpt_array_free(&t);
     dpt_array_free(&ind);
     dpt_den_work_free(w);
+    dpt_k_team_free(team);
     free(rows);
     free(out);
     dpt_model_free(m);

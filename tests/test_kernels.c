@@ -822,10 +822,15 @@ START_TEST(parallel_regions) {
         dpt_k_set_threads(2);
         dpt_k_sgemm(1, j.m, j.nn, j.k, 1.0f, a, j.k, b, j.k, 0.0f, ref, j.nn);
         CHECK1(!dpt_k_in_region());
-        dpt_k_parallel(want, region_fn, &j);
+        dpt_k_team *team = dpt_k_team_new(want);
+        CHECK1(team && dpt_k_team_size(team) == want);
+        dpt_k_parallel(team, want, region_fn, &j);
+        CHECK1(!dpt_k_in_region());
+        dpt_k_parallel(team, want, region_fn, &j);   /* the team's workers reused */
+        dpt_k_team_free(team);
         CHECK1(!dpt_k_in_region());
         CHECK(!j.fail, "%d threads: a barrier let a thread through early, or bad tid", want);
-        CHECK(j.nt_seen >= 1 && j.nt_seen <= want, "asked %d threads, ran %d", want, j.nt_seen);
+        CHECK(j.nt_seen == want, "asked %d threads, ran %d", want, j.nt_seen);
         for (int i = 0; i < j.n; i++) {
             CHECK(j.owner[i] >= 0 && j.owner[i] < j.nt_seen, "item %d not claimed", i);
             CHECK1(i == 0 || j.owner[i] >= j.owner[i - 1]); /* contiguous ranges */
