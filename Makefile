@@ -112,7 +112,7 @@ LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC) $(KERNEL_SRC))
 # shared code of the programs (examples/cli/*.c), linked into each of them
 CLI_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard examples/cli/*.c))
 
-.PHONY: test-valgrind fuzz fuzz-short fuzz-bins test-fuzz-regress FORCE all clean test test-c tests-build test-asan test-python test-aarch64 install demo bench bench-gemm bench-kernels deps venv
+.PHONY: test-tsan test-valgrind fuzz fuzz-short fuzz-bins test-fuzz-regress FORCE all clean test test-c tests-build test-asan test-python test-aarch64 install demo bench bench-gemm bench-kernels deps venv
 all: $(BUILD)/libdpt.a $(addprefix $(BUILD)/,$(PROGRAMS)) $(BUILD)/dpt.pc
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h kernels/*.h examples/cli/*.h tests/fuzz/*.h)
@@ -153,6 +153,13 @@ bench-kernels: $(BUILD)/tests/bench_kernels
 test-asan:
 	$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 	  EXTRA_CFLAGS="$(SANITIZE)" test-c
+
+# The same C tests under ThreadSanitizer into build-tsan/ (BLAS=none: OpenBLAS's own threads are
+# not instrumented and would be reported; no target_clones: their ifunc resolvers run before TSan
+# is initialised)
+test-tsan:
+	$(MAKE) --no-print-directory BUILD=build-tsan BLAS=none OPT=-O1 \
+	  EXTRA_CFLAGS="-fsanitize=thread -fno-omit-frame-pointer -DDPT_NO_CLONES" test-c
 
 # ---- fuzzing (tests/fuzz/fuzz_*.c, tools/fuzz.sh) ----
 # A harness is linked with clang's libFuzzer (FUZZ_ENGINE=libfuzzer, `make fuzz`) or with
@@ -218,4 +225,4 @@ install: all
 	install -m 755 $(addprefix $(BUILD)/,$(PROGRAMS)) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -rf build build-asan build-fuzz build-noblas* build-nosndfile* build-noimage* build-static* build-aarch64-linux-gnu*
+	rm -rf build build-asan build-tsan build-fuzz build-noblas* build-nosndfile* build-noimage* build-static* build-aarch64-linux-gnu*
