@@ -41,9 +41,13 @@ BUILD   ?= build$(VARIANT)
 PYTHON_VENV := .venv
 PY      := $(PYTHON_VENV)/bin/python
 
+# the version, from include/dpt.h
+VERSION := $(shell sed -n -E 's/^\#define DPT_VERSION_(MAJOR|MINOR|PATCH) ([0-9]+).*/\2/p' include/dpt.h | paste -sd.)
+VERSION_MAJOR := $(firstword $(subst ., ,$(VERSION)))
+
 OPT     ?= -O2
 CFLAGS_BASE := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
-               -Iinclude -Ilib -Ikernels -fPIC
+               -Iinclude -fPIC
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS) $(EXTRA_CFLAGS)
 
@@ -113,11 +117,22 @@ LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC) $(KERNEL_SRC))
 CLI_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard examples/cli/*.c))
 
 .PHONY: test-tsan test-valgrind fuzz fuzz-short fuzz-bins test-fuzz-regress FORCE all clean test test-c tests-build test-asan test-python test-aarch64 install demo bench bench-gemm bench-kernels deps venv
-all: $(BUILD)/libdpt.a $(addprefix $(BUILD)/,$(PROGRAMS)) $(BUILD)/dpt.pc
+all: $(BUILD)/libdpt.a $(if $(STATIC),,$(BUILD)/libdpt.so) $(addprefix $(BUILD)/,$(PROGRAMS)) $(BUILD)/dpt.pc
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h kernels/*.h examples/cli/*.h tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(KERNEL_FLAGS) $(PKG_CFLAGS) $(BLAS_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(INTERNAL_INC) $(KERNEL_FLAGS) $(VISIBILITY) $(PKG_CFLAGS) $(BLAS_CFLAGS) -c $< -o $@
+
+# Internal headers: the library, the kernels and the tests see them; the programs in examples/
+# are built against the public header alone.
+$(BUILD)/obj/lib/%.o $(BUILD)/obj/kernels/%.o $(BUILD)/obj/tests/%.o: INTERNAL_INC := -Ilib -Ikernels
+
+# the library's objects export only what include/dpt.h declares (its visibility pragma)
+$(LIB_OBJ): VISIBILITY := -fvisibility=hidden
+
+$(BUILD)/libdpt.so: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libdpt.so.$(VERSION_MAJOR) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/libdpt.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -134,11 +149,12 @@ FORCE:
 # regenerated every time: it records PREFIX
 $(BUILD)/dpt.pc: FORCE
 	@mkdir -p $(BUILD)
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: dpt\nDescription: DiffPoseTalk inference in C\nVersion: 0.1.0\nCflags: -I$${includedir}\nLibs: -L$${libdir} -ldpt %s\nRequires: %s\n' \
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: dpt\nDescription: DiffPoseTalk inference in C\nVersion: $(VERSION)\nCflags: -I$${includedir}\nLibs: -L$${libdir} -ldpt %s\nRequires: %s\n' \
 	  '$(PREFIX)' '$(BLAS_LIBS) -lpthread -lm' '$(PKGS)' > $@
 
 test-c: all $(addprefix $(BUILD)/tests/,$(C_TESTS) $(HARNESSES))
 	@tools/run_c_tests.sh $(BUILD) $(C_TESTS)
+	@$(if $(STATIC),,tools/check_exports.sh $(BUILD)/libdpt.so include/dpt.h)
 
 # C tests only built (e.g. for aarch64: tools/test_aarch64.sh runs them under qemu)
 tests-build: all $(addprefix $(BUILD)/tests/,$(C_TESTS) $(HARNESSES))

@@ -30,7 +30,28 @@
 extern "C" {
 #endif
 
-#define DPT_VERSION_STRING "0.1.0"
+/* Version of this header; dpt_version() gives the library's (they differ when a program is
+ * linked against another release than it was compiled with). The Makefile reads these lines. */
+#define DPT_VERSION_MAJOR 0
+#define DPT_VERSION_MINOR 2
+#define DPT_VERSION_PATCH 0
+#define DPT_STR_(x) #x
+#define DPT_STR(x) DPT_STR_(x)
+#define DPT_VERSION_STRING \
+    DPT_STR(DPT_VERSION_MAJOR) "." DPT_STR(DPT_VERSION_MINOR) "." DPT_STR(DPT_VERSION_PATCH)
+
+/* Every declaration below is exported from libdpt.so; the library is built with
+ * -fvisibility=hidden, so nothing else is. */
+#pragma GCC visibility push(default)
+
+/* "MAJOR.MINOR.PATCH" of the library linked in. */
+const char *dpt_version(void);
+
+/* Sizes of the coefficients (upstream's FLAME parameters) and the audio rate. */
+#define DPT_N_EXP 50        /* expression coefficients per frame */
+#define DPT_N_POSE 6        /* global rotation (axis-angle 3) + jaw (axis-angle 3) */
+#define DPT_N_SHAPE 100     /* shape coefficients */
+#define DPT_SAMPLE_RATE 16000  /* Hz of the samples dpt_generate takes */
 
 typedef enum dpt_status {
     DPT_OK = 0,
@@ -53,7 +74,10 @@ typedef struct dpt_error {
 /* Short static description of a status code ("invalid argument", ...). */
 const char *dpt_strerror(dpt_status status);
 
-/* Log callback for warnings and information (level 0 = info, 1 = warning). NULL restores the
+/* Log levels of the log callback. */
+typedef enum dpt_log_level { DPT_LOG_INFO = 0, DPT_LOG_WARNING = 1 } dpt_log_level;
+
+/* Log callback for warnings and information (level: dpt_log_level). NULL restores the
  * default, which writes warnings to stderr. */
 typedef void (*dpt_log_fn)(int level, const char *message, void *user);
 void dpt_set_log_callback(dpt_log_fn fn, void *user);
@@ -105,9 +129,11 @@ typedef struct dpt_model_info {
 void dpt_model_get_info(const dpt_model *model, dpt_model_info *info);
 
 /* Tensor directory: names, dtypes and shapes exactly as stored. */
+typedef enum dpt_dtype { DPT_DTYPE_F32 = 0, DPT_DTYPE_F16 = 1 } dpt_dtype;
+
 typedef struct dpt_tensor_info {
     const char *name;
-    int dtype;          /* 0 float32, 1 float16 */
+    int dtype;          /* dpt_dtype: DPT_DTYPE_F32 or DPT_DTYPE_F16 */
     int ndim;
     int64_t shape[4];
     int64_t n_elements;
@@ -121,7 +147,9 @@ int dpt_model_tensor_find(const dpt_model *model, const char *name);
 dpt_status dpt_model_tensor_read(const dpt_model *model, int index, float *dst, size_t capacity,
                                  dpt_error *err);
 
-/* Metadata directory. type: 1 int, 2 float, 3 string. Values are valid while the model lives. */
+typedef enum dpt_meta_type { DPT_META_INT = 1, DPT_META_FLOAT = 2, DPT_META_STRING = 3 } dpt_meta_type;
+
+/* Metadata directory. type: dpt_meta_type. Values are valid while the model lives. */
 typedef struct dpt_meta_info {
     const char *key;
     int type;
@@ -404,6 +432,8 @@ void dpt_renderer_free(dpt_renderer *r);
  * bytes, rows top to bottom). Smooth vertex normals are computed from the vertices. Allocates
  * nothing. Errors: DPT_ERR_INVALID_ARG (NULL arguments, NaN/Inf coordinates: rgb untouched). */
 dpt_status dpt_render_frame(dpt_renderer *r, const float *vertices, uint8_t *rgb, dpt_error *err);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *dpt_version(void) { return DPT_VERSION_STRING; }
+
 const char *dpt_strerror(dpt_status status) {
     switch (status) {
     case DPT_OK: return "success";

@@ -6,8 +6,7 @@
 #include <stdint.h>
 #include "core.h"
 
-enum { DPT_DTYPE_F32 = 0, DPT_DTYPE_F16 = 1 };
-enum { DPT_META_INT = 1, DPT_META_FLOAT = 2, DPT_META_STRING = 3 };
+/* dtypes and metadata types: the public dpt_dtype / dpt_meta_type (dpt.h, through core.h) */
 
 typedef struct dpt_tensor_entry {
     char *name;
