@@ -383,6 +383,16 @@ static inline void edge_step(edge_walk *e) {
     }
 }
 
+/* A sample's depth (units of 2^-30) clamped to [0, DEPTH_ONE] before the conversion: a sliver's
+ * extrapolated plane can leave the int range, or be NaN (→ DEPTH_ONE: not drawn). The same result
+ * as clamping after it wherever that was defined, since the buffer holds at most DEPTH_ONE (the
+ * clear value) and a depth of DEPTH_ONE or more never passes the "less" test. */
+static inline int32_t depth_sample(float z) {
+    z = z < (float)DEPTH_ONE ? z : (float)DEPTH_ONE;
+    z = z > 0.0f ? z : 0.0f;
+    return (int32_t)z;
+}
+
 /* Coverage by sample centres, top-left rule, depth "less". */
 /* cull: skip the triangle when every depth tile it overlaps is already nearer than all of it
  * (tile_far, filled after the first pass). */
@@ -467,8 +477,7 @@ HOT_CLONES static void raster_triangle(dpt_renderer *r, raster_vertex a, raster_
             int32_t *restrict fid = r->face_id + row;
             for (int i = 0; i < n; i++) {
                 int32_t inside = ~((e0 - ramp[0][i]) | (e1 - ramp[1][i]) | (e2 - ramp[2][i])) >> 31;
-                int32_t z = (int32_t)(z0 + (float)i * dz);
-                z = z < 0 ? 0 : z;
+                int32_t z = depth_sample(z0 + (float)i * dz);
                 int32_t nearer = -(int32_t)(z < dep[i]) & inside;
                 dep[i] = (dep[i] & ~nearer) | (z & nearer);
                 fid[i] = (fid[i] & ~nearer) | (face & nearer);
@@ -534,8 +543,7 @@ HOT_CLONES static void raster_triangle(dpt_renderer *r, raster_vertex a, raster_
         int32_t *restrict fid = r->face_id + row + lo;
         int n = (int)(hi - lo + 1);
         for (int i = 0; i < n; i++) {   /* branch-free: vectorised */
-            int32_t z = (int32_t)(z0 + (float)i * dz);
-            z = z < 0 ? 0 : z;
+            int32_t z = depth_sample(z0 + (float)i * dz);
             int32_t nearer = -(int32_t)(z < dep[i]);
             dep[i] = (dep[i] & ~nearer) | (z & nearer);
             fid[i] = (fid[i] & ~nearer) | (face & nearer);
@@ -543,11 +551,23 @@ HOT_CLONES static void raster_triangle(dpt_renderer *r, raster_vertex a, raster_
     }
 }
 
+/* Fixed point of a clipped vertex's screen coordinate. Clipping leaves it inside the guard band
+ * (|s| ≤ GUARD samples) up to rounding, but far-off vertices (coordinates near the float range)
+ * lose that precision in the interpolation: clamped to twice the band (NaN to its edge), so that
+ * the rasteriser's int64 products cannot overflow. A no-op for every vertex within the band. */
+static int64_t clipped_fixed(double s) {
+    const double lim = 2.0 * GUARD * SUB;
+    double f = s * SUB;
+    if (!(f > -lim)) f = -lim;
+    if (f > lim) f = lim;
+    return llrint(f);
+}
+
 static raster_vertex to_raster(const dpt_renderer *r, const double *clip) {
     raster_vertex v;
     double w = clip[3];
-    v.x = llrint((clip[0] / w * 0.5 + 0.5) * r->sw * SUB);
-    v.y = llrint((0.5 - clip[1] / w * 0.5) * r->sh * SUB);
+    v.x = clipped_fixed((clip[0] / w * 0.5 + 0.5) * r->sw);
+    v.y = clipped_fixed((0.5 - clip[1] / w * 0.5) * r->sh);
     v.z = (float)(clip[2] / w * 0.5 + 0.5);
     return v;
 }
@@ -582,6 +602,8 @@ static void raster_clipped(dpt_renderer *r, const int32_t *tri, int32_t face, in
         cur ^= 1;
     }
     if (n < 3) return;
+    for (int i = 0; i < n; i++)
+        if (!(buf[cur][i][3] > 0)) return; /* rounding left a vertex at or behind the eye */
     raster_vertex v0 = to_raster(r, buf[cur][0]);
     for (int i = 1; i + 1 < n; i++)
         raster_triangle(r, v0, to_raster(r, buf[cur][i]), to_raster(r, buf[cur][i + 1]), face, tid, 0);
