@@ -21,7 +21,6 @@
  * state); if every slot is busy, or an allocation fails, the call allocates its own or, failing
  * that, falls back to an unpacked loop. Nothing here can fail. */
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>

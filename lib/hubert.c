@@ -31,10 +31,8 @@
 #include "kernels.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define CONV_CHUNK 128               /* final conv frames per streamed chunk */
 #define ATT_BLOCK_FLOATS (1L << 18)  /* per-thread score block ≈ rows·T ≤ this (1 MB, L2) … */

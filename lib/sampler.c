@@ -639,11 +639,16 @@ done:
     return st;
 }
 
+/* The one-shot calls: a team of params->n_threads threads for the call. */
+static dpt_k_team *call_team(const dpt_gen_params *params) {
+    return dpt_k_team_new(params && params->n_threads > 0 ? params->n_threads : 0);
+}
+
 dpt_status dpt_generate_features(const dpt_model *m, const float *feats, int n_feat_frames,
                                  const dpt_clip_layout *layout, const float *shape,
                                  const float *style, const dpt_gen_params *params,
                                  dpt_result **out, dpt_error *err) {
-    dpt_k_team *team = dpt_k_team_new(params && params->n_threads > 0 ? params->n_threads : 0);
+    dpt_k_team *team = call_team(params);
     dpt_status st = dpt_generate_features_team(m, team, feats, n_feat_frames, layout, shape, style,
                                                params, out, err);
     dpt_k_team_free(team);
@@ -689,11 +694,6 @@ dpt_status dpt_generate_from_features_team(const dpt_model *model, dpt_k_team *t
                         n_samples16k);
     return dpt_generate_features_team(model, team, features, n_frames, &lay, shape, style, params,
                                       out, err);
-}
-
-/* The one-shot calls: a team of params->n_threads threads for the call. */
-static dpt_k_team *call_team(const dpt_gen_params *params) {
-    return dpt_k_team_new(params && params->n_threads > 0 ? params->n_threads : 0);
 }
 
 dpt_status dpt_generate(const dpt_model *model, const float *samples16k, size_t n_samples,

@@ -12,7 +12,6 @@
 struct dpt_state {
     const dpt_model *model;   /* borrowed: must outlive the state */
     dpt_k_team *team;         /* NULL for one thread */
-    int n_threads;
 };
 
 dpt_status dpt_state_new(const dpt_model *model, int n_threads, dpt_state **out, dpt_error *err) {
@@ -25,9 +24,8 @@ dpt_status dpt_state_new(const dpt_model *model, int n_threads, dpt_state **out,
     dpt_state *s = calloc(1, sizeof *s);
     if (!s) return dpt_fail(err, DPT_ERR_NOMEM, "dpt_state_new: out of memory");
     s->model = model;
-    s->n_threads = n_threads > 0 ? n_threads : dpt_k_cores();
-    if (s->n_threads > 1) {
-        s->team = dpt_k_team_new(s->n_threads);
+    if ((n_threads > 0 ? n_threads : dpt_k_cores()) > 1) {
+        s->team = dpt_k_team_new(n_threads);
         if (!s->team) {
             free(s);
             return dpt_fail(err, DPT_ERR_NOMEM, "dpt_state_new: out of memory");
@@ -43,7 +41,7 @@ void dpt_state_free(dpt_state *s) {
     free(s);
 }
 
-int dpt_state_threads(const dpt_state *s) { return s ? s->n_threads : 0; }
+int dpt_state_threads(const dpt_state *s) { return s ? dpt_k_team_size(s->team) : 0; }
 
 dpt_status dpt_state_encode_audio(dpt_state *s, const float *samples16k, size_t n_samples,
                                   float **features, int *n_frames, dpt_error *err) {

@@ -6,9 +6,8 @@
 #include "audio.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    dpt_set_log_callback(fuzz_quiet_log, NULL);
     char path[64];
-    int fd = fuzz_memfile(data, size, path);
+    int fd = fuzz_begin(data, size, path);
     if (fd < 0) return 0;
     float *s = NULL;
     size_t n = 0;

@@ -4,9 +4,8 @@
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    dpt_set_log_callback(fuzz_quiet_log, NULL);
     char path[64];
-    int fd = fuzz_memfile(data, size, path);
+    int fd = fuzz_begin(data, size, path);
     if (fd < 0) return 0;
     for (int mmap_it = 0; mmap_it <= 1; mmap_it++) {
         dpt_load_params lp = dpt_load_default_params();

@@ -4,9 +4,8 @@
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    dpt_set_log_callback(fuzz_quiet_log, NULL);
     char path[64];
-    int fd = fuzz_memfile(data, size, path);
+    int fd = fuzz_begin(data, size, path);
     if (fd < 0) return 0;
     static const char *const keys[] = {"exp", "pose", "shape", "a"};
     for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
