@@ -369,12 +369,6 @@ static void check_schedule_buffers(const dpt_model *m) {
     free(buf);
 }
 
-typedef struct gen_buffers {
-    float *xT, *xt, *z, *R, *g, *pm, *M, *ind, *qs, *null_af, *pf;
-    dpt_den_row *rows;
-    int *tseq;
-} gen_buffers;
-
 void dpt_strided_timesteps(int T, int S, int *tseq) {
     /* τ_k = ⌈k·T/S⌉: strictly increasing for S ≤ T, τ_S = T, and τ_k = k when S = T */
     tseq[0] = 0;
@@ -443,6 +437,183 @@ static void ddim_step(const dpt_denoiser *n, int target_is_noise, float eta, int
     }
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* one generation run: the per-window reverse process (shared by whole clips and streams)      */
+
+struct dpt_gen_run {
+    const dpt_model *m;
+    dpt_gen_params p;
+    dpt_cfg_plan plan;
+    dpt_den_work *w;
+    dpt_noise nz;
+    int N, S, strided, n_e, B;
+    size_t xs;                       /* one draw: N·L·dm values */
+    int have_xT;                     /* x_T drawn (the first window of an utterance draws it) */
+    float *xT, *z, *g, *R, *pm, *ind, *qs, *null_af, *pf;
+    dpt_den_row *rows;
+    int *tseq;
+};
+
+void dpt_gen_run_free(dpt_gen_run *r) {
+    if (!r) return;
+    dpt_den_work_free(r->w);
+    dpt_alloc_free(r->xT);
+    dpt_alloc_free(r->z);
+    dpt_alloc_free(r->g);
+    dpt_alloc_free(r->R);
+    dpt_alloc_free(r->pm);
+    dpt_alloc_free(r->ind);
+    dpt_alloc_free(r->qs);
+    dpt_alloc_free(r->null_af);
+    dpt_alloc_free(r->pf);
+    free(r->rows);
+    free(r->tseq);
+    free(r);
+}
+
+dpt_status dpt_gen_run_new(const dpt_model *m, dpt_k_team *team, const float *shape,
+                           const float *style, const dpt_gen_params *params, dpt_gen_run **out,
+                           dpt_error *err) {
+    *out = NULL;
+    dpt_gen_run *r = calloc(1, sizeof *r);
+    if (!r) return dpt_fail(err, DPT_ERR_NOMEM, "generation: out of memory");
+    r->m = m;
+    r->p = params ? *params : dpt_gen_default_params();
+    dpt_status st = dpt_gen_check(m, &r->p, shape, style, &r->plan, err);
+    if (st != DPT_OK) {
+        free(r);
+        return st;
+    }
+    check_schedule_buffers(m);
+    const dpt_denoiser *n = &m->den;
+    const int L = n->L, Lp = n->Lp, dm = n->dm, D = n->D, T = n->T;
+    r->N = r->p.n_repetitions;
+    r->n_e = r->plan.n_entries;
+    r->B = r->n_e * r->N;
+    r->xs = (size_t)r->N * L * dm;
+    /* the reverse process visits τ_S > … > τ_1 (then 0); the full schedule is τ_k = k */
+    r->S = (r->p.steps == 0) ? T : r->p.steps;
+    r->strided = r->S != T;
+    st = dpt_den_work_new(m, team, r->B, r->plan.n_mem, r->plan.n_person, &r->w, err);
+    if (st != DPT_OK) goto fail;
+    r->xT = dpt_alloc(sizeof(float) * r->xs);
+    r->z = dpt_alloc(sizeof(float) * r->xs);
+    r->g = dpt_alloc(sizeof(float) * r->xs);
+    r->R = dpt_alloc(sizeof(float) * r->xs * r->n_e);
+    r->pm = dpt_alloc(sizeof(float) * (size_t)r->N * Lp * dm);
+    r->ind = dpt_alloc(sizeof(float) * (size_t)L);
+    r->qs = dpt_alloc(sizeof(float) * (size_t)L * dm);
+    r->null_af = dpt_alloc(sizeof(float) * (size_t)L * D);
+    r->pf = dpt_alloc(sizeof(float) * (size_t)n->dp);
+    r->rows = malloc(sizeof(dpt_den_row) * (size_t)r->B);
+    r->tseq = malloc(sizeof(int) * ((size_t)r->S + 1));
+    if (!r->xT || !r->z || !r->g || !r->R || !r->pm || !r->ind || !r->qs || !r->null_af || !r->pf ||
+        !r->rows || !r->tseq) {
+        st = dpt_fail(err, DPT_ERR_NOMEM, "generation: out of memory (%d repetitions)", r->N);
+        goto fail;
+    }
+    /* person slots: P0 = [shape_norm ; null style | style], P1 = [shape_norm ; style] */
+    for (int c = 0; c < 100; c++)
+        r->pf[c] = (shape[c] - m->stats.shape_mean[c]) / m->stats.shape_std[c];
+    if (m->info.use_style)
+        memcpy(r->pf + 100, r->plan.p0_null_style ? n->null_style_feat : style,
+               sizeof(float) * (size_t)n->ds);
+    dpt_den_set_person(r->w, 0, r->pf);
+    if (r->plan.n_person > 1) {
+        memcpy(r->pf + 100, style, sizeof(float) * (size_t)n->ds);
+        dpt_den_set_person(r->w, 1, r->pf);
+    }
+    if (r->plan.n_mem > 1)
+        for (int f = 0; f < L; f++)
+            memcpy(r->null_af + (size_t)f * D, n->null_audio_feat, sizeof(float) * D);
+    dpt_strided_timesteps(T, r->S, r->tseq);
+    dpt_noise_init(&r->nz, r->p.noise_fn, r->p.noise_user, r->p.seed);
+    *out = r;
+    return DPT_OK;
+fail:
+    dpt_gen_run_free(r);
+    return st;
+}
+
+void dpt_gen_run_restart(dpt_gen_run *r) {
+    dpt_noise_init(&r->nz, r->p.noise_fn, r->p.noise_user, r->p.seed);
+    r->have_xT = 0;
+}
+
+const dpt_gen_params *dpt_gen_run_params(const dpt_gen_run *r) { return &r->p; }
+
+dpt_status dpt_gen_run_window(dpt_gen_run *r, int win, int n_win, const float *af, const float *pa,
+                              const float *pm, int pm_stride, const float *ind, float *x0,
+                              dpt_error *err) {
+    const dpt_model *m = r->m;
+    const dpt_denoiser *n = &m->den;
+    const int L = n->L, Lp = n->Lp, dm = n->dm, N = r->N, S = r->S;
+    const dpt_gen_params *p = &r->p;
+    dpt_status st;
+    /* audio memory: [previous-window audio (real) ; this window's audio (real / null)] */
+    if (!pa) pa = n->start_audio_feat;
+    dpt_den_set_memory(r->w, 0, pa, af);
+    if (r->plan.n_mem > 1) dpt_den_set_memory(r->w, 1, pa, r->null_af);
+    for (int i = 0; i < N; i++)
+        memcpy(r->pm + (size_t)i * Lp * dm, pm ? pm + (size_t)i * pm_stride : n->start_motion_feat,
+               sizeof(float) * (size_t)Lp * dm);
+    for (int f = 0; f < L; f++) r->ind[f] = ind ? ind[f] : 1.0f;
+    if (!r->have_xT) { /* drawn once per utterance, reused by every window (upstream) */
+        st = dpt_noise_draw(&r->nz, r->xT, r->xs, "the initial motion x_T", err);
+        if (st != DPT_OK) return st;
+        r->have_xT = 1;
+    }
+    memcpy(x0, r->xT, sizeof(float) * r->xs);
+    for (int k = 0; k < r->n_e; k++)
+        for (int i = 0; i < N; i++) {
+            dpt_den_row *row = &r->rows[k * N + i];
+            row->x = x0 + (size_t)i * L * dm;
+            row->pm = r->pm + (size_t)i * Lp * dm;
+            row->ind = r->ind;
+            row->person = r->plan.person[k];
+            row->mem = r->plan.mem[k];
+        }
+    const int use_dt = p->dt_ratio > 0.0f;
+    char what[96];
+    for (int k = S; k >= 1; k--) {
+        const int t = r->tseq[k];
+        if (k > 1) { /* one draw per step but the last, whatever the step count */
+            snprintf(what, sizeof what, "window %d step t=%d", win, t);
+            st = dpt_noise_draw(&r->nz, r->z, r->xs, what, err);
+            if (st != DPT_OK) return st;
+        }
+        for (int b = 0; b < r->B; b++) r->rows[b].t = t;
+        dpt_den_forward(r->w, r->B, r->rows, r->R);
+        if (use_dt)
+            for (int b = 0; b < r->B; b++)
+                dpt_dyn_threshold(r->R + (size_t)b * L * dm, (size_t)L * dm, p->dt_ratio, p->dt_min,
+                                  p->dt_max, r->qs);
+        dpt_cfg_combine(r->R, r->n_e, r->xs, r->plan.scales, r->plan.independent, r->g);
+        const float *z = k > 1 ? r->z : NULL;
+        if (r->strided)
+            ddim_step(n, m->info.target_is_noise, p->eta, t, r->tseq[k - 1], x0, r->g, z, r->xs);
+        else
+            ddpm_step(n, m->info.target_is_noise, p->flexibility, t, x0, r->g, z, r->xs);
+        if (p->progress_fn && p->progress_fn(p->progress_user, win, n_win, S - k + 1, S))
+            return dpt_fail(err, DPT_ERR_CANCELLED, "generation cancelled at window %d step %d", win,
+                            S - k + 1);
+    }
+    return DPT_OK;
+}
+
+int dpt_gen_run_denorm(const dpt_gen_run *r, const float *x, float *exp50, float *pose6) {
+    const dpt_model *m = r->m;
+    const dpt_stats *s = &m->stats;
+    const int nohead = m->info.no_head_pose;
+    for (int c = 0; c < 50; c++) exp50[c] = x[c] * s->exp_std[c] + s->exp_mean[c];
+    float p6[6] = {0, 0, 0, 0, 0, 0};
+    if (nohead) p6[3] = x[50];
+    else for (int c = 0; c < 4; c++) p6[c] = x[50 + c];
+    for (int c = 0; c < 6; c++) pose6[c] = p6[c] * s->pose_std[c] + s->pose_mean[c];
+    if (nohead || r->p.zero_head_pose) pose6[0] = pose6[1] = pose6[2] = 0.0f;
+    return dpt_all_finite(x, (size_t)m->den.dm);
+}
+
 dpt_status dpt_generate_features_team(const dpt_model *m, dpt_k_team *team, const float *feats,
                                       int n_feat_frames, const dpt_clip_layout *layout,
                                       const float *shape, const float *style,
@@ -451,12 +622,8 @@ dpt_status dpt_generate_features_team(const dpt_model *m, dpt_k_team *team, cons
     if (out) *out = NULL;
     if (!m || !feats || !layout || !out)
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_generate: NULL argument");
-    dpt_gen_params p = params ? *params : dpt_gen_default_params();
-    dpt_cfg_plan plan;
-    dpt_status st = dpt_gen_check(m, &p, shape, style, &plan, err);
-    if (st != DPT_OK) return st;
     const dpt_denoiser *n = &m->den;
-    const int L = n->L, Lp = n->Lp, dm = n->dm, D = n->D, T = n->T, N = p.n_repetitions;
+    const int L = n->L, Lp = n->Lp, dm = n->dm, D = n->D;
     const int n_win = layout->n_windows;
     if (n_win < 1 || layout->n_frames_total != n_win * L || n_feat_frames != layout->n_frames_total ||
         layout->n_out_frames < 1 || layout->n_out_frames > layout->n_frames_total ||
@@ -465,121 +632,36 @@ dpt_status dpt_generate_features_team(const dpt_model *m, dpt_k_team *team, cons
                         "audio features have %d frames, the clip layout expects %d windows of %d "
                         "(%d frames, %d output)",
                         n_feat_frames, n_win, L, layout->n_frames_total, layout->n_out_frames);
-    if (!dpt_all_finite(feats, (size_t)n_feat_frames * D))
+    dpt_gen_run *run = NULL;
+    dpt_status st = dpt_gen_run_new(m, team, shape, style, params, &run, err);
+    if (st != DPT_OK) return st;
+    if (!dpt_all_finite(feats, (size_t)n_feat_frames * D)) {
+        dpt_gen_run_free(run);
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "audio features contain NaN or Inf");
-    check_schedule_buffers(m);
-
-    const int n_e = plan.n_entries, B = n_e * N;
-    const size_t xs = (size_t)N * L * dm;                  /* one draw */
+    }
+    const int N = run->N;
     const size_t L_tot = (size_t)layout->n_frames_total;
-    gen_buffers bf;
-    memset(&bf, 0, sizeof bf);
-    dpt_den_work *w = NULL;
     dpt_result *res = NULL;
-    st = dpt_den_work_new(m, team, B, plan.n_mem, plan.n_person, &w, err);
-    if (st != DPT_OK) goto done;
-    bf.xT = dpt_alloc(sizeof(float) * xs);
-    bf.xt = dpt_alloc(sizeof(float) * xs);
-    bf.z = dpt_alloc(sizeof(float) * xs);
-    bf.g = dpt_alloc(sizeof(float) * xs);
-    bf.R = dpt_alloc(sizeof(float) * xs * n_e);
-    bf.pm = dpt_alloc(sizeof(float) * (size_t)N * Lp * dm);
-    bf.M = dpt_alloc(sizeof(float) * (size_t)N * L_tot * dm);
-    bf.ind = dpt_alloc(sizeof(float) * (size_t)L);
-    bf.qs = dpt_alloc(sizeof(float) * (size_t)L * dm);
-    bf.null_af = dpt_alloc(sizeof(float) * (size_t)L * D);
-    bf.pf = dpt_alloc(sizeof(float) * (size_t)n->dp);
-    bf.rows = malloc(sizeof(dpt_den_row) * (size_t)B);
-    /* the reverse process visits τ_S > … > τ_1 (then 0); the full schedule is τ_k = k */
-    const int S = (p.steps == 0) ? T : p.steps;
-    const int strided = S != T;
-    bf.tseq = malloc(sizeof(int) * ((size_t)S + 1));
-    if (!bf.xT || !bf.xt || !bf.z || !bf.g || !bf.R || !bf.pm || !bf.M || !bf.ind || !bf.qs ||
-        !bf.null_af || !bf.pf || !bf.rows || !bf.tseq) {
+    float *M = dpt_alloc(sizeof(float) * (size_t)N * L_tot * dm); /* x_0 of every window */
+    float *x0 = dpt_alloc(sizeof(float) * run->xs);
+    float *ind = dpt_alloc(sizeof(float) * (size_t)L);
+    if (!M || !x0 || !ind) {
         st = dpt_fail(err, DPT_ERR_NOMEM, "generation: out of memory (%d repetitions, %zu frames)",
                       N, L_tot);
         goto done;
     }
-
-    /* person slots: P0 = [shape_norm ; null style | style], P1 = [shape_norm ; style] */
-    for (int c = 0; c < 100; c++)
-        bf.pf[c] = (shape[c] - m->stats.shape_mean[c]) / m->stats.shape_std[c];
-    if (m->info.use_style)
-        memcpy(bf.pf + 100, plan.p0_null_style ? n->null_style_feat : style,
-               sizeof(float) * (size_t)n->ds);
-    dpt_den_set_person(w, 0, bf.pf);
-    if (plan.n_person > 1) {
-        memcpy(bf.pf + 100, style, sizeof(float) * (size_t)n->ds);
-        dpt_den_set_person(w, 1, bf.pf);
-    }
-    if (plan.n_mem > 1)
-        for (int f = 0; f < L; f++)
-            memcpy(bf.null_af + (size_t)f * D, n->null_audio_feat, sizeof(float) * D);
-
-    dpt_strided_timesteps(T, S, bf.tseq);
-    dpt_noise nz;
-    dpt_noise_init(&nz, p.noise_fn, p.noise_user, p.seed);
-    const int use_dt = p.dt_ratio > 0.0f;
-    const float flex = p.flexibility;
-    char what[96];
-
     for (int win = 0; win < n_win; win++) {
-        /* audio memory: [previous-window audio (real) ; this window's audio (real / null)] */
-        const float *pa = win == 0 ? n->start_audio_feat : feats + ((size_t)win * L - Lp) * D;
-        const float *af = feats + (size_t)win * L * D;
-        dpt_den_set_memory(w, 0, pa, af);
-        if (plan.n_mem > 1) dpt_den_set_memory(w, 1, pa, bf.null_af);
-        /* previous motion: start_motion_feat, then the last Lp frames of the previous x_0 */
-        for (int i = 0; i < N; i++) {
-            const float *src = win == 0 ? n->start_motion_feat
-                                        : bf.M + ((size_t)i * L_tot + (size_t)win * L - Lp) * dm;
-            memcpy(bf.pm + (size_t)i * Lp * dm, src, sizeof(float) * (size_t)Lp * dm);
-        }
-        for (int f = 0; f < L; f++) bf.ind[f] = 1.0f;
+        for (int f = 0; f < L; f++) ind[f] = 1.0f;
         if (win == n_win - 1 && layout->n_pad_frames > 0)
-            for (int f = L - layout->n_pad_frames; f < L; f++) bf.ind[f] = 0.0f;
-        if (win == 0) {
-            st = dpt_noise_draw(&nz, bf.xT, xs, "the initial motion x_T", err);
-            if (st != DPT_OK) goto done;
-        }
-        memcpy(bf.xt, bf.xT, sizeof(float) * xs);
-        for (int k = 0; k < n_e; k++)
-            for (int i = 0; i < N; i++) {
-                dpt_den_row *r = &bf.rows[k * N + i];
-                r->x = bf.xt + (size_t)i * L * dm;
-                r->pm = bf.pm + (size_t)i * Lp * dm;
-                r->ind = bf.ind;
-                r->person = plan.person[k];
-                r->mem = plan.mem[k];
-            }
-
-        for (int k = S; k >= 1; k--) {
-            const int t = bf.tseq[k];
-            if (k > 1) { /* one draw per step but the last, whatever the step count */
-                snprintf(what, sizeof what, "window %d step t=%d", win, t);
-                st = dpt_noise_draw(&nz, bf.z, xs, what, err);
-                if (st != DPT_OK) goto done;
-            }
-            for (int b = 0; b < B; b++) bf.rows[b].t = t;
-            dpt_den_forward(w, B, bf.rows, bf.R);
-            if (use_dt)
-                for (int b = 0; b < B; b++)
-                    dpt_dyn_threshold(bf.R + (size_t)b * L * dm, (size_t)L * dm, p.dt_ratio,
-                                      p.dt_min, p.dt_max, bf.qs);
-            dpt_cfg_combine(bf.R, n_e, xs, plan.scales, plan.independent, bf.g);
-            const float *z = k > 1 ? bf.z : NULL;
-            if (strided)
-                ddim_step(n, m->info.target_is_noise, p.eta, t, bf.tseq[k - 1], bf.xt, bf.g, z, xs);
-            else
-                ddpm_step(n, m->info.target_is_noise, flex, t, bf.xt, bf.g, z, xs);
-            if (p.progress_fn && p.progress_fn(p.progress_user, win, n_win, S - k + 1, S)) {
-                st = dpt_fail(err, DPT_ERR_CANCELLED, "generation cancelled at window %d step %d",
-                              win, S - k + 1);
-                goto done;
-            }
-        }
+            for (int f = L - layout->n_pad_frames; f < L; f++) ind[f] = 0.0f;
+        /* previous motion and audio: the last Lp frames of the previous window (start features first) */
+        const float *pa = win == 0 ? NULL : feats + ((size_t)win * L - Lp) * D;
+        const float *pm = win == 0 ? NULL : M + ((size_t)win * L - Lp) * dm;
+        st = dpt_gen_run_window(run, win, n_win, feats + (size_t)win * L * D, pa, pm,
+                                (int)(L_tot * dm), ind, x0, err);
+        if (st != DPT_OK) goto done;
         for (int i = 0; i < N; i++)
-            memcpy(bf.M + ((size_t)i * L_tot + (size_t)win * L) * dm, bf.xt + (size_t)i * L * dm,
+            memcpy(M + ((size_t)i * L_tot + (size_t)win * L) * dm, x0 + (size_t)i * L * dm,
                    sizeof(float) * (size_t)L * dm);
     }
 
@@ -598,44 +680,24 @@ dpt_status dpt_generate_features_team(const dpt_model *m, dpt_k_team *team, cons
             st = dpt_fail(err, DPT_ERR_NOMEM, "generation: out of memory for the result");
             goto done;
         }
-        const dpt_stats *s = &m->stats;
-        const int nohead = m->info.no_head_pose;
-        int nonfinite = 0;
+        int finite = 1;
         for (int i = 0; i < N; i++)
-            for (int f = 0; f < n_out; f++) {
-                const float *x = bf.M + ((size_t)i * L_tot + f) * dm;
-                float *e = res->exp + ((size_t)i * n_out + f) * 50;
-                float *po = res->pose + ((size_t)i * n_out + f) * 6;
-                for (int c = 0; c < 50; c++) e[c] = x[c] * s->exp_std[c] + s->exp_mean[c];
-                float p6[6] = {0, 0, 0, 0, 0, 0};
-                if (nohead) p6[3] = x[50];
-                else for (int c = 0; c < 4; c++) p6[c] = x[50 + c];
-                for (int c = 0; c < 6; c++) po[c] = p6[c] * s->pose_std[c] + s->pose_mean[c];
-                if (nohead || p.zero_head_pose) po[0] = po[1] = po[2] = 0.0f;
-                if (!dpt_all_finite(x, (size_t)dm)) nonfinite = 1;
-            }
+            for (int f = 0; f < n_out; f++)
+                finite &= dpt_gen_run_denorm(run, M + ((size_t)i * L_tot + f) * dm,
+                                             res->exp + ((size_t)i * n_out + f) * 50,
+                                             res->pose + ((size_t)i * n_out + f) * 6);
         for (int f = 0; f < n_out; f++) memcpy(res->shape + (size_t)f * 100, shape, sizeof(float) * 100);
-        if (nonfinite) dpt_log(1, "generated coefficients contain NaN or Inf");
+        if (!finite) dpt_log(1, "generated coefficients contain NaN or Inf");
     }
     *out = res;
     res = NULL;
     st = DPT_OK;
 done:
     dpt_result_free(res);
-    dpt_den_work_free(w);
-    dpt_alloc_free(bf.xT);
-    dpt_alloc_free(bf.xt);
-    dpt_alloc_free(bf.z);
-    dpt_alloc_free(bf.g);
-    dpt_alloc_free(bf.R);
-    dpt_alloc_free(bf.pm);
-    dpt_alloc_free(bf.M);
-    dpt_alloc_free(bf.ind);
-    dpt_alloc_free(bf.qs);
-    dpt_alloc_free(bf.null_af);
-    dpt_alloc_free(bf.pf);
-    free(bf.rows);
-    free(bf.tseq);
+    dpt_gen_run_free(run);
+    dpt_alloc_free(M);
+    dpt_alloc_free(x0);
+    dpt_alloc_free(ind);
     return st;
 }
 

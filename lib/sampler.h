@@ -70,6 +70,29 @@ dpt_status dpt_generate_from_features_team(const dpt_model *model, dpt_k_team *t
                                            size_t n_samples16k, const float *shape,
                                            const float *style, const dpt_gen_params *params,
                                            dpt_result **out, dpt_error *err);
+/* One generation run (the windows of one utterance share its noise stream and x_T): the
+ * reverse process of one window at a time. Whole clips (dpt_generate_features_team) and streams
+ * run the same code, so a stream fed the same windows gives the same bits. */
+typedef struct dpt_gen_run dpt_gen_run;
+/* Checks params (dpt_gen_check) and allocates everything the windows need. */
+dpt_status dpt_gen_run_new(const dpt_model *m, dpt_k_team *team, const float *shape,
+                           const float *style, const dpt_gen_params *params, dpt_gen_run **out,
+                           dpt_error *err);
+void dpt_gen_run_free(dpt_gen_run *r);
+/* Back to the start of an utterance: noise re-seeded, x_T drawn again by the next window. */
+void dpt_gen_run_restart(dpt_gen_run *r);
+const dpt_gen_params *dpt_gen_run_params(const dpt_gen_run *r);
+/* One window: af (L, D) its audio features; pa (Lp, D) the previous frames' audio features and
+ * pm the previous motion (repetition i at pm + i·pm_stride, (Lp, dm) each), NULL = the model's
+ * start features; ind (L) the indicator (NULL = all ones). x0 (N, L, dm) receives the sample.
+ * win/n_win only label progress and noise messages. */
+dpt_status dpt_gen_run_window(dpt_gen_run *r, int win, int n_win, const float *af, const float *pa,
+                              const float *pm, int pm_stride, const float *ind, float *x0,
+                              dpt_error *err);
+/* One frame of normalised motion x (dm) → exp (50) and pose (6) as upstream's coef dict;
+ * returns 0 if x holds NaN or Inf. */
+int dpt_gen_run_denorm(const dpt_gen_run *r, const float *x, float *exp50, float *pose6);
+
 /* Same on a team of params->n_threads threads. */
 dpt_status dpt_generate_features(const dpt_model *m, const float *feats, int n_feat_frames,
                                  const dpt_clip_layout *layout, const float *shape,
