@@ -10,6 +10,7 @@ enum {
     O_MODEL = 1, O_AUDIO, O_SHAPE, O_STYLE, O_STYLE_START, O_OUT, O_FORMAT, O_PLOT, O_FEATS, O_FEATS_IN,
     O_BATCH, O_FLAME, O_FRAMES, O_SIZE, O_SUPERSAMPLE, O_BLACK, O_TEX,
     O_N, O_SA, O_SS, O_CFG_MODE, O_CFG_COND, O_DTR, O_DTMIN, O_DTMAX, O_NO_HEAD, O_SEED, O_NOISE,
+    O_NO_CTX,
     O_STEPS, O_ETA, O_FLEX, O_THREADS, O_QUIET, O_SAVE_COEF, O_VERSION, O_HELP, O_SECTION
 };
 
@@ -64,6 +65,9 @@ static const cli_option OPTIONS[] = {
     {O_DTMAX, "--dt-max|-dtmax|--dynamic-threshold-max", "X", "upper clamp of the threshold (default 4.0)"},
     {O_NO_HEAD, "--no-head", NULL, "zero the global head rotation in the output and the rendered head "
                                    "(default: keep it)"},
+    {O_NO_CTX, "--no-context-audio-feat", NULL, "encode each window's audio alone, as upstream's demo "
+                                               "--no_context_audio_feat (default: the whole clip at once; "
+                                               "--save-audio-features then saves the windows' features)"},
     {O_SEED, "--seed", "S", "seed of the built-in random generator (default 0)"},
     {O_NOISE, "--noise-from", "DRAWS.npy", "replay standard-normal draws from a float32 array (flattened, "
                                            "in upstream's order) instead of the generator"},
@@ -216,7 +220,9 @@ static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_er
         n_frames = (int)feats_in.shape[0];
     } else if (s->feats_path) {
         cli_progress_begin(&s->pg, label, "encoding audio");
-        if (dpt_encode_audio(s->model, samples, n_samples, s->p.n_threads, &feats, &n_frames, &err) != DPT_OK) {
+        if ((s->p.no_context_audio_feat
+                 ? dpt_encode_audio_windows(s->model, samples, n_samples, s->p.n_threads, &feats, &n_frames, &err)
+                 : dpt_encode_audio(s->model, samples, n_samples, s->p.n_threads, &feats, &n_frames, &err)) != DPT_OK) {
             cli_fail(e, "%s: %s", job->audio, err.message);
             goto out;
         }
@@ -370,6 +376,7 @@ int main(int argc, char **argv) {
             break;
         case O_CFG_COND: if (parse_cfg_cond(v, &s.p.cfg_conds)) return 2; break;
         case O_NO_HEAD: s.p.zero_head_pose = 1; break;
+        case O_NO_CTX: s.p.no_context_audio_feat = 1; break;
         case O_SEED: if (cli_parse_u64(o, v, &s.p.seed)) return 2; break;
         case O_STEPS:
             if (cli_parse_int(o, v, 0, 1000000, &iv)) return 2;

@@ -232,6 +232,8 @@ typedef struct dpt_gen_params {
                                    full schedule ignores it. Strided runs reject flexibility ≠ 0 */
     float flexibility;          /* σ_t = σ_flex·f + σ_inflex·(1−f) (default 0, as the demo) */
     int zero_head_pose;         /* 1: zero the global rotation in the output (demo's --no_head) */
+    int no_context_audio_feat;  /* 1: each window's audio encoded alone (demo's
+                                   --no_context_audio_feat; see dpt_encode_audio_windows) */
 } dpt_gen_params;
 
 dpt_gen_params dpt_gen_default_params(void);
@@ -262,6 +264,15 @@ dpt_status dpt_generate_file(const dpt_model *model, const char *audio_path, con
  * *features is malloc'ed, n_frames × feature_dim. */
 dpt_status dpt_encode_audio(const dpt_model *model, const float *samples16k, size_t n_samples,
                             int n_threads, float **features, int *n_frames, dpt_error *err);
+
+/* The same features as upstream's demo with --no_context_audio_feat computes them: the clip
+ * normalised and padded as for dpt_encode_audio, then window w's samples
+ * [round(w·L·unit), round((w+1)·L·unit)) (unit = 16000/fps, L = n_motions) encoded alone, each
+ * window seeing none of its neighbours' audio; n_frames × feature_dim, windows in order. A stream
+ * in window mode computes exactly these. */
+dpt_status dpt_encode_audio_windows(const dpt_model *model, const float *samples16k,
+                                    size_t n_samples, int n_threads, float **features,
+                                    int *n_frames, dpt_error *err);
 
 /* Generation from audio features computed earlier by dpt_encode_audio (a cache: the encoder is
  * skipped). features: n_frames × feature_dim of the whole padded clip of n_samples16k samples;

@@ -638,6 +638,54 @@ dpt_status dpt_encode_audio_team(const dpt_model *model, dpt_k_team *team, const
     return st;
 }
 
+dpt_status dpt_encode_audio_windows_team(const dpt_model *model, dpt_k_team *team,
+                                         const float *samples16k, size_t n_samples,
+                                         float **features, int *n_frames, dpt_error *err) {
+    if (features) *features = NULL;
+    if (n_frames) *n_frames = 0;
+    if (!model || !features || !n_frames || (!samples16k && n_samples))
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_encode_audio_windows: NULL argument");
+    float *padded = NULL;
+    size_t n_padded = 0;
+    dpt_clip_layout lay;
+    dpt_status st = dpt_audio_prepare(samples16k, n_samples, model->info.fps,
+                                      model->info.n_motions, model->info.pad_replicate, &padded,
+                                      &n_padded, &lay, err);
+    if (st != DPT_OK) return st;
+    const int L = model->info.n_motions, D = model->den.D;
+    const double unit = 16000.0 / model->info.fps;
+    float *all = malloc(sizeof(float) * (size_t)lay.n_frames_total * D);
+    if (!all) st = dpt_fail(err, DPT_ERR_NOMEM, "audio encoder: out of memory");
+    for (int w = 0; st == DPT_OK && w < lay.n_windows; w++) {
+        /* audio[round(start·unit) : round(end·unit)] (Python's round: half to even) */
+        size_t a = (size_t)nearbyint((double)w * L * unit);
+        size_t b = (size_t)nearbyint((double)(w + 1) * L * unit);
+        if (b > n_padded) b = n_padded;
+        float *f = NULL;
+        st = dpt_hubert_encode_team(model, team, padded + a, b - a, L, NULL, &f, err);
+        if (st == DPT_OK) memcpy(all + (size_t)w * L * D, f, sizeof(float) * (size_t)L * D);
+        dpt_free(f);
+    }
+    dpt_free(padded);
+    if (st != DPT_OK) {
+        free(all);
+        return st;
+    }
+    *features = all;
+    *n_frames = lay.n_frames_total;
+    return DPT_OK;
+}
+
+dpt_status dpt_encode_audio_windows(const dpt_model *model, const float *samples16k,
+                                    size_t n_samples, int n_threads, float **features,
+                                    int *n_frames, dpt_error *err) {
+    dpt_k_team *team = dpt_k_team_new(n_threads);
+    dpt_status st = dpt_encode_audio_windows_team(model, team, samples16k, n_samples, features,
+                                                  n_frames, err);
+    dpt_k_team_free(team);
+    return st;
+}
+
 /* Public: the whole-clip audio features, as upstream's demo computes them (§3 then §4). */
 dpt_status dpt_encode_audio(const dpt_model *model, const float *samples16k, size_t n_samples,
                             int n_threads, float **features, int *n_frames, dpt_error *err) {

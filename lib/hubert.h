@@ -44,6 +44,11 @@ dpt_status dpt_hubert_encode_team(const dpt_model *m, dpt_k_team *team, const fl
 dpt_status dpt_encode_audio_team(const dpt_model *model, dpt_k_team *team, const float *samples16k,
                                  size_t n_samples, float **features, int *n_frames, dpt_error *err);
 
+/* dpt_encode_audio_windows on a caller's team. */
+dpt_status dpt_encode_audio_windows_team(const dpt_model *model, dpt_k_team *team,
+                                         const float *samples16k, size_t n_samples,
+                                         float **features, int *n_frames, dpt_error *err);
+
 /* Same as dpt_hubert_encode_team on a team of its own, with an optional stage observer (dump may be NULL). */
 dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t n_padded,
                                 int n_frames_total, int n_threads, const dpt_hubert_dump *dump,

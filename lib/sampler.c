@@ -733,7 +733,9 @@ dpt_status dpt_generate_team(const dpt_model *model, dpt_k_team *team, const flo
     if (st != DPT_OK) return st;
     float *feats = NULL;
     int n_frames = 0;
-    st = dpt_encode_audio_team(model, team, samples16k, n_samples, &feats, &n_frames, err);
+    st = p.no_context_audio_feat
+             ? dpt_encode_audio_windows_team(model, team, samples16k, n_samples, &feats, &n_frames, err)
+             : dpt_encode_audio_team(model, team, samples16k, n_samples, &feats, &n_frames, err);
     if (st != DPT_OK) return st;
     st = dpt_generate_features_team(model, team, feats, n_frames, &lay, shape, style, &p, out, err);
     dpt_free(feats);

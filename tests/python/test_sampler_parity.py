@@ -361,3 +361,58 @@ def test_style_on_model_without_style(tmp_path):
     r = hs.harness('generate', model, tmp_path / 'feats.npy', 16000, tmp_path / 'shape.npy', tmp_path / 'o.npz',
                    '--style', tmp_path / 'style.npy', check=False)
     assert r.returncode == 1
+
+
+def ref_window_features(lm, samples):
+    """Demo.infer_coeffs(no_context_audio_feat=True)'s audio input: the clip normalised and padded,
+    then window w's samples audio[round(s·unit):round(e·unit)] encoded alone (frame_num = n_motions),
+    as DiffTalkingHead.sample does with raw audio. Concatenated: (L_tot, D)."""
+    import torch
+    dpt_ref = hs._ref()
+    m = lm.model
+    _, padded, lay = dpt_ref.prepare(samples, m.fps, m.L, m.pad_mode)
+    unit = 16000 / m.fps
+    out = []
+    with torch.no_grad():
+        for w in range(lay['n_sub']):
+            a, b = round(w * m.L * unit), round((w + 1) * m.L * unit)
+            out.append(m.extract_audio_feature(padded[a:b][None], m.L)[0])
+    return torch.cat(out).numpy()
+
+
+@pytest.mark.parametrize('size', ['tiny', 'official'])
+def test_no_context_audio_feat(size, tmp_path):
+    """dpt-generate --no-context-audio-feat (C encoder per window + sampler, replayed draws) vs the
+    reference's per-window encoding + Demo.infer_coeffs; 3 windows, the last one padded."""
+    import helpers_hubert
+    model, ck = hs.cached_model(size, **({'n_diff_steps': 20} if size == 'official' else {}))
+    lm = hs.ref_model(ck)
+    samples = helpers_hubert.clip(layout(lm.L, 3), seed=6)
+    wav = tmp_path / 'speech.wav'
+    write_wav(wav, samples)
+    feats = ref_window_features(lm, samples)
+    whole = helpers_hubert.reference(ck['denoiser'], samples, stages=False)['audio_feat']
+    assert hs.max_rel_err(feats, whole) > 1e-2            # the windows really see less context
+    shape = np.random.default_rng(2).normal(0, 1, 100).astype(np.float32)
+    style = np.random.default_rng(3).normal(0, 0.5, lm.dp - 100).astype(np.float32)
+    exp_r, pose_r, draws = hs.ref_generate(ck, feats, len(samples), shape, style, N=1)
+    np.save(tmp_path / 'shape.npy', shape)
+    np.save(tmp_path / 'style.npy', style)
+    out = tmp_path / 'out.npz'
+    r = subprocess.run([str(helpers.BUILD / 'dpt-generate'), '-m', model, '-a', wav, '-c', tmp_path / 'shape.npy',
+                        '-s', tmp_path / 'style.npy', '-o', out, '--noise-from', draws, '--no-context-audio-feat',
+                        '--save-audio-features', tmp_path / 'feats.npy', '--threads', '2'],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    z = np.load(out)
+    e1, e2 = hs.max_rel_err(z['exp'], exp_r[0]), hs.max_rel_err(z['pose'], pose_r[0])
+    f = hs.max_rel_err(np.load(tmp_path / 'feats.npy'), feats)
+    print(f'no-context {size}: features {f:.2e}, exp {e1:.2e}, pose {e2:.2e}')
+    assert f <= 1e-4 and e1 <= TOL and e2 <= TOL
+    # the saved per-window features replayed through --audio-features give the same bits
+    out2 = tmp_path / 'out2.npz'
+    r = subprocess.run([str(helpers.BUILD / 'dpt-generate'), '-m', model, '-a', wav, '-c', tmp_path / 'shape.npy',
+                        '-s', tmp_path / 'style.npy', '-o', out2, '--noise-from', draws,
+                        '--audio-features', tmp_path / 'feats.npy'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(np.load(out2)['exp'], z['exp'])
