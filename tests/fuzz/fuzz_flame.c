@@ -1,5 +1,6 @@
 /* Fuzz target: the FLAME file loader, then vertices of two frames (zero and non-zero
- * coefficients) on what loaded, so that every count the loader accepted is exercised. */
+ * coefficients) on what loaded, so that every count the loader accepted is exercised, and one
+ * small rendered frame of them (the renderer's int overflows were found this way). */
 #define _GNU_SOURCE
 #include "fuzz.h"
 
@@ -30,6 +31,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (v) {
                 st = dpt_flame_vertices(fl, 2, shape, 0, exp, pose, &fp, v, &err);
                 fuzz_check_error(st, &err);
+            }
+            if (v && st == DPT_OK) {
+                dpt_render_params rp = dpt_render_default_params();
+                rp.width = rp.height = 16;
+                rp.n_threads = 1;
+                dpt_renderer *r = NULL;
+                uint8_t rgb[16 * 16 * 3];
+                st = dpt_renderer_new(&rp, info.n_vertices, faces, info.n_faces, vt, info.n_uv, ft,
+                                      &r, &err);
+                fuzz_check_error(st, &err);
+                if (st == DPT_OK) {
+                    for (int f = 0; f < 2; f++) {
+                        st = dpt_render_frame(r, v + (size_t)f * 3 * (size_t)info.n_vertices, rgb, &err);
+                        fuzz_check_error(st, &err);
+                    }
+                    dpt_renderer_free(r);
+                }
             }
             free(v);
         }
