@@ -309,6 +309,73 @@ dpt_status dpt_state_generate_from_features(dpt_state *state, const float *featu
                                             const float *style, const dpt_gen_params *params,
                                             dpt_result **out, dpt_error *err);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Streams: push 16 kHz audio as it arrives, pull frames as they are ready (lib/stream.c)      */
+
+/* Audio normalisation of a stream. Upstream normalises by the whole clip's mean and std, which a
+ * stream cannot know in advance:
+ *  DPT_NORM_FIXED   (x − mean)/(std + 1e-5) with the given values; with the clip's own values
+ *                   (dpt_audio_stats) the stream reproduces offline --no-context-audio-feat bit
+ *                   for bit;
+ *  DPT_NORM_RUNNING each window normalised by the mean and std of every sample pushed up to its
+ *                   end (the first window: its own statistics). */
+#define DPT_NORM_FIXED 0
+#define DPT_NORM_RUNNING 1
+
+typedef struct dpt_stream_params {
+    int chunk_frames;   /* 0 or n_motions: window mode (the only mode so far; other values are
+                           DPT_ERR_UNSUPPORTED) */
+    int norm;           /* DPT_NORM_FIXED (default) or DPT_NORM_RUNNING */
+    float norm_mean;    /* DPT_NORM_FIXED: default 0 */
+    float norm_std;     /* DPT_NORM_FIXED: default 1, finite and >= 0 */
+} dpt_stream_params;
+
+dpt_stream_params dpt_stream_default_params(void);
+
+/* The mean and (unbiased) std upstream's demo normalises a clip by, as float32. */
+dpt_status dpt_audio_stats(const float *samples16k, size_t n_samples, float *mean, float *std,
+                           dpt_error *err);
+
+typedef struct dpt_stream dpt_stream;
+
+/* A stream on a state (borrowed, used by one thread at a time; the state's threads compute):
+ * shape (100) and style (d_style or NULL) copied; gen: generation params (n_repetitions must be
+ * 1; no_context_audio_feat is implied: each window's audio is encoded alone). Window mode: every
+ * n_motions frames of audio (4 s) one window is generated, its last n_prev_motions frames carried
+ * into the next exactly as offline; frames come out in windows. */
+dpt_status dpt_stream_open(dpt_state *state, const float *shape, const float *style,
+                           const dpt_gen_params *gen, const dpt_stream_params *params,
+                           dpt_stream **out, dpt_error *err);
+void dpt_stream_free(dpt_stream *stream);
+
+/* Append n 16 kHz mono samples (any count, 0 included). Only copies: never computes. NaN/Inf
+ * samples (DPT_ERR_INVALID_ARG) and pushes after dpt_stream_flush without dpt_stream_reset
+ * (DPT_ERR_INVALID_ARG) are refused whole; nothing is appended. */
+dpt_status dpt_stream_push(dpt_stream *stream, const float *samples, size_t n, dpt_error *err);
+
+/* End of speech: the remaining audio is padded as offline pads the last window. */
+dpt_status dpt_stream_flush(dpt_stream *stream, dpt_error *err);
+
+/* Copy up to max_frames ready frames (exp 50 and pose 6 values each) and remove them; *n_frames
+ * receives how many. When no frame is ready and a window's audio is complete (or flushed), one
+ * window is computed first: a pull never computes more than one window. */
+dpt_status dpt_stream_pull(dpt_stream *stream, float *exp, float *pose, int max_frames,
+                           int *n_frames, dpt_error *err);
+
+/* Back to the start of an utterance (noise re-seeded from the params, buffers emptied). */
+void dpt_stream_reset(dpt_stream *stream);
+
+typedef struct dpt_stream_info {
+    size_t samples_pushed;   /* since open / reset */
+    long frames_pulled;      /* the next frame's index */
+    int frames_ready;        /* computed, not pulled yet */
+    int windows_due;         /* audio complete, not computed yet (a pull computes one) */
+    int flushed;             /* dpt_stream_flush called */
+    int finished;            /* flushed and every frame pulled */
+} dpt_stream_info;
+
+void dpt_stream_get_info(const dpt_stream *stream, dpt_stream_info *info);
+
 /* Style vector (d_style values written to style_out) from a motion clip: exp (n_frames × 50) and
  * pose (n_frames × 6), frames [start, start + n_motions) (fewer, with a warning, if short). */
 dpt_status dpt_extract_style(const dpt_model *model, const float *exp, const float *pose,

@@ -485,6 +485,34 @@ dpt_status dpt_audio_to_16k(const float *interleaved, size_t n_frames, int chann
 
 /* ---- normalisation and window padding ---------------------------------------------------- */
 
+/* The demo's statistics: torch.mean = float32 sum (accumulated in double, rounded once) divided
+ * by (float)n in float32; torch.std (unbiased) = double accumulation around the float32 mean,
+ * rounded to float32. n >= 2. */
+static void clip_stats(const float *x, size_t n, float *mean_out, float *std_out) {
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) sum += x[i];
+    const float mean = (float)sum / (float)n;
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)x[i] - (double)mean;
+        ss += d * d;
+    }
+    *mean_out = mean;
+    *std_out = (float)sqrt(ss / (double)(n - 1));
+}
+
+dpt_status dpt_audio_stats(const float *x, size_t n, float *mean, float *std, dpt_error *err) {
+    if (!x || !mean || !std) return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_audio_stats: NULL argument");
+    if (n < 2)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "audio: %zu samples; the std needs at least 2", n);
+    size_t bad = first_nonfinite(x, n);
+    if (bad < n)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "audio: sample %zu is not finite (NaN or Inf)", bad);
+    clip_stats(x, n, mean, std);
+    return DPT_OK;
+}
+
+
 /* Python's round() of a double: nearest, ties to even. */
 static double round_half_even(double x) {
     double f = floor(x), d = x - f;
@@ -549,17 +577,8 @@ dpt_status dpt_audio_prepare(const float *x, size_t n, int fps, int n_motions, i
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "audio: sample %zu is not finite (NaN or Inf)",
                         bad);
 
-    /* torch.mean: float32 sum, then divided by (float)n in float32 */
-    double sum = 0.0;
-    for (size_t i = 0; i < n; i++) sum += x[i];
-    const float mean = (float)sum / (float)n;
-    /* torch.std (unbiased): double accumulation around the float32 mean, rounded to float32 */
-    double ss = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)x[i] - (double)mean;
-        ss += d * d;
-    }
-    const float std = (float)sqrt(ss / (double)(n - 1));
+    float mean, std;
+    clip_stats(x, n, &mean, &std);
     const float denom = std + 1e-5f;
 
     const size_t n_pad = lay.n_pad > 0 ? (size_t)lay.n_pad : 0;

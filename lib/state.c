@@ -8,6 +8,7 @@
 #include "hubert.h"
 #include "kernels.h"
 #include "sampler.h"
+#include "state.h"
 
 struct dpt_state {
     const dpt_model *model;   /* borrowed: must outlive the state */
@@ -66,3 +67,6 @@ dpt_status dpt_state_generate_from_features(dpt_state *s, const float *features,
     return dpt_generate_from_features_team(s->model, s->team, features, n_frames, n_samples16k,
                                            shape, style, params, out, err);
 }
+
+dpt_k_team *dpt_state_team(dpt_state *s) { return s->team; }
+const dpt_model *dpt_state_model(const dpt_state *s) { return s->model; }
