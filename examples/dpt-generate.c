@@ -293,25 +293,6 @@ out:
     return rc;
 }
 
-static int parse_cfg_cond(const char *v, unsigned *out) {
-    unsigned c = 0;
-    const char *t = v;
-    while (*t) {
-        const char *comma = strchr(t, ',');
-        size_t n = comma ? (size_t)(comma - t) : strlen(t);
-        while (n && *t == ' ') t++, n--;
-        while (n && t[n - 1] == ' ') n--;
-        if (n == 5 && !strncmp(t, "audio", 5)) c |= DPT_COND_AUDIO;
-        else if (n == 5 && !strncmp(t, "style", 5)) c |= DPT_COND_STYLE;
-        else if (n) return cli_error("--cfg-cond: unknown condition '%.*s' (the conditions are audio and style)",
-                                     (int)n, t);
-        if (!comma) break;
-        t = comma + 1;
-    }
-    *out = c;
-    return 0;
-}
-
 int main(int argc, char **argv) {
     cli_prog = "dpt-generate";
     settings s;
@@ -374,7 +355,7 @@ int main(int argc, char **argv) {
                 return 2;
             }
             break;
-        case O_CFG_COND: if (parse_cfg_cond(v, &s.p.cfg_conds)) return 2; break;
+        case O_CFG_COND: if (cli_parse_cfg_cond(v, &s.p.cfg_conds)) return 2; break;
         case O_NO_HEAD: s.p.zero_head_pose = 1; break;
         case O_NO_CTX: s.p.no_context_audio_feat = 1; break;
         case O_SEED: if (cli_parse_u64(o, v, &s.p.seed)) return 2; break;

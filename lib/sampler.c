@@ -624,17 +624,21 @@ dpt_status dpt_generate_features_team(const dpt_model *m, dpt_k_team *team, cons
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_generate: NULL argument");
     const dpt_denoiser *n = &m->den;
     const int L = n->L, Lp = n->Lp, dm = n->dm, D = n->D;
+    /* the parameters first (their errors name the user's options), then the features */
+    dpt_gen_run *run = NULL;
+    dpt_status st = dpt_gen_run_new(m, team, shape, style, params, &run, err);
+    if (st != DPT_OK) return st;
     const int n_win = layout->n_windows;
     if (n_win < 1 || layout->n_frames_total != n_win * L || n_feat_frames != layout->n_frames_total ||
         layout->n_out_frames < 1 || layout->n_out_frames > layout->n_frames_total ||
         layout->n_out_frames != layout->n_frames_total - (layout->n_pad_frames > 0 ? layout->n_pad_frames : 0))
+    {
+        dpt_gen_run_free(run);
         return dpt_fail(err, DPT_ERR_INVALID_ARG,
                         "audio features have %d frames, the clip layout expects %d windows of %d "
                         "(%d frames, %d output)",
                         n_feat_frames, n_win, L, layout->n_frames_total, layout->n_out_frames);
-    dpt_gen_run *run = NULL;
-    dpt_status st = dpt_gen_run_new(m, team, shape, style, params, &run, err);
-    if (st != DPT_OK) return st;
+    }
     if (!dpt_all_finite(feats, (size_t)n_feat_frames * D)) {
         dpt_gen_run_free(run);
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "audio features contain NaN or Inf");

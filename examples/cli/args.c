@@ -200,3 +200,22 @@ int cli_parse_float(const char *opt, const char *v, float *out) {
     *out = (float)x;
     return 0;
 }
+
+int cli_parse_cfg_cond(const char *v, unsigned *out) {
+    unsigned c = 0;
+    const char *t = v;
+    while (*t) {
+        const char *comma = strchr(t, ',');
+        size_t n = comma ? (size_t)(comma - t) : strlen(t);
+        while (n && *t == ' ') t++, n--;
+        while (n && t[n - 1] == ' ') n--;
+        if (n == 5 && !strncmp(t, "audio", 5)) c |= DPT_COND_AUDIO;
+        else if (n == 5 && !strncmp(t, "style", 5)) c |= DPT_COND_STYLE;
+        else if (n) return cli_error("--cfg-cond: unknown condition '%.*s' (the conditions are audio and style)",
+                                     (int)n, t);
+        if (!comma) break;
+        t = comma + 1;
+    }
+    *out = c;
+    return 0;
+}

@@ -77,6 +77,8 @@ void cli_print_help(FILE *f, const char *usage, const char *intro, const cli_opt
 int cli_parse_int(const char *opt, const char *v, long lo, long hi, long *out);
 int cli_parse_u64(const char *opt, const char *v, uint64_t *out);
 int cli_parse_float(const char *opt, const char *v, float *out);
+/* --cfg-cond LIST: comma-separated audio,style ('' = none) → DPT_COND_* bits. */
+int cli_parse_cfg_cond(const char *v, unsigned *out);
 
 /* ------------------------------------------------------------------------------------------ */
 /* paths and input files                                                                        */
