@@ -618,6 +618,14 @@ dpt_status dpt_hubert_encode(const dpt_model *m, const float *padded, size_t n_p
                                 err);
 }
 
+/* §3 with the model's fps, window length and pad mode: the clip the encoder reads. */
+static dpt_status prepare_clip(const dpt_model *model, const float *samples16k, size_t n_samples,
+                               float **padded, size_t *n_padded, dpt_clip_layout *lay,
+                               dpt_error *err) {
+    return dpt_audio_prepare(samples16k, n_samples, model->info.fps, model->info.n_motions,
+                             model->info.pad_replicate, padded, n_padded, lay, err);
+}
+
 dpt_status dpt_encode_audio_team(const dpt_model *model, dpt_k_team *team, const float *samples16k,
                                  size_t n_samples, float **features, int *n_frames, dpt_error *err) {
     if (features) *features = NULL;
@@ -627,9 +635,7 @@ dpt_status dpt_encode_audio_team(const dpt_model *model, dpt_k_team *team, const
     float *padded = NULL;
     size_t n_padded = 0;
     dpt_clip_layout lay;
-    dpt_status st = dpt_audio_prepare(samples16k, n_samples, model->info.fps,
-                                      model->info.n_motions, model->info.pad_replicate, &padded,
-                                      &n_padded, &lay, err);
+    dpt_status st = prepare_clip(model, samples16k, n_samples, &padded, &n_padded, &lay, err);
     if (st != DPT_OK) return st;
     st = dpt_hubert_encode_team(model, team, padded, n_padded, lay.n_frames_total, NULL, features,
                                 err);
@@ -648,9 +654,7 @@ dpt_status dpt_encode_audio_windows_team(const dpt_model *model, dpt_k_team *tea
     float *padded = NULL;
     size_t n_padded = 0;
     dpt_clip_layout lay;
-    dpt_status st = dpt_audio_prepare(samples16k, n_samples, model->info.fps,
-                                      model->info.n_motions, model->info.pad_replicate, &padded,
-                                      &n_padded, &lay, err);
+    dpt_status st = prepare_clip(model, samples16k, n_samples, &padded, &n_padded, &lay, err);
     if (st != DPT_OK) return st;
     const int L = model->info.n_motions, D = model->den.D;
     const double unit = 16000.0 / model->info.fps;
