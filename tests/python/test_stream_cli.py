@@ -103,17 +103,28 @@ def test_nan_sample_keeps_frames_already_written(tmp_path):
 
 
 def test_ctrl_c_flushes_the_last_frames(tmp_path):
+    import threading
     x, _ = speech16k(tmp_path, 6.0)
     p = subprocess.Popen([STREAM, *BASE, '--format', 'f32le'], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
+    out = []
+    reader = threading.Thread(target=lambda: out.append(p.stdout.read()))   # stdout never fills up
+    reader.start()
     p.stdin.write(x.astype('<f4').tobytes())
     p.stdin.flush()
-    time.sleep(1.0)                            # stdin stays open: the program waits for more audio
+    time.sleep(1.5)                            # stdin stays open: the program waits for more audio
     p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=60)
+    try:
+        p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        reader.join(timeout=10)
+        p.stdin.close()
+    err = p.stderr.read()
     assert p.returncode == 0, err
     assert b'interrupted' in err
-    assert len(frames(out.decode())[0]) == 150  # 6 s: one window and the padded rest
+    assert len(frames(out[0].decode())[0]) == 150  # 6 s: one window and the padded rest
 
 
 @pytest.mark.parametrize('args,words', [
