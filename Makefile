@@ -116,7 +116,7 @@ LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC) $(KERNEL_SRC))
 # shared code of the programs (examples/cli/*.c), linked into each of them
 CLI_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard examples/cli/*.c))
 
-.PHONY: test-tsan test-valgrind fuzz fuzz-short fuzz-bins test-fuzz-regress FORCE all clean test test-c tests-build test-asan test-python test-aarch64 install demo bench bench-gemm bench-kernels deps venv
+.PHONY: print-libs test-python-pkg test-tsan test-valgrind fuzz fuzz-short fuzz-bins test-fuzz-regress FORCE all clean test test-c tests-build test-asan test-python test-aarch64 install demo bench bench-gemm bench-kernels deps venv
 all: $(BUILD)/libdpt.a $(if $(STATIC),,$(BUILD)/libdpt.so) $(addprefix $(BUILD)/,$(PROGRAMS)) $(BUILD)/dpt.pc
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h kernels/*.h examples/cli/*.h tests/fuzz/*.h)
@@ -214,6 +214,10 @@ test-valgrind: all
 
 test-python: all $(addprefix $(BUILD)/tests/,$(HARNESSES))
 	@DPT_BUILD=$(BUILD) $(PY) -m pytest -q -p no:cacheprovider tests/python
+
+# the link flags of the library's dependencies (python/setup.py links libdpt.a with them)
+print-libs:
+	@echo $(LIBS)
 
 test-aarch64:
 	@tools/test_aarch64.sh
