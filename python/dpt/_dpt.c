@@ -11,6 +11,7 @@
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
 
+#include <stdarg.h>
 #include <string.h>
 
 #include "dpt.h"
@@ -58,30 +59,43 @@ static PyObject *py_register_errors(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* dpt.InvalidArgumentError (a ValueError) with a formatted message. Returns NULL. */
+static PyObject *invalid(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    PyObject *msg = PyUnicode_FromFormatV(fmt, ap);
+    va_end(ap);
+    if (!msg) return NULL;
+    const char *u = PyUnicode_AsUTF8(msg);
+    if (u) raise_status(DPT_ERR_INVALID_ARG, u);
+    Py_DECREF(msg);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* arrays                                                                                       */
 
 /* obj as a float32 (or uint8 / int32) C-contiguous aligned array of ndim dims whose sizes match
- * dims[] (-1: any). Borrowed; NULL with TypeError/ValueError naming `what`. */
+ * dims[] (-1: any). Borrowed; NULL with dpt.InvalidArgumentError naming `what`. */
 static PyArrayObject *want_array(PyObject *obj, const char *what, int type, int ndim, const npy_intp *dims) {
     if (!PyArray_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "%s: expected a numpy array", what);
+        invalid("%s: expected a numpy array", what);
         return NULL;
     }
     PyArrayObject *a = (PyArrayObject *)obj;
     if (PyArray_TYPE(a) != type || !PyArray_ISCARRAY_RO(a) || PyArray_ISBYTESWAPPED(a)) {
-        PyErr_Format(PyExc_TypeError, "%s: expected a C-contiguous native %s array", what,
-                     type == NPY_FLOAT32 ? "float32" : type == NPY_UINT8 ? "uint8" : "int32");
+        invalid("%s: expected a C-contiguous native %s array", what,
+                type == NPY_FLOAT32 ? "float32" : type == NPY_UINT8 ? "uint8" : "int32");
         return NULL;
     }
     if (PyArray_NDIM(a) != ndim) {
-        PyErr_Format(PyExc_ValueError, "%s: expected %d dimension(s), got %d", what, ndim, PyArray_NDIM(a));
+        invalid("%s: expected %d dimension(s), got %d", what, ndim, PyArray_NDIM(a));
         return NULL;
     }
     for (int i = 0; i < ndim; i++)
         if (dims && dims[i] >= 0 && PyArray_DIM(a, i) != dims[i]) {
-            PyErr_Format(PyExc_ValueError, "%s: dimension %d is %zd, expected %zd", what, i,
-                         (Py_ssize_t)PyArray_DIM(a, i), (Py_ssize_t)dims[i]);
+            invalid("%s: dimension %d is %zd, expected %zd", what, i, (Py_ssize_t)PyArray_DIM(a, i),
+                    (Py_ssize_t)dims[i]);
             return NULL;
         }
     return a;
@@ -365,7 +379,7 @@ static int Model_init(ModelObject *self, PyObject *args, PyObject *kw) {
     }
     if (threads < 0) {
         Py_DECREF(path_obj);
-        PyErr_Format(PyExc_ValueError, "threads: %d is negative (0 = all cores)", threads);
+        invalid("threads: %d is negative (0 = all cores)", threads);
         return -1;
     }
     dpt_load_params lp = dpt_load_default_params();
@@ -633,7 +647,7 @@ static PyObject *Model_extract_style(ModelObject *self, PyObject *args) {
     PyArrayObject *pose = want_array(pose_o, "pose", NPY_FLOAT32, 2, dp);
     if (!pose) return NULL;
     if (PyArray_DIM(exp, 0) > 2147483647) {
-        PyErr_SetString(PyExc_ValueError, "exp: too many frames");
+        invalid("exp: too many frames");
         return NULL;
     }
     npy_intp ds[1] = {self->info.d_style > 0 ? self->info.d_style : 0};
@@ -908,7 +922,7 @@ static int Flame_init(FlameObject *self, PyObject *args, PyObject *kw) {
         return -1;
     if (self->flame || threads < 0) {
         Py_DECREF(path_obj);
-        if (threads < 0) PyErr_Format(PyExc_ValueError, "threads: %d is negative (0 = all cores)", threads);
+        if (threads < 0) invalid("threads: %d is negative (0 = all cores)", threads);
         else PyErr_SetString(PyExc_RuntimeError, "Flame already initialised");
         return -1;
     }
@@ -988,7 +1002,7 @@ static PyObject *Flame_vertices(FlameObject *self, PyObject *args) {
                                      : want_array(shape_o, "shape", NPY_FLOAT32, 1, ds1);
     if (!shape) return NULL;
     if (F < 1 || F > 2147483647) {
-        PyErr_Format(PyExc_ValueError, "exp: %zd frames (1 or more)", (Py_ssize_t)F);
+        invalid("exp: %zd frames (1 or more)", (Py_ssize_t)F);
         return NULL;
     }
     npy_intp dv[3] = {F, self->info.n_vertices, 3};
@@ -1076,7 +1090,7 @@ static int Renderer_init(RendererObject *self, PyObject *args, PyObject *kw) {
     if (ft_o != Py_None && !(ft = want_array(ft_o, "ft", NPY_INT32, 2, dft))) return -1;
     if (tex_o != Py_None && !(tex = want_array(tex_o, "texture", NPY_UINT8, 3, dtex))) return -1;
     if (PyArray_DIM(faces, 0) > 2147483647 || (vt && PyArray_DIM(vt, 0) > 2147483647)) {
-        PyErr_SetString(PyExc_ValueError, "faces: too many");
+        invalid("faces: too many");
         return -1;
     }
     dpt_render_params rp = dpt_render_default_params();
