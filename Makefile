@@ -1,6 +1,7 @@
 # libdpt — build, test, install.
 #   make              library + programs (build/)
 #   make test         everything: C unit tests (optimised and ASan/UBSan), Python tests, parity
+#   make test-python-pkg  the dpt Python package (python/) installed into a fresh venv, and its tests
 #   make demo         run dpt-generate on the bundled demo model and speech clip
 #   make bench        benchmarks against the PyTorch reference
 #   make install PREFIX=/usr/local
@@ -218,6 +219,17 @@ test-python: all $(addprefix $(BUILD)/tests/,$(HARNESSES))
 # the link flags of the library's dependencies (python/setup.py links libdpt.a with them)
 print-libs:
 	@echo $(LIBS)
+
+# The dpt package (python/): installed with pip into a fresh venv ($(BUILD)/pyvenv: the system python3
+# with its site packages, for numpy; offline: --no-build-isolation --no-index), its tests run from
+# outside the source tree against the installed copy (python/tests/conftest.py)
+PYVENV := $(BUILD)/pyvenv
+test-python-pkg: all
+	@rm -rf $(PYVENV) $(BUILD)/pytest-pkg && mkdir -p $(BUILD)/pytest-pkg
+	@/usr/bin/python3 -m venv --system-site-packages $(PYVENV)
+	@$(PYVENV)/bin/pip install -q --no-build-isolation --no-index --disable-pip-version-check ./python
+	@cd $(BUILD)/pytest-pkg && DPT_ROOT=$(CURDIR) DPT_BUILD=$(abspath $(BUILD)) DPT_REF_PYTHON=$(abspath $(PY)) \
+	  $(abspath $(PYVENV))/bin/python -m pytest -q -p no:cacheprovider $(CURDIR)/python/tests
 
 test-aarch64:
 	@tools/test_aarch64.sh

@@ -56,6 +56,7 @@ class BuildWithLibrary(build_ext):
         for ext in self.extensions:
             ext.include_dirs += [str(ROOT / 'include'), numpy.get_include()]
             ext.extra_objects.append(str(libdir / 'libdpt.a'))
+            ext.depends.append(str(libdir / 'libdpt.a'))    # relink when the library changed
             ext.extra_link_args += libs
         super().run()
 

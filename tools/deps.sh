@@ -12,6 +12,9 @@ PKGS="$PKGS ffmpeg"
 PKGS="$PKGS clang libclang-rt-14-dev"
 # make test-valgrind (part of make test)
 PKGS="$PKGS valgrind"
+# the dpt Python package (pip install --no-build-isolation ./python; make test-python-pkg): headers
+# for the extension, the system setuptools and wheel for an offline build
+PKGS="$PKGS python3-dev python3-setuptools python3-wheel"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
