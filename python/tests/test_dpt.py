@@ -475,3 +475,19 @@ def test_flame_vertices_and_frames_equal_dpt_mesh(model, standin, tmp_path):
         f.vertices(exp=rep['exp'], pose=rep['pose'], shape=np.zeros(99))
     with pytest.raises(dpt.UnsupportedError, match='demo-tiny'):
         dpt.Flame(DEMO_MODEL)
+
+
+def test_readme_example(standin):
+    """The README's example runs as written (the stand-in head in place of make demo's) and prints
+    what its comment says."""
+    text = (ROOT / 'README.md').read_text()
+    block = text.split('## Python package', 1)[1].split('```python\n', 1)[1].split('```', 1)[0]
+    assert len(block.strip().splitlines()) == 5
+    code = block.replace("'build/demo/standin-head.dpt'", repr(str(standin['dpt'])))
+    r = subprocess.run([os.sys.executable, '-c', code + '\nprint(verts.shape)\n'], cwd=ROOT, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    printed = r.stdout.splitlines()
+    want = re.search(r'print\(.*\)\s+# (.*)', block).group(1)
+    assert printed[0] == want, (printed, want)
+    assert printed[1] == '(144, 5041, 3)'
