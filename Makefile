@@ -222,12 +222,14 @@ print-libs:
 
 # The dpt package (python/): installed with pip into a fresh venv ($(BUILD)/pyvenv: the system python3
 # with its site packages, for numpy; offline: --no-build-isolation --no-index), its tests run from
-# outside the source tree against the installed copy (python/tests/conftest.py)
+# outside the source tree against the installed copy (python/tests/conftest.py); the package's library
+# is built with this build's variant (BLAS=none, NO_SNDFILE=1, NO_IMAGE=1)
 PYVENV := $(BUILD)/pyvenv
 test-python-pkg: all
 	@rm -rf $(PYVENV) $(BUILD)/pytest-pkg && mkdir -p $(BUILD)/pytest-pkg
 	@/usr/bin/python3 -m venv --system-site-packages $(PYVENV)
-	@$(PYVENV)/bin/pip install -q --no-build-isolation --no-index --disable-pip-version-check ./python
+	@DPT_MAKE_ARGS='$(if $(filter none,$(BLAS)),BLAS=none) $(if $(NO_SNDFILE),NO_SNDFILE=1) $(if $(NO_IMAGE),NO_IMAGE=1)' \
+	  $(PYVENV)/bin/pip install -q --no-build-isolation --no-index --disable-pip-version-check ./python
 	@cd $(BUILD)/pytest-pkg && DPT_ROOT=$(CURDIR) DPT_BUILD=$(abspath $(BUILD)) DPT_REF_PYTHON=$(abspath $(PY)) \
 	  $(abspath $(PYVENV))/bin/python -m pytest -q -p no:cacheprovider $(CURDIR)/python/tests
 

@@ -56,7 +56,8 @@ class BuildWithLibrary(build_ext):
         for ext in self.extensions:
             ext.include_dirs += [str(ROOT / 'include'), numpy.get_include()]
             ext.extra_objects.append(str(libdir / 'libdpt.a'))
-            ext.depends.append(str(libdir / 'libdpt.a'))    # relink when the library changed
+            # recompile when the header changed (struct layouts), relink when the library did
+            ext.depends += [str(HEADER), str(libdir / 'libdpt.a')]
             ext.extra_link_args += libs
         super().run()
 
