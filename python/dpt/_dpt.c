@@ -709,7 +709,21 @@ typedef struct {
 
 static PyTypeObject StreamType;
 
+/* GC: a progress callback that refers back to its stream makes a cycle; clearing breaks it at the
+ * callback (the model reference stays until dealloc: the C stream uses the model's weights). */
+static int Stream_traverse(StreamObject *self, visitproc visit, void *arg) {
+    Py_VISIT(self->pc.callback);
+    Py_VISIT(self->model);
+    return 0;
+}
+
+static int Stream_clear(StreamObject *self) {
+    Py_CLEAR(self->pc.callback);
+    return 0;
+}
+
 static void Stream_dealloc(StreamObject *self) {
+    PyObject_GC_UnTrack(self);
     dpt_stream_free(self->stream);
     dpt_state_free(self->state);
     if (self->lock) PyThread_free_lock(self->lock);
@@ -889,7 +903,9 @@ static PyTypeObject StreamType = {
     .tp_name = "dpt._dpt._Stream",
     .tp_basicsize = sizeof(StreamObject),
     .tp_dealloc = (destructor)Stream_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)Stream_traverse,
+    .tp_clear = (inquiry)Stream_clear,
     .tp_doc = "A stream on its own state (internal base of dpt.Stream).",
     .tp_methods = Stream_methods,
     .tp_getset = Stream_getset,
