@@ -22,7 +22,7 @@ import numpy as np
 from . import _dpt
 
 __all__ = ['Model', 'Stream', 'Flame', 'Renderer', 'Error', 'InvalidArgumentError', 'FileError', 'FormatError',
-           'UnsupportedError', 'OutOfMemoryError', 'AudioError', 'NoiseError', 'CancelledError',
+           'UnsupportedError', 'OutOfMemoryError', 'AudioError', 'NoiseError', 'CancelledError', 'LibraryWarning',
            'load_audio', 'read_image', 'audio_stats', 'library_version', 'SAMPLE_RATE', 'N_EXP', 'N_POSE',
            'N_SHAPE']
 
@@ -93,6 +93,13 @@ class CancelledError(Error):
 
 _dpt._register_errors(Error, [Error, InvalidArgumentError, FileError, FormatError, UnsupportedError,
                               OutOfMemoryError, AudioError, NoiseError, CancelledError])
+
+
+class LibraryWarning(UserWarning):
+    """A warning of the library (e.g. a style clip shorter than n_motions), through warnings.warn."""
+
+
+_dpt._register_warning(LibraryWarning)
 
 
 def _bad(what: str, reason: str) -> InvalidArgumentError:
@@ -334,6 +341,15 @@ class Model(_dpt._Model):
     def threads(self) -> int:
         return self._threads
 
+    @property
+    def tensors(self) -> list:
+        """The tensor directory: [{'name', 'dtype' ('float32' | 'float16'), 'shape'}], as dpt-info --tensors."""
+        return self._tensors
+
+    def tensor(self, name: str) -> np.ndarray:
+        """Tensor `name`'s values as float32 (float16 converted), in its stored shape (dpt-info --dump)."""
+        return self._tensor(name)
+
     def _style_vec(self, style: Any, start: int) -> Optional[np.ndarray]:
         """style: None, a vector (d_style,) / (1, d_style), a motion dict {'exp', 'pose'}, or a file
         (.npy vector; .npz with 'style', or a motion clip with 'exp'/'pose')."""
@@ -445,8 +461,6 @@ class Model(_dpt._Model):
         as generate() (n_repetitions must be 1; noise is not available)."""
         if 'noise' in options and options['noise'] is not None:
             raise _bad('noise', 'streams draw from the built-in generator (seed=...)')
-        if 'threads' in options:
-            raise TypeError("stream(): give threads=... once")
         params, _, progress, start = _gen_params(options)
         norms = {'fixed': _dpt.NORM_FIXED, 'running': _dpt.NORM_RUNNING}
         if norm not in norms:

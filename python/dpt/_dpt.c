@@ -72,6 +72,31 @@ static PyObject *invalid(const char *fmt, ...) {
     return NULL;
 }
 
+/* The library's warnings as Python warnings (class registered by dpt/__init__.py). The callback
+ * may run on a library thread: it takes the GIL, which every computing call has released. */
+static PyObject *warning_class;
+
+static void log_cb(int level, const char *message, void *user) {
+    (void)user;
+    if (level < DPT_LOG_WARNING) return;   /* information: dropped, as the default logger does */
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);            /* a pending exception must survive the warning */
+    if (PyErr_WarnEx(warning_class ? warning_class : PyExc_RuntimeWarning, message, 1) < 0)
+        PyErr_Clear();                     /* warnings turned into errors cannot stop the library */
+    PyErr_Restore(et, ev, tb);
+    PyGILState_Release(g);
+}
+
+static PyObject *py_register_warning(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *cls;
+    if (!PyArg_ParseTuple(args, "O", &cls)) return NULL;
+    Py_XSETREF(warning_class, Py_NewRef(cls));
+    dpt_set_log_callback(log_cb, NULL);
+    Py_RETURN_NONE;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* arrays                                                                                       */
 
@@ -501,6 +526,55 @@ static PyObject *Model_meta(ModelObject *self, void *closure) {
     return d;
 }
 
+static PyObject *Model_tensors(ModelObject *self, void *closure) {
+    (void)closure;
+    if (!model_ready(self)) return NULL;
+    int n = dpt_model_tensor_count(self->model);
+    PyObject *list = PyList_New(0);
+    for (int k = 0; list && k < n; k++) {
+        dpt_tensor_info ti;
+        if (dpt_model_tensor_at(self->model, k, &ti) != DPT_OK) continue;
+        PyObject *shape = PyTuple_New(ti.ndim);
+        for (int d = 0; shape && d < ti.ndim; d++) PyTuple_SET_ITEM(shape, d, PyLong_FromLongLong((long long)ti.shape[d]));
+        PyObject *item = shape ? Py_BuildValue("{s:s,s:s,s:N}", "name", ti.name, "dtype",
+                                               ti.dtype == DPT_DTYPE_F16 ? "float16" : "float32", "shape", shape)
+                               : NULL;
+        if (!item || PyList_Append(list, item) < 0) {
+            Py_XDECREF(item);
+            Py_CLEAR(list);
+            break;
+        }
+        Py_DECREF(item);
+    }
+    return list;
+}
+
+/* _tensor(name) → its values as float32, in the stored shape */
+static PyObject *Model_tensor(ModelObject *self, PyObject *args) {
+    const char *name;
+    if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+    if (!model_ready(self)) return NULL;
+    int k = dpt_model_tensor_find(self->model, name);
+    if (k < 0) return invalid("tensor '%s': not in %s (see Model.tensors)", name, self->info.path ? self->info.path : "the model");
+    dpt_tensor_info ti;
+    dpt_error err = {0};
+    dpt_status st = dpt_model_tensor_at(self->model, k, &ti);
+    if (st != DPT_OK) return raise_status(st, "tensor directory");
+    npy_intp dims[4];
+    for (int d = 0; d < ti.ndim; d++) dims[d] = (npy_intp)ti.shape[d];
+    PyObject *out = new_f32(ti.ndim, dims, NULL);
+    if (!out) return NULL;
+    float *dst = (float *)PyArray_DATA((PyArrayObject *)out);
+    Py_BEGIN_ALLOW_THREADS
+    st = dpt_model_tensor_read(self->model, k, dst, (size_t)ti.n_elements, &err);
+    Py_END_ALLOW_THREADS
+    if (st != DPT_OK) {
+        Py_DECREF(out);
+        return raise_err(&err, st);
+    }
+    return out;
+}
+
 static PyObject *Model_threads(ModelObject *self, void *closure) {
     (void)closure;
     return PyLong_FromLong(self->n_threads);
@@ -671,6 +745,7 @@ static PyMethodDef Model_methods[] = {
     {"_generate", (PyCFunction)Model_generate, METH_VARARGS, "internal: see dpt.Model.generate"},
     {"_encode_audio", (PyCFunction)Model_encode_audio, METH_VARARGS, "internal: see dpt.Model.encode_audio"},
     {"_extract_style", (PyCFunction)Model_extract_style, METH_VARARGS, "internal: see dpt.Model.extract_style"},
+    {"_tensor", (PyCFunction)Model_tensor, METH_VARARGS, "internal: see dpt.Model.tensor"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -678,6 +753,7 @@ static PyGetSetDef Model_getset[] = {
     {"_info", (getter)Model_info, NULL, "hyperparameters (dict)", NULL},
     {"_meta", (getter)Model_meta, NULL, "file metadata (dict)", NULL},
     {"_threads", (getter)Model_threads, NULL, "thread count given at load", NULL},
+    {"_tensors", (getter)Model_tensors, NULL, "tensor directory (list of dicts)", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -1201,6 +1277,7 @@ static PyMethodDef module_methods[] = {
     {"audio_stats", py_audio_stats, METH_VARARGS, "audio_stats(samples) -> (mean, std)"},
     {"image_read", py_image_read, METH_VARARGS, "image_read(path) -> (H, W, 3) uint8"},
     {"_register_errors", py_register_errors, METH_VARARGS, "internal"},
+    {"_register_warning", py_register_warning, METH_VARARGS, "internal"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -562,3 +562,31 @@ def test_stream_with_a_callback_cycle_is_collected(model):
     del s, holder
     gc.collect()
     assert ref() is None
+
+
+def test_tensors_equal_dpt_info(model, tmp_path):
+    listing = cli('dpt-info', DEMO_MODEL, '--tensors').stdout.splitlines()
+    ts = model.tensors
+    assert len(ts) == len(listing) == model.info['n_tensors']
+    for t, line in zip(ts, listing):
+        name, dtype, shape = line.split(None, 2)
+        assert (t['name'], t['dtype']) == (name, {'f32': 'float32', 'f16': 'float16'}[dtype])
+        assert tuple(t['shape']) == tuple(int(x) for x in re.findall(r'\d+', shape))
+    name = ts[10]['name']
+    cli('dpt-info', DEMO_MODEL, '--dump', name, '--npy', tmp_path / 't.npy')
+    v = model.tensor(name)
+    assert v.shape == tuple(ts[10]['shape']) and np.array_equal(v, np.load(tmp_path / 't.npy'))
+    with pytest.raises(dpt.InvalidArgumentError, match="tensor 'nope'"):
+        model.tensor('nope')
+
+
+def test_library_warnings_are_python_warnings(model):
+    rng = np.random.default_rng(0)
+    exp, pose = rng.normal(0, 1, (30, 50)), rng.normal(0, 0.1, (30, 6))
+    with pytest.warns(dpt.LibraryWarning, match='frames'):
+        short = model.extract_style(exp, pose, start=25)          # 5 of n_motions = 20 frames
+    assert short.shape == (16,) and np.isfinite(short).all()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')                            # a full clip warns nothing
+        model.extract_style(exp, pose, start=0)
