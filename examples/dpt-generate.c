@@ -112,19 +112,6 @@ typedef struct settings {
     cli_progress pg;
 } settings;
 
-typedef struct replay {
-    const float *data;
-    size_t n, pos;
-} replay;
-
-static int replay_fn(void *user, float *dst, size_t n) {
-    replay *r = user;
-    if (r->n - r->pos < n) return 1;
-    memcpy(dst, r->data + r->pos, sizeof(float) * n);
-    r->pos += n;
-    return 0;
-}
-
 /* The file a generation failure is about: options and inputs checked against the model name the
  * model; a noise failure names the draws; anything else the audio. */
 static const char *culprit(const settings *s, const cli_job *job, dpt_status st) {
@@ -237,12 +224,10 @@ static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_er
     }
 
     dpt_gen_params p = s->p;
-    replay rp = {0};
+    cli_replay rp = {0};
     if (s->noise_path) {
-        rp.data = s->draws.data;
-        for (rp.n = 1; (int)rp.pos < s->draws.ndim; rp.pos++) rp.n *= (size_t)s->draws.shape[rp.pos];
-        rp.pos = 0;
-        p.noise_fn = replay_fn;
+        cli_replay_init(&rp, &s->draws);
+        p.noise_fn = cli_replay_fn;
         p.noise_user = &rp;
     }
     p.progress_fn = cli_progress_fn;

@@ -13,7 +13,7 @@
 
 enum {
     O_MODEL = 1, O_SHAPE, O_STYLE, O_AUDIO, O_FORMAT, O_REALTIME, O_CHUNK, O_STEPS, O_THREADS,
-    O_SEED, O_NORM, O_CFG_COND, O_QUIET, O_VERSION, O_HELP
+    O_SEED, O_NORM, O_CFG_COND, O_CONTEXT, O_NOISE, O_QUIET, O_VERSION, O_HELP
 };
 
 static const cli_option OPTIONS[] = {
@@ -24,11 +24,16 @@ static const cli_option OPTIONS[] = {
     {O_AUDIO, "-a|--audio", "FILE", "read this audio file (any format, resampled to 16 kHz) instead of stdin"},
     {O_FORMAT, "--format", "F", "stdin samples: s16le (default) or f32le, mono 16 kHz"},
     {O_REALTIME, "--realtime", NULL, "with -a: push the file at real-time pace (as a live source would)"},
-    {O_CHUNK, "--chunk-frames", "N", "frames per generated chunk: 0 = n_motions, window mode (default; the "
-                                     "only mode so far)"},
+    {O_CHUNK, "--chunk-frames", "N", "frames per chunk, 1..n_motions: 0 = n_motions, window mode (default; "
+                                     "equal to dpt-generate --no-context-audio-feat); fewer = low latency: "
+                                     "every N heard frames one window with the unheard tail masked"},
+    {O_CONTEXT, "--context-frames", "N", "frames of earlier audio the encoder sees before each chunk (default: "
+                                         "n_motions - chunk, 0 in window mode)"},
     {O_STEPS, "--steps", "N", "diffusion steps (0 = the model's full schedule, default)"},
     {O_THREADS, "--threads", "N", "threads (0 = all cores, default)"},
     {O_SEED, "--seed", "S", "seed of the built-in random generator (default 0)"},
+    {O_NOISE, "--noise-from", "DRAWS.npy", "replay standard-normal draws from a float32 array (flattened, in "
+                                           "the order the windows use them) instead of the generator"},
     {O_NORM, "--norm", "MODE", "audio normalisation: fixed:MEAN,STD, running, or clip (-a only: the "
                                "file's own statistics, so that the frames equal dpt-generate "
                                "--no-context-audio-feat); default: clip with -a, running on stdin"},
@@ -60,6 +65,7 @@ typedef struct run {
     long n_arrival, cap_arrival;
     long emitted;
     double lat_sum, lat_max, compute;
+    const char *noise_path;  /* --noise-from: named when the draws run out */
     float exp[50 * 256], pose[6 * 256];
 } run;
 
@@ -84,8 +90,9 @@ static int drain(run *r) {
     for (;;) {
         int k = 0;
         double t0 = now();
-        if (dpt_stream_pull(r->st, r->exp, r->pose, 256, &k, &err) != DPT_OK)
-            return cli_error("%s", err.message);
+        dpt_status st = dpt_stream_pull(r->st, r->exp, r->pose, 256, &k, &err);
+        if (st == DPT_ERR_NOISE && r->noise_path) return cli_error("%s: %s", r->noise_path, err.message);
+        if (st != DPT_OK) return cli_error("%s", err.message);
         double t1 = now();
         r->compute += t1 - t0;
         if (k == 0) return 0;
@@ -114,7 +121,7 @@ static int push(run *r, const float *x, size_t n) {
 int main(int argc, char **argv) {
     cli_prog = "dpt-stream";
     const char *model_path = NULL, *shape_path = NULL, *style_path = NULL, *audio_path = NULL;
-    const char *norm_arg = NULL;
+    const char *norm_arg = NULL, *noise_path = NULL;
     int f32 = 0, realtime = 0;
     long iv;
     dpt_gen_params gp = dpt_gen_default_params();
@@ -152,6 +159,11 @@ int main(int argc, char **argv) {
             if (cli_parse_int(o, v, 0, 100000, &iv)) return 2;
             sp.chunk_frames = (int)iv;
             break;
+        case O_CONTEXT:
+            if (cli_parse_int(o, v, 0, DPT_STREAM_MAX_CONTEXT, &iv)) return 2;
+            sp.context_frames = (int)iv;
+            break;
+        case O_NOISE: noise_path = v; break;
         case O_STEPS:
             if (cli_parse_int(o, v, 0, 1000000, &iv)) return 2;
             gp.steps = (int)iv;
@@ -196,8 +208,20 @@ int main(int argc, char **argv) {
     dpt_state *state = NULL;
     float shape[100], *style = NULL, *samples = NULL;
     size_t n_samples = 0;
+    dpt_array draws = {0};
+    cli_replay rp = {0};
     run r;
     memset(&r, 0, sizeof r);
+    if (noise_path) {
+        if (dpt_npy_read(noise_path, &draws, &err) != DPT_OK) {
+            cli_error("%s", err.message);
+            goto out;
+        }
+        cli_replay_init(&rp, &draws);
+        r.noise_path = noise_path;
+        gp.noise_fn = cli_replay_fn;
+        gp.noise_user = &rp;
+    }
     if (dpt_model_load(model_path, NULL, &model, &err) != DPT_OK) {
         cli_error("%s", err.message);
         goto out;
@@ -295,6 +319,7 @@ int main(int argc, char **argv) {
         goto out;
     }
     if (drain(&r)) goto out;
+    if (noise_path && rp.pos != rp.n) cli_warn("%s: %zu of %zu draws left unused", noise_path, rp.n - rp.pos, rp.n);
     if (!cli_quiet) {
         double audio_s = (double)r.pushed / 16000.0;
         fprintf(stderr,
@@ -311,6 +336,7 @@ out:
     free(r.arrival);
     free(style);
     free(samples);
+    dpt_array_free(&draws);
     dpt_model_free(model);
     return rc;
 }

@@ -322,12 +322,18 @@ dpt_status dpt_state_generate_from_features(dpt_state *state, const float *featu
 #define DPT_NORM_FIXED 0
 #define DPT_NORM_RUNNING 1
 
+#define DPT_STREAM_MAX_CONTEXT 1000
+
 typedef struct dpt_stream_params {
-    int chunk_frames;   /* 0 or n_motions: window mode (the only mode so far; other values are
-                           DPT_ERR_UNSUPPORTED) */
+    int chunk_frames;   /* frames per chunk k, 1..n_motions; 0 = n_motions: window mode, offline
+                           --no-context-audio-feat exactly. k < n_motions: low-latency mode, every
+                           k heard frames one full window whose unheard tail is masked as padding
+                           (indicator 0), k frames emitted */
     int norm;           /* DPT_NORM_FIXED (default) or DPT_NORM_RUNNING */
     float norm_mean;    /* DPT_NORM_FIXED: default 0 */
     float norm_std;     /* DPT_NORM_FIXED: default 1, finite and >= 0 */
+    int context_frames; /* frames of earlier audio the encoder sees before each chunk, 0..
+                           DPT_STREAM_MAX_CONTEXT; -1 (default) = n_motions - k (0 in window mode) */
 } dpt_stream_params;
 
 dpt_stream_params dpt_stream_default_params(void);
@@ -342,7 +348,13 @@ typedef struct dpt_stream dpt_stream;
  * shape (100) and style (d_style or NULL) copied; gen: generation params (n_repetitions must be
  * 1; no_context_audio_feat is implied: each window's audio is encoded alone). Window mode: every
  * n_motions frames of audio (4 s) one window is generated, its last n_prev_motions frames carried
- * into the next exactly as offline; frames come out in windows. */
+ * into the next exactly as offline; frames come out in windows. Low-latency mode (chunk k <
+ * n_motions): when k more frames are heard, the window [s, s + n_motions) is generated from the
+ * chunk's audio (after context_frames of earlier audio, padded to the window's end as offline
+ * pads its last window, encoded alone) with the unheard tail masked; its first k frames come out
+ * and the last n_prev_motions frames emitted (motion and audio features; the model's start
+ * features before frame 0) condition the next chunk. Not equal to offline: an approximation whose
+ * measured distance README gives. DPT_ERR_INVALID_ARG on chunk or context sizes out of range. */
 dpt_status dpt_stream_open(dpt_state *state, const float *shape, const float *style,
                            const dpt_gen_params *gen, const dpt_stream_params *params,
                            dpt_stream **out, dpt_error *err);
@@ -369,9 +381,12 @@ typedef struct dpt_stream_info {
     size_t samples_pushed;   /* since open / reset */
     long frames_pulled;      /* the next frame's index */
     int frames_ready;        /* computed, not pulled yet */
-    int windows_due;         /* audio complete, not computed yet (a pull computes one) */
+    int windows_due;         /* chunks whose audio is complete, not computed yet (a pull computes
+                                one) */
     int flushed;             /* dpt_stream_flush called */
     int finished;            /* flushed and every frame pulled */
+    int chunk_frames;        /* k in use */
+    int context_frames;      /* left audio context in use */
 } dpt_stream_info;
 
 void dpt_stream_get_info(const dpt_stream *stream, dpt_stream_info *info);

@@ -1,6 +1,8 @@
-/* Streams in window mode: pushed in any chunk sizes, the frames equal offline
+/* Streams. Window mode: pushed in any chunk sizes, the frames equal offline
  * --no-context-audio-feat bit for bit (with the clip's own mean/std); flush pads as offline; reset
- * starts the utterance again; bad pushes and options are refused with one line. */
+ * starts the utterance again; bad pushes and options are refused with one line. Low-latency mode
+ * (chunks of k frames): the first chunk equals offline on the k-frame prefix, the frame count is
+ * offline's, push sizes never change the output. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -149,10 +151,20 @@ START_TEST(stream_errors) {
     dpt_gen_params p = params();
     dpt_stream_params sp = dpt_stream_default_params();
     dpt_stream *st = NULL;
-    sp.chunk_frames = 7;
-    ck_assert_int_eq(dpt_stream_open(state, (float[100]){0}, NULL, &p, &sp, &st, &err), DPT_ERR_UNSUPPORTED);
-    ck_assert_ptr_null(st);
-    ck_assert_ptr_nonnull(strstr(err.message, "chunk_frames"));
+    const int bad_chunk[] = {21, -1, 1000000};
+    for (int i = 0; i < 3; i++) {
+        sp.chunk_frames = bad_chunk[i];
+        ck_assert_int_eq(dpt_stream_open(state, (float[100]){0}, NULL, &p, &sp, &st, &err), DPT_ERR_INVALID_ARG);
+        ck_assert_ptr_null(st);
+        ck_assert_ptr_nonnull(strstr(err.message, "chunk_frames"));
+    }
+    sp = dpt_stream_default_params();
+    const int bad_ctx[] = {-2, DPT_STREAM_MAX_CONTEXT + 1};
+    for (int i = 0; i < 2; i++) {
+        sp.context_frames = bad_ctx[i];
+        ck_assert_int_eq(dpt_stream_open(state, (float[100]){0}, NULL, &p, &sp, &st, &err), DPT_ERR_INVALID_ARG);
+        ck_assert_ptr_nonnull(strstr(err.message, "context_frames"));
+    }
     sp = dpt_stream_default_params();
     sp.norm_std = NAN;
     ck_assert_int_eq(dpt_stream_open(state, (float[100]){0}, NULL, &p, &sp, &st, &err), DPT_ERR_INVALID_ARG);
@@ -236,6 +248,129 @@ START_TEST(running_normalisation) {
 }
 END_TEST
 
+/* Low-latency mode, chunk k: the first chunk is a window whose first k frames are heard and the
+ * rest masked, which is exactly offline's padded last window for a clip of k frames: the same
+ * bits as offline --no-context-audio-feat on the k-frame prefix (normalised by its statistics). */
+START_TEST(chunk_mode_first_chunk_is_offline_prefix) {
+    dpt_model *m = load();
+    dpt_error err = {0};
+    dpt_state *state = NULL;
+    ck_assert(dpt_state_new(m, threads(), &state, &err) == DPT_OK);
+    const size_t n = 3 * 12800 + 5000;
+    float *x = make_audio(n, 21u);
+    const int ks[] = {1, 4, 7, 13};
+    for (int i = 0; i < 4; i++) {
+        const int k = ks[i];
+        const size_t np = (size_t)k * 640;
+        dpt_gen_params p = params();
+        p.no_context_audio_feat = 1;
+        p.n_threads = threads();
+        dpt_result *ref = NULL;
+        ck_assert_msg(dpt_generate(m, x, np, (float[100]){0}, NULL, &p, &ref, &err) == DPT_OK, "%s",
+                      err.message);
+        ck_assert_int_eq(ref->n_frames, k);
+        dpt_stream_params sp = dpt_stream_default_params();
+        sp.chunk_frames = k;
+        ck_assert(dpt_audio_stats(x, np, &sp.norm_mean, &sp.norm_std, &err) == DPT_OK);
+        dpt_stream *st = NULL;
+        p = params();
+        ck_assert_msg(dpt_stream_open(state, (float[100]){0}, NULL, &p, &sp, &st, &err) == DPT_OK, "%s",
+                      err.message);
+        dpt_stream_info info;
+        dpt_stream_get_info(st, &info);
+        ck_assert_int_eq(info.chunk_frames, k);
+        ck_assert_int_eq(info.context_frames, 20 - k);
+        ck_assert(dpt_stream_push(st, x, np - 1, &err) == DPT_OK);
+        float e[50 * 20], po[6 * 20];
+        int got = -1;
+        ck_assert(dpt_stream_pull(st, e, po, 20, &got, &err) == DPT_OK);
+        ck_assert_int_eq(got, 0); /* one sample short of the chunk */
+        ck_assert(dpt_stream_push(st, x + np - 1, n - (np - 1), &err) == DPT_OK);
+        ck_assert(dpt_stream_pull(st, e, po, 20, &got, &err) == DPT_OK);
+        ck_assert_int_eq(got, k);
+        ck_assert_msg(memcmp(e, ref->exp, sizeof(float) * 50 * (size_t)k) == 0, "k %d: exp differs", k);
+        ck_assert_msg(memcmp(po, ref->pose, sizeof(float) * 6 * (size_t)k) == 0, "k %d: pose differs", k);
+        /* the second chunk is conditioned on the first: not the same frames again */
+        ck_assert(dpt_stream_pull(st, e, po, 20, &got, &err) == DPT_OK);
+        ck_assert_int_eq(got, k);
+        ck_assert(memcmp(e, ref->exp, sizeof(float) * 50 * (size_t)k) != 0);
+        dpt_stream_free(st);
+        dpt_result_free(ref);
+    }
+    free(x);
+    dpt_state_free(state);
+    dpt_model_free(m);
+}
+END_TEST
+
+/* Low-latency mode: as many frames as offline gives the clip, in order, and the same bits
+ * whatever the push sizes (chunking of the input never changes the output). */
+static void check_chunk_mode(size_t n, int k, int ctx, int norm) {
+    dpt_model *m = load();
+    float *x = make_audio(n, 7u + (unsigned)n);
+    dpt_error err = {0};
+    dpt_gen_params p = params();
+    p.no_context_audio_feat = 1;
+    p.n_threads = threads();
+    dpt_result *ref = NULL;
+    ck_assert(dpt_generate(m, x, n, (float[100]){0}, NULL, &p, &ref, &err) == DPT_OK);
+    dpt_state *state = NULL;
+    ck_assert(dpt_state_new(m, threads(), &state, &err) == DPT_OK);
+    dpt_stream_params sp = dpt_stream_default_params();
+    sp.chunk_frames = k;
+    sp.context_frames = ctx;
+    sp.norm = norm;
+    if (norm == DPT_NORM_FIXED) ck_assert(dpt_audio_stats(x, n, &sp.norm_mean, &sp.norm_std, &err) == DPT_OK);
+    dpt_stream *st = NULL;
+    p = params();
+    ck_assert_msg(dpt_stream_open(state, (float[100]){0}, NULL, &p, &sp, &st, &err) == DPT_OK, "%s",
+                  err.message);
+    const int cap = ref->n_frames + 64;
+    float *exp = malloc(sizeof(float) * 50 * (size_t)(cap + 64)), *exp1 = malloc(sizeof(float) * 50 * (size_t)cap);
+    float *pose = malloc(sizeof(float) * 6 * (size_t)(cap + 64)), *pose1 = malloc(sizeof(float) * 6 * (size_t)cap);
+    const size_t steps[] = {640, 0, 16000, 1};
+    const int pulls[] = {1000, 3, 1, 7};
+    int first = -1;
+    for (int i = 0; i < 4; i++) {
+        if (steps[i] == 1 && n > 20000) continue;
+        if (getenv("DPT_UNDER_QEMU") && i > 1) continue;
+        dpt_stream_reset(st);
+        int got = run_stream(st, x, n, steps[i], pulls[i], exp, pose, cap);
+        ck_assert_msg(got == ref->n_frames, "k %d push %zu: %d frames, offline %d", k, steps[i], got,
+                      ref->n_frames);
+        for (size_t j = 0; j < (size_t)got * 50; j++) ck_assert(isfinite(exp[j]));
+        if (first < 0) {
+            first = i;
+            memcpy(exp1, exp, sizeof(float) * 50 * (size_t)got);
+            memcpy(pose1, pose, sizeof(float) * 6 * (size_t)got);
+        } else {
+            ck_assert_msg(memcmp(exp, exp1, sizeof(float) * 50 * (size_t)got) == 0,
+                          "k %d: pushes of %zu and %zu samples differ", k, steps[i], steps[first]);
+            ck_assert(memcmp(pose, pose1, sizeof(float) * 6 * (size_t)got) == 0);
+        }
+    }
+    /* an approximation of offline, not a copy of it */
+    if (k < 20 && ref->n_frames > k) ck_assert(memcmp(exp1, ref->exp, sizeof(float) * 50 * (size_t)ref->n_frames) != 0);
+    free(exp);
+    free(exp1);
+    free(pose);
+    free(pose1);
+    dpt_stream_free(st);
+    dpt_state_free(state);
+    dpt_result_free(ref);
+    free(x);
+    dpt_model_free(m);
+}
+
+START_TEST(chunk_mode_frames_and_pushes) {
+    check_chunk_mode(3 * 12800 + 5000, 7, -1, DPT_NORM_FIXED);   /* 67 frames: 9 chunks of 7 and 4 */
+    check_chunk_mode(3 * 12800 + 5000, 3, 0, DPT_NORM_RUNNING);  /* k < n_prev_motions, no context */
+    check_chunk_mode(2 * 12800 + 300, 10, 30, DPT_NORM_FIXED);   /* leftover dropped, long context */
+    check_chunk_mode(5000, 4, -1, DPT_NORM_FIXED);                /* shorter than a window */
+    check_chunk_mode(3 * 12800 + 5000, 20, 5, DPT_NORM_FIXED);   /* window size with context */
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("stream");
     if (getenv("DPT_UNDER_QEMU")) {
@@ -252,6 +387,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, window_mode_short_clip);
     tcase_add_test(tc, stream_errors);
     tcase_add_test(tc, running_normalisation);
+    tcase_add_test(tc, chunk_mode_first_chunk_is_offline_prefix);
+    tcase_add_test(tc, chunk_mode_frames_and_pushes);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -110,6 +110,15 @@ int cli_load_features(const char *path, int dim, dpt_array *out, cli_err *e);
  * dpt_audio_load (needs libsndfile; a NO_SNDFILE=1 build says so). *samples: free with dpt_free. */
 int cli_load_audio(const char *path, float **samples, size_t *n_samples, cli_err *e);
 
+/* --noise-from: standard-normal draws replayed from an array (flattened, upstream's order) in
+ * place of the built-in generator: p->noise_fn = cli_replay_fn, p->noise_user = &replay. */
+typedef struct cli_replay {
+    const float *data;
+    size_t n, pos;
+} cli_replay;
+void cli_replay_init(cli_replay *r, const dpt_array *draws);
+int cli_replay_fn(void *user, float *dst, size_t n);
+
 /* A motion clip's exp (frames, 50) and pose (frames, 6) from an .npz (same frame count). */
 int cli_load_motion(const char *path, dpt_array *exp, dpt_array *pose, cli_err *e);
 

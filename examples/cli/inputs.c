@@ -225,3 +225,18 @@ int cli_load_audio(const char *path, float **samples, size_t *n_samples, cli_err
     if (st != DPT_OK) return cli_fail(e, "%s: %s", path, err.message);
     return 0;
 }
+
+void cli_replay_init(cli_replay *r, const dpt_array *draws) {
+    r->data = draws->data;
+    r->n = 1;
+    for (int i = 0; i < draws->ndim; i++) r->n *= (size_t)draws->shape[i];
+    r->pos = 0;
+}
+
+int cli_replay_fn(void *user, float *dst, size_t n) {
+    cli_replay *r = user;
+    if (r->n - r->pos < n) return 1;
+    memcpy(dst, r->data + r->pos, sizeof(float) * n);
+    r->pos += n;
+    return 0;
+}

@@ -416,3 +416,85 @@ def test_no_context_audio_feat(size, tmp_path):
                         '--audio-features', tmp_path / 'feats.npy'], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     np.testing.assert_array_equal(np.load(out2)['exp'], z['exp'])
+
+
+def ref_stream(lm, samples, k, ctx, shape, style, seed=0):
+    """dpt_stream's low-latency mode written on the reference's pieces: chunk s..s+k of the
+    normalised clip after min(ctx, s) frames of earlier audio, padded to the window's end
+    [s, s + L), encoded alone; a full window sampled with the unheard tail masked (indicator 0),
+    conditioned on the last Lp emitted frames (start features before frame 0), x_T drawn once;
+    its first k frames emitted. Returns (exp (F, 50), pose (F, 6), draws)."""
+    import torch
+    import torch.nn.functional as F
+    dpt_ref = hs._ref()
+    m = lm.model
+    L, Lp = m.L, m.Lp
+    normed, _, lay = dpt_ref.prepare(samples, m.fps, L, m.pad_mode)
+    unit = 16000 / m.fps
+    S = lambda f: round(f * unit)  # noqa: E731
+    _, shape_n = dpt_ref.sampler.normalise_shape(m, lm.stats, shape)
+    style_feat = torch.from_numpy(style)[None] if style is not None else None
+    conds = lm.conds
+    scales = [1.15 if c == 'audio' else 3.0 for c in conds]
+    noise = dpt_ref.Noise(seed=seed)
+    hm, ha, x_T, out, s = m.start_motion_feat.detach(), m.start_audio_feat.detach(), None, [], 0
+    with torch.no_grad():
+        while s < lay['n_out']:
+            h = min(k, lay['n_out'] - s)
+            c = min(ctx, s)
+            a0, n_in = S(s - c), S(s + L) - S(s - c)
+            seg = normed[a0:min(len(samples), S(s + k))]
+            pad = float(seg[-1]) if m.pad_mode == 'replicate' else 0.0
+            f = m.extract_audio_feature(F.pad(seg, (0, n_in - len(seg)), value=pad)[None], c + L)[:, c:]
+            ind = None
+            if m.args.use_indicator:
+                ind = torch.ones((1, L))
+                ind[:, h:] = 0
+            x0, x_T, _ = dpt_ref.sample(m, f, shape_n[None], style_feat, noise, hm, ha, x_T, ind,
+                                        cfg_cond=conds, cfg_scale=scales)
+            out.append(x0[:, :h])
+            if h >= Lp:
+                hm, ha = x0[:, h - Lp:h], f[:, h - Lp:h]
+            else:
+                hm, ha = torch.cat([hm[:, h:], x0[:, :h]], 1), torch.cat([ha[:, h:], f[:, :h]], 1)
+            s += h
+    d = dpt_ref.coef_dict(torch.cat(out, 1), lm.stats, not m.args.no_head_pose)
+    return d['exp'][0].numpy(), d['pose'][0].numpy(), noise.recorded()
+
+
+@pytest.mark.parametrize('size,windows,k,ctx', [('tiny', 3, 7, None), ('tiny', 3, 3, 0), ('tiny', 2, 20, 6),
+                                                ('official', 1.3, 40, None)])
+def test_stream_chunk_mode_matches_reference(size, windows, k, ctx, tmp_path):
+    """dpt-stream --chunk-frames k (low-latency mode: C encoder per chunk with left context, masked
+    tail, emitted history) vs the same algorithm on the reference's encoder and sampler, replayed
+    draws. k < n_prev_motions mixes start features into the history; k = n_motions with context is
+    window mode seeing earlier audio."""
+    import json
+    import helpers_hubert
+    model, ck = hs.cached_model(size, **({'n_diff_steps': 20} if size == 'official' else {}))
+    lm = hs.ref_model(ck)
+    samples = helpers_hubert.clip(layout(lm.L, windows), seed=9)
+    wav = tmp_path / 'speech.wav'
+    write_wav(wav, samples)
+    shape = np.random.default_rng(2).normal(0, 1, 100).astype(np.float32)
+    style = np.random.default_rng(3).normal(0, 0.5, lm.dp - 100).astype(np.float32)
+    c = lm.L - k if ctx is None else ctx
+    exp_r, pose_r, draws = ref_stream(lm, samples, k, c, shape, style)
+    np.save(tmp_path / 'draws.npy', draws)
+    np.save(tmp_path / 'shape.npy', shape)
+    np.save(tmp_path / 'style.npy', style)
+    cmd = [str(helpers.BUILD / 'dpt-stream'), '-m', model, '-a', wav, '-c', tmp_path / 'shape.npy',
+           '-s', tmp_path / 'style.npy', '--noise-from', tmp_path / 'draws.npy', '--chunk-frames', str(k),
+           '--threads', '2']
+    if ctx is not None:
+        cmd += ['--context-frames', str(ctx)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert 'left unused' not in r.stderr, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [q['frame'] for q in rows] == list(range(len(exp_r)))
+    exp = np.array([q['exp'] for q in rows], np.float32)
+    pose = np.array([q['pose'] for q in rows], np.float32)
+    e1, e2 = hs.max_rel_err(exp, exp_r), hs.max_rel_err(pose, pose_r)
+    print(f'stream chunk {size} k={k} ctx={c}: {len(rows)} frames, exp {e1:.2e}, pose {e2:.2e}')
+    assert e1 <= TOL and e2 <= TOL

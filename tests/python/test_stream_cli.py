@@ -141,3 +141,45 @@ def test_bad_options(args, words, tmp_path):
     assert err.count('\n') == 1, err
     for w in words:
         assert w in err
+
+
+def test_chunk_mode_over_a_pipe(tmp_path):
+    """Low-latency mode behind a pipe: the first chunk's frames come out while stdin is still open
+    (after 5 frames of audio, not a 20-frame window), then every frame of the clip, in order, as
+    many as offline gives, the same as the file path."""
+    import select
+    x, wav = speech16k(tmp_path, 3.3)
+    pcm = x.astype('<f4')
+    args = [STREAM, *BASE, '--norm', 'fixed:0.001,0.2', '--chunk-frames', '5', '-q']
+    p = subprocess.Popen([*args, '--format', 'f32le'], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        p.stdin.write(pcm[:6 * 640].tobytes())   # 6 frames of audio: one chunk of 5 is complete
+        p.stdin.flush()
+        ready, _, _ = select.select([p.stdout], [], [], 60)
+        assert ready, 'no frame 60 s after the first chunk of audio'
+        first = p.stdout.readline()
+        assert json.loads(first)['frame'] == 0
+        p.stdin.write(pcm[6 * 640:].tobytes())
+        p.stdin.close()
+        rest, err = p.stdout.read(), p.stderr.read()
+        assert p.wait(60) == 0, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+    exp, pose, rows = frames(first.decode() + rest.decode())
+    assert len(rows) == int(len(x) / 16000 * 25)
+    r = subprocess.run([*args, '-a', wav], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    e2, p2, _ = frames(r.stdout)
+    np.testing.assert_array_equal(exp, e2)
+    np.testing.assert_array_equal(pose, p2)
+
+
+@pytest.mark.parametrize('opt,value,msg', [('--chunk-frames', '21', 'chunk_frames 21 out of range'),
+                                           ('--context-frames', '5000', 'context-frames')])
+def test_chunk_options_out_of_range(opt, value, msg, tmp_path):
+    _, wav = speech16k(tmp_path, 1.0)
+    r = subprocess.run([STREAM, *BASE, '-a', wav, opt, value], capture_output=True, text=True)
+    assert r.returncode != 0 and r.stdout == ''
+    assert msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
