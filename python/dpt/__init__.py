@@ -449,25 +449,28 @@ class Model(_dpt._Model):
         e, p = _motion(exp, pose, 'motion')
         return self._extract_style(e, p, _number(start, 'start', int))
 
-    def stream(self, shape: Union[PathLike, ArrayLike], style: Any = None, *, norm: str = 'fixed',
-               norm_mean: float = 0.0, norm_std: float = 1.0, threads: Optional[int] = None,
-               **options: Any) -> 'Stream':
-        """A live stream: push 16 kHz samples as they arrive, pull frames as they are ready.
+    def stream(self, shape: Union[PathLike, ArrayLike], style: Any = None, *, chunk_frames: int = 0,
+               context_frames: Optional[int] = None, norm: str = 'fixed', norm_mean: float = 0.0,
+               norm_std: float = 1.0, threads: Optional[int] = None, **options: Any) -> 'Stream':
+        """A live stream (as dpt-stream): push 16 kHz samples as they arrive, pull frames as they are ready.
 
-        Window mode: every n_motions frames of audio (4 s) one window is generated, exactly as offline
-        generate(no_context_audio_feat=True) computes it when norm='fixed' is given the clip's own
-        audio_stats(); norm='running' normalises each window by the statistics of everything pushed
-        so far. threads: the stream's own threads (default: the model's count). Generation options
-        as generate() (n_repetitions must be 1; noise is not available)."""
-        if 'noise' in options and options['noise'] is not None:
-            raise _bad('noise', 'streams draw from the built-in generator (seed=...)')
-        params, _, progress, start = _gen_params(options)
+        chunk_frames 0 (= n_motions): window mode, every n_motions frames of audio (4 s) one window,
+        exactly as offline generate(no_context_audio_feat=True) computes it when norm='fixed' is
+        given the clip's own audio_stats(). chunk_frames k < n_motions: low-latency mode, every k
+        heard frames one full window with the unheard tail masked, k frames out; context_frames of
+        earlier audio seen by the encoder (None: n_motions - k). norm='running' normalises each
+        window by the statistics of everything pushed so far. threads: the stream's own threads
+        (default: the model's count). Generation options as generate() (n_repetitions must be 1;
+        noise replays draws in the order the windows use them, from the start again after reset())."""
+        params, noise, progress, start = _gen_params(options)
         norms = {'fixed': _dpt.NORM_FIXED, 'running': _dpt.NORM_RUNNING}
         if norm not in norms:
             raise _bad('norm', f"{norm!r} is not 'fixed' or 'running'")
         t = self._threads if threads is None else _number(threads, 'threads', int)
+        ctx = -1 if context_frames is None else _number(context_frames, 'context_frames', int)
         return Stream(self, _shape_vec(shape), self._style_vec(style, start), params, t, norms[norm],
-                      _number(norm_mean, 'norm_mean', float), _number(norm_std, 'norm_std', float), progress)
+                      _number(norm_mean, 'norm_mean', float), _number(norm_std, 'norm_std', float), progress,
+                      _number(chunk_frames, 'chunk_frames', int), ctx, noise)
 
 
 class Stream(_dpt._Stream):
@@ -511,7 +514,8 @@ class Stream(_dpt._Stream):
 
     @property
     def info(self) -> Dict[str, Any]:
-        """samples_pushed, frames_pulled, frames_ready, windows_due, flushed, finished."""
+        """samples_pushed, frames_pulled, frames_ready, windows_due, flushed, finished, chunk_frames,
+        context_frames, draws_used (replayed draws consumed)."""
         return self._info
 
     @property

@@ -779,6 +779,8 @@ typedef struct {
     dpt_state *state;
     dpt_stream *stream;
     progress_ctx pc;             /* the gen params copied into the stream point here */
+    PyObject *noise;             /* replayed draws (float32 array) or NULL */
+    replay rp;                   /* ... read through this, rewound by reset */
     PyThread_type_lock lock;
     int n_motions;
 } StreamObject;
@@ -789,6 +791,7 @@ static PyTypeObject StreamType;
  * callback (the model reference stays until dealloc: the C stream uses the model's weights). */
 static int Stream_traverse(StreamObject *self, visitproc visit, void *arg) {
     Py_VISIT(self->pc.callback);
+    Py_VISIT(self->noise);
     Py_VISIT(self->model);
     return 0;
 }
@@ -804,6 +807,7 @@ static void Stream_dealloc(StreamObject *self) {
     dpt_state_free(self->state);
     if (self->lock) PyThread_free_lock(self->lock);
     Py_XDECREF(self->pc.callback);
+    Py_XDECREF(self->noise);
     Py_XDECREF(self->pc.et);
     Py_XDECREF(self->pc.ev);
     Py_XDECREF(self->pc.tb);
@@ -811,14 +815,15 @@ static void Stream_dealloc(StreamObject *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* _Stream(model, shape, style, params, threads, norm, norm_mean, norm_std, progress) */
+/* _Stream(model, shape, style, params, threads, norm, norm_mean, norm_std, progress, chunk_frames,
+ *         context_frames, noise) */
 static int Stream_init(StreamObject *self, PyObject *args, PyObject *kw) {
     (void)kw;
-    PyObject *model_o, *shape_o, *style_o, *params_o, *progress_o;
-    int threads, norm;
+    PyObject *model_o, *shape_o, *style_o, *params_o, *progress_o, *noise_o;
+    int threads, norm, chunk, context;
     double mean, sd;
-    if (!PyArg_ParseTuple(args, "O!OOOiiddO", &ModelType, &model_o, &shape_o, &style_o, &params_o, &threads, &norm,
-                          &mean, &sd, &progress_o))
+    if (!PyArg_ParseTuple(args, "O!OOOiiddOiiO", &ModelType, &model_o, &shape_o, &style_o, &params_o, &threads,
+                          &norm, &mean, &sd, &progress_o, &chunk, &context, &noise_o))
         return -1;
     if (self->stream) {
         PyErr_SetString(PyExc_RuntimeError, "Stream already initialised");
@@ -834,8 +839,18 @@ static int Stream_init(StreamObject *self, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_TypeError, "progress: expected a callable(window, n_windows, step, n_steps)");
         return -1;
     }
+    npy_intp any1[1] = {-1};
+    PyArrayObject *noise = NULL;
+    if (noise_o != Py_None && !(noise = want_array(noise_o, "noise", NPY_FLOAT32, 1, any1))) return -1;
     dpt_gen_params p;
     if (gen_params_from(params_o, &p)) return -1;
+    if (noise) {
+        self->noise = Py_NewRef(noise_o);
+        self->rp.data = f32(noise);
+        self->rp.n = (size_t)PyArray_SIZE(noise);
+        p.noise_fn = replay_fn;
+        p.noise_user = &self->rp;
+    }
     self->lock = PyThread_allocate_lock();
     if (!self->lock) {
         PyErr_NoMemory();
@@ -849,6 +864,8 @@ static int Stream_init(StreamObject *self, PyObject *args, PyObject *kw) {
     sp.norm = norm;
     sp.norm_mean = (float)mean;
     sp.norm_std = (float)sd;
+    sp.chunk_frames = chunk;
+    sp.context_frames = context;
     self->n_motions = m->info.n_motions;
     dpt_error err = {0};
     dpt_status st;
@@ -903,6 +920,7 @@ static PyObject *Stream_reset(StreamObject *self, PyObject *args) {
     (void)args;
     if (!stream_enter(self)) return NULL;
     dpt_stream_reset(self->stream);
+    self->rp.pos = 0;   /* replayed draws start over, as the built-in generator is re-seeded */
     PyThread_release_lock(self->lock);
     Py_RETURN_NONE;
 }
@@ -949,10 +967,11 @@ static PyObject *Stream_info(StreamObject *self, void *closure) {
     }
     dpt_stream_info si;
     dpt_stream_get_info(self->stream, &si);
-    return Py_BuildValue("{s:n,s:l,s:i,s:i,s:O,s:O}", "samples_pushed", (Py_ssize_t)si.samples_pushed,
+    return Py_BuildValue("{s:n,s:l,s:i,s:i,s:O,s:O,s:i,s:i,s:n}", "samples_pushed", (Py_ssize_t)si.samples_pushed,
                          "frames_pulled", si.frames_pulled, "frames_ready", si.frames_ready,
                          "windows_due", si.windows_due, "flushed", si.flushed ? Py_True : Py_False,
-                         "finished", si.finished ? Py_True : Py_False);
+                         "finished", si.finished ? Py_True : Py_False, "chunk_frames", si.chunk_frames,
+                         "context_frames", si.context_frames, "draws_used", (Py_ssize_t)self->rp.pos);
 }
 
 static PyObject *Stream_threads(StreamObject *self, void *closure) {

@@ -439,6 +439,66 @@ def test_stream_equals_offline_no_context(model):
         model.stream(shape, style, norm='sometimes')
 
 
+def stream_frames(s, audio, seed):
+    """Push audio in random pieces, pulling in between, then flush and drain: (exp, pose)."""
+    got, pos, rng = [], 0, np.random.default_rng(seed)
+    while pos < audio.size:
+        n = int(rng.integers(1, 5000))
+        s.push(audio[pos:pos + n])
+        pos += n
+        got.append(s.pull())
+    s.flush()
+    got.append(s.drain())
+    return np.concatenate([g['exp'] for g in got]), np.concatenate([g['pose'] for g in got])
+
+
+@pytest.mark.parametrize('chunk,context,replay', [(5, None, False), (7, 3, True), (0, None, True)])
+def test_stream_equals_dpt_stream(model, chunk, context, replay, tmp_path):
+    """Low-latency chunks (and window mode with replayed draws) = dpt-stream's JSON frames, bit for bit
+    (%.9g round-trips float32)."""
+    import json
+    rng = np.random.default_rng(8)
+    shape, style = rng.normal(0, 1, 100).astype(np.float32), rng.normal(0, 0.5, 16).astype(np.float32)
+    np.save(tmp_path / 'shape.npy', shape)
+    np.save(tmp_path / 'style.npy', style)
+    args = ['-m', DEMO_MODEL, '-c', tmp_path / 'shape.npy', '-s', tmp_path / 'style.npy', '-a', SPEECH,
+            '--chunk-frames', chunk, '--seed', 4, '--threads', 2, '-q']
+    opts = dict(seed=4)
+    if context is not None:
+        args += ['--context-frames', context]
+    if replay:
+        draws = rng.standard_normal(3_000_000).astype(np.float32)
+        np.save(tmp_path / 'draws.npy', draws)
+        args += ['--noise-from', tmp_path / 'draws.npy']
+        opts['noise'] = draws
+    lines = [json.loads(l) for l in cli('dpt-stream', *args).stdout.splitlines()]
+    ref_exp = np.array([l['exp'] for l in lines], np.float32)
+    ref_pose = np.array([l['pose'] for l in lines], np.float32)
+    audio = dpt.load_audio(SPEECH)
+    mean, std = dpt.audio_stats(audio)                 # dpt-stream -a: --norm clip
+    s = model.stream(shape, style, chunk_frames=chunk, context_frames=context, norm_mean=mean, norm_std=std,
+                     threads=2, **opts)
+    info = s.info
+    L = model.info['n_motions']
+    assert info['chunk_frames'] == (chunk or L)
+    assert info['context_frames'] == (context if context is not None else (L - chunk if chunk else 0))
+    exp, pose = stream_frames(s, audio, 1)
+    assert exp.shape == ref_exp.shape and [l['frame'] for l in lines] == list(range(len(lines)))
+    assert np.array_equal(exp, ref_exp) and np.array_equal(pose, ref_pose)
+    if replay:
+        used = s.info['draws_used']
+        assert 0 < used < draws.size
+        s.reset()                                       # the draws start over: the same frames again
+        assert s.info['draws_used'] == 0
+        exp2, _ = stream_frames(s, audio, 2)
+        assert np.array_equal(exp2, exp) and s.info['draws_used'] == used
+    if chunk:
+        off = model.generate(audio, shape, style, no_context_audio_feat=True, seed=4)
+        assert not np.array_equal(exp, off['exp'][0])   # an approximation of offline, not offline
+    with pytest.raises(dpt.InvalidArgumentError):
+        model.stream(shape, style, chunk_frames=L + 1)
+
+
 def test_stream_ctrl_c_during_pull(model):
     audio = long_clip()[:16000 * 9]
     slow = [True]
