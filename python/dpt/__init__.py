@@ -318,7 +318,9 @@ class Model(_dpt._Model):
 
     Model(path, threads=0, mmap=True): threads 0 = all cores, kept between calls (a per-call
     `threads=` option runs that call on threads of its own). The model may be shared by any number
-    of Python threads; results are bit-identical whatever the thread counts."""
+    of Python threads; results are bit-identical whatever the thread counts. mmap=False reads the
+    file instead of mapping it (as dpt_load_params.use_mmap = 0): its matrices are not prepacked,
+    so results may differ from a mapped load (and from dpt-generate) in the last bits."""
 
     def __init__(self, path: PathLike, threads: int = 0, mmap: bool = True) -> None:
         super().__init__(path, threads, mmap)
