@@ -117,7 +117,7 @@ LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC) $(KERNEL_SRC))
 # shared code of the programs (examples/cli/*.c), linked into each of them
 CLI_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard examples/cli/*.c))
 
-.PHONY: print-libs test-python-pkg test-tsan test-valgrind fuzz fuzz-short fuzz-bins test-fuzz-regress FORCE all clean test test-c tests-build test-asan test-python test-aarch64 install demo bench bench-gemm bench-kernels deps venv
+.PHONY: test-tsan test-valgrind fuzz fuzz-short fuzz-bins test-fuzz-regress FORCE all clean test test-c tests-build test-asan test-python test-aarch64 install demo bench bench-gemm bench-kernels deps venv
 all: $(BUILD)/libdpt.a $(if $(STATIC),,$(BUILD)/libdpt.so) $(addprefix $(BUILD)/,$(PROGRAMS)) $(BUILD)/dpt.pc
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h kernels/*.h examples/cli/*.h tests/fuzz/*.h)
@@ -225,6 +225,7 @@ print-libs:
 # outside the source tree against the installed copy (python/tests/conftest.py); the package's library
 # is built with this build's variant (BLAS=none, NO_SNDFILE=1, NO_IMAGE=1)
 PYVENV := $(BUILD)/pyvenv
+.PHONY: print-libs test-python-pkg
 test-python-pkg: all
 	@rm -rf $(PYVENV) $(BUILD)/pytest-pkg && mkdir -p $(BUILD)/pytest-pkg
 	@/usr/bin/python3 -m venv --system-site-packages $(PYVENV)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make test`: C unit tests optimised, under ASan/UBSan and under TSan, one generation under valgrind, the fuzz corpora and kept crashers
 # replayed under ASan and a short libFuzzer pass over every target (tests/fuzz/), then the Python tests (exporter,
-# reference parity), the dpt Python package (make test-python-pkg: installed into a fresh venv, its tests), then the aarch64 build under qemu (`make test-aarch64`: C tests, the tiny
+# reference parity), then the aarch64 build under qemu (`make test-aarch64`: C tests, the tiny
 # Python parity tests, the static program).
+# After the Python tests: the dpt Python package (make test-python-pkg: installed into a fresh venv, its tests).
 # Ends with one summary line.
 # The aarch64 step is skipped (not failed) where it cannot run (not root, packages unavailable),
 # unless DPT_REQUIRE_AARCH64=1 (set by CI, .ci/run): then a skip fails the run.
