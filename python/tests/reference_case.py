@@ -1,6 +1,7 @@
 """Reference outputs for the package's parity test, made by the repository's own PyTorch reference
 (tests/python helpers, tools/reference/dpt_ref). Runs under the project's .venv (torch, transformers),
-not under the package's test venv:  .venv/bin/python python/tests/reference_case.py OUT.npz
+not under the package's test venv:  .venv/bin/python python/tests/reference_case.py OUT.npz [tiny|official]
+(official: official sizes with n_diff_steps = 20, as tests/python's official sampler cases)
 
 Writes OUT.npz: model (path of the tiny model's .dpt), samples (16 kHz clip, 3 windows, the last
 padded), shape, style, feats (the reference's audio features), exp/pose (Demo.infer_coeffs with
@@ -18,8 +19,8 @@ import helpers_hubert  # noqa: E402
 import helpers_sampler as hs  # noqa: E402
 
 
-def main(out):
-    model, ck = hs.cached_model('tiny')
+def main(out, size='tiny'):
+    model, ck = hs.cached_model(size, **({'n_diff_steps': 20} if size == 'official' else {}))
     lm = hs.ref_model(ck)
     samples = helpers_hubert.clip(int(640 * 2.5 * lm.L) + 123, seed=4)       # 3 windows, the last padded
     feats = helpers_hubert.reference(ck['denoiser'], samples, stages=False)['audio_feat']
@@ -31,4 +32,4 @@ def main(out):
 
 
 if __name__ == '__main__':
-    main(sys.argv[1])
+    main(*sys.argv[1:])
