@@ -269,9 +269,11 @@ def _gen_params(options: Dict[str, Any]) -> Tuple[Dict[str, Any], Optional[np.nd
     noise = o.get('noise')
     if noise is not None:
         if _is_path(noise):
+            name = os.fsdecode(noise)
             noise = _load_np(noise)
             if not isinstance(noise, np.ndarray):
-                raise _bad('noise', 'a .npy of draws, not an .npz')
+                noise.close()
+                raise _bad(name, 'the draws are a .npy, not an .npz')
         noise = _finite(_f32(noise, 'noise'), 'noise').reshape(-1)
     progress = o.get('progress')
     if progress is not None and not callable(progress):
@@ -286,7 +288,11 @@ def _shape_vec(shape: Union[PathLike, ArrayLike]) -> np.ndarray:
     if _is_path(shape):
         what = os.fsdecode(shape)
         z = _load_np(shape)
-        shape = _npz_get(z, 'shape', what) if not isinstance(z, np.ndarray) else z
+        if isinstance(z, np.ndarray):
+            shape = z
+        else:
+            with z:
+                shape = _npz_get(z, 'shape', what)
     a = shape if isinstance(shape, np.ndarray) else np.asarray(shape)
     if not ((a.ndim == 1 and a.shape[0] == N_SHAPE) or (a.ndim == 2 and a.shape[1] == N_SHAPE and a.shape[0] >= 1)):
         raise _bad(what, f'a shape template has 100 FLAME shape values, (100,) or (frames, 100); got {_shape_str(a)}')
@@ -364,10 +370,12 @@ class Model(_dpt._Model):
             z = _load_np(style)
             if isinstance(z, np.ndarray):
                 style = z
-            elif 'exp' in z.files:
-                style = {'exp': _npz_get(z, 'exp', what), 'pose': _npz_get(z, 'pose', what)}
             else:
-                style = _npz_get(z, 'style', what)
+                with z:
+                    if 'exp' in z.files:
+                        style = {'exp': _npz_get(z, 'exp', what), 'pose': _npz_get(z, 'pose', what)}
+                    else:
+                        style = _npz_get(z, 'style', what)
         if not info['use_style']:
             raise _bad(what, f'the model {info["path"]} takes no style input (trained without a style encoder)')
         if isinstance(style, Mapping):

@@ -680,3 +680,29 @@ def test_library_warnings_are_python_warnings(model):
     with warnings.catch_warnings():
         warnings.simplefilter('error')                            # a full clip warns nothing
         model.extract_style(exp, pose, start=0)
+
+
+def test_file_inputs_as_dpt_generate_reads_them(model, tmp_path):
+    """shape/style/noise given as files: .npy, .npz keys, motion clips; bad files named in the error."""
+    rng = np.random.default_rng(2)
+    shape, style = rng.normal(0, 1, 100).astype(np.float32), rng.normal(0, 0.5, 16).astype(np.float32)
+    np.savez(tmp_path / 'shape.npz', shape=shape[None].repeat(4, 0))
+    np.savez(tmp_path / 'style.npz', style=style)
+    np.save(tmp_path / 'draws.npy', rng.standard_normal(500_000).astype(np.float32))
+    kw = dict(seed=1)
+    a = model.generate(SPEECH, tmp_path / 'shape.npz', tmp_path / 'style.npz', **kw)
+    b = model.generate(SPEECH, shape, style, **kw)
+    assert np.array_equal(a['exp'], b['exp'])
+    with pytest.warns(UserWarning, match='unused'):
+        c = model.generate(SPEECH, shape, style, noise=str(tmp_path / 'draws.npy'))
+    with pytest.warns(UserWarning, match='unused'):
+        d = model.generate(SPEECH, shape, style, noise=np.load(tmp_path / 'draws.npy').reshape(1000, 500))
+    assert np.array_equal(c['exp'], d['exp']) and not np.array_equal(c['exp'], b['exp'])
+    np.savez(tmp_path / 'other.npz', coef=shape)
+    with pytest.raises(dpt.FormatError, match=r"other.npz: no array 'shape' \(it has coef\)"):
+        model.generate(SPEECH, tmp_path / 'other.npz')
+    (tmp_path / 'text.npy').write_text('hello')
+    with pytest.raises(dpt.FormatError, match='text.npy: not a .npy or .npz'):
+        model.generate(SPEECH, shape, tmp_path / 'text.npy')
+    with pytest.raises(dpt.InvalidArgumentError, match='other.npz: the draws are a .npy'):
+        model.generate(SPEECH, shape, style, noise=tmp_path / 'other.npz')
