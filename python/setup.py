@@ -39,9 +39,11 @@ class BuildWithLibrary(build_ext):
     """Runs `make libdpt.a` into build_temp, then links the archive and its libraries."""
 
     def run(self):
-        libdir = pathlib.Path(self.build_temp).resolve() / 'libdpt'
         jobs = os.environ.get('DPT_MAKE_JOBS') or str(min(os.cpu_count() or 1, 8))
         extra = shlex.split(os.environ.get('DPT_MAKE_ARGS', ''))
+        # one build directory per variant: make does not rebuild objects when only flags change
+        variant = ''.join('-' + re.sub(r'[^A-Za-z0-9]+', '_', a) for a in sorted(extra))
+        libdir = pathlib.Path(self.build_temp).resolve() / f'libdpt{variant}'
         env = {k: v for k, v in os.environ.items() if k not in ('MAKEFLAGS', 'MFLAGS', 'MAKELEVEL')}
         make = ['make', '--no-print-directory', '-C', str(ROOT), f'BUILD={libdir}'] + extra
         try:
@@ -59,7 +61,13 @@ class BuildWithLibrary(build_ext):
             # recompile when the header changed (struct layouts), relink when the library did
             ext.depends += [str(HEADER), str(libdir / 'libdpt.a')]
             ext.extra_link_args += libs
+        # the extension is relinked when its archive is newer; a switch back to an older variant's
+        # archive is not newer: remember which variant the last link used
+        stamp = pathlib.Path(self.build_temp).resolve() / 'variant-linked'
+        if not stamp.exists() or stamp.read_text() != variant:
+            self.force = True
         super().run()
+        stamp.write_text(variant)
 
 
 setup(
