@@ -569,6 +569,8 @@ def test_flame_vertices_and_frames_equal_dpt_mesh(model, standin, tmp_path):
     assert np.array_equal(v, np.load(tmp_path / 'v.npy'))
     both = f.vertices({k: x[:, :6] for k, x in out.items()})        # the repetition axis kept
     assert both.shape == (2, 6, 5041, 3) and np.array_equal(both[1], v)
+    assert np.array_equal(dpt.Flame(standin['dpt'], threads=1).vertices(rep), v)
+    assert np.array_equal(f.vertices(rep, threads=3), v)
     nohead = f.vertices(rep, no_head=True)
     assert not np.array_equal(nohead, v)
     frames = list(f.frames(rep, width=64, height=48, chunk=4))
@@ -576,6 +578,7 @@ def test_flame_vertices_and_frames_equal_dpt_mesh(model, standin, tmp_path):
     for i, fr in enumerate(frames):
         assert np.array_equal(fr, dpt.read_image(tmp_path / 'png' / f'{i:06d}.png'))
     assert (frames[0] != 255).any()                  # a head, not just the white background
+    assert np.array_equal(f.renderer(64, 48, threads=1).render(v[2]), f.renderer(64, 48, threads=2).render(v[2]))
     r = f.renderer(64, 48, black_bg=True)
     assert np.array_equal(r.render(v).shape, (6, 48, 64, 3)) and r.render(v[0])[0, 0].tolist() == [0, 0, 0]
     with pytest.raises(dpt.InvalidArgumentError, match='NaN'):
