@@ -65,6 +65,8 @@ typedef struct run {
     long n_arrival, cap_arrival;
     long emitted;
     double lat_sum, lat_max, compute;
+    long chunks;             /* pulls that computed a chunk (each returns all of its frames) */
+    double chunk_max;
     const char *noise_path;  /* --noise-from: named when the draws run out */
     float exp[50 * 256], pose[6 * 256];
 } run;
@@ -96,6 +98,8 @@ static int drain(run *r) {
         double t1 = now();
         r->compute += t1 - t0;
         if (k == 0) return 0;
+        r->chunks++;
+        if (t1 - t0 > r->chunk_max) r->chunk_max = t1 - t0;
         for (int i = 0; i < k; i++, r->emitted++) {
             double arr = r->emitted < r->n_arrival ? r->arrival[r->emitted] : t1;
             double lat = t1 - arr;
@@ -323,9 +327,11 @@ int main(int argc, char **argv) {
     if (!cli_quiet) {
         double audio_s = (double)r.pushed / 16000.0;
         fprintf(stderr,
-                "dpt-stream: %ld frames from %.2f s of audio; compute %.2f s (real-time factor %.2f); "
-                "latency from audio to frame: mean %.2f s, max %.2f s%s\n",
-                r.emitted, audio_s, r.compute, audio_s > 0 ? r.compute / audio_s : 0.0,
+                "dpt-stream: %ld frames from %.2f s of audio; compute %.2f s (real-time factor %.2f; "
+                "%ld chunks, per chunk mean %.3f s, max %.3f s); latency from audio to frame: mean "
+                "%.2f s, max %.2f s%s\n",
+                r.emitted, audio_s, r.compute, audio_s > 0 ? r.compute / audio_s : 0.0, r.chunks,
+                r.chunks ? r.compute / (double)r.chunks : 0.0, r.chunk_max,
                 r.emitted ? r.lat_sum / (double)r.emitted : 0.0, r.lat_max,
                 stop_requested ? " (interrupted)" : "");
     }

@@ -20,10 +20,12 @@ Prints one table and writes bench-results.json:
   (g) the renderer: frames/s at 640 x 640 on 1 and 2 threads for a FLAME-sized head-like mesh (5050
       vertices, 10092 faces, half the frame), tests/harness_render.c, against upstream's renderer
       (pyrender 0.1.45 through OSMesa, the scene of utils/renderer.py) on the same frames, same run.
+  (s) streams: dpt-stream with 10 s of speech pushed at real-time pace, chunks of 25/50/100 frames x
+      10/25 steps x 1/2 threads: compute per chunk, real-time factor, latency audio -> frame.
 Targets (issue 6) are printed beside the figures; nothing here is a test.
 
 Timings are the fastest of 3 rounds (the 500-step runs: one), measured interleaved.
-Options: --quick (skip the 500-step end-to-end runs), --json PATH, --only f|flame|v|g (just that section).
+Options: --quick (skip the 500-step end-to-end runs), --json PATH, --only f|flame|v|g|s (just that section).
 """
 import argparse
 import json
@@ -342,6 +344,46 @@ def render_section(tmp, res, rows, n_frames=50):
                      'target >= 300 frames/s on one core' if th == 1 else ''))
 
 
+STREAM_RE = re.compile(r'(\d+) frames from ([\d.]+) s of audio; compute ([\d.]+) s \(real-time factor ([\d.]+); '
+                       r'(\d+) chunks, per chunk mean ([\d.]+) s, max ([\d.]+) s\); latency from audio to frame: '
+                       r'mean ([\d.]+) s, max ([\d.]+) s')
+
+
+def stream_section(tmp, res, rows, seconds=10.0):
+    """(s): dpt-stream on 10 s of speech pushed at real-time pace (--realtime, 0.1 s blocks), the
+    official-size f32 model with style guidance: chunk 25/50/100 frames x 10/25 steps x 1/2 threads.
+    Per-chunk compute, real-time factor (compute / audio) and latency from the arrival of a frame's
+    last audio sample to the frame's availability (mean and max)."""
+    import helpers_sampler as hs
+    ck, m32 = model_files('f32')
+    lm_dp = hs.ref_model(ck).dp
+    clip = speech_clip(tmp, seconds)
+    shape, style = tmp / 'shape_s.npy', tmp / 'style_s.npy'
+    np.save(shape, np.zeros(100, np.float32))
+    np.save(style, (0.5 * np.random.default_rng(1).standard_normal(lm_dp - 100)).astype(np.float32))
+    out = {}
+    for th in (1, 2):
+        for steps in (10, 25):
+            for chunk in (25, 50, 100):
+                cmd = [str(BUILD / 'dpt-stream'), '-m', str(m32), '-a', str(clip), '-c', str(shape), '-s', str(style),
+                       '--realtime', '--chunk-frames', str(chunk), '--steps', str(steps), '--threads', str(th)]
+                p = subprocess.run(cmd, capture_output=True, text=True)
+                m = STREAM_RE.search(p.stderr)
+                if p.returncode != 0 or not m:
+                    raise RuntimeError(f'dpt-stream failed: {p.stderr.strip()}')
+                frames, audio, comp, rtf, chunks, per, per_max, lat, lat_max = (float(g) for g in m.groups())
+                key = f'stream_chunk{chunk}_{steps}steps_{th}t'
+                out[key] = dict(chunk_frames=chunk, steps=steps, threads=th, frames=int(frames), audio_s=audio,
+                                compute_s=comp, rtf=rtf, chunks=int(chunks), per_chunk_s=per, per_chunk_max_s=per_max,
+                                latency_mean_s=lat, latency_max_s=lat_max)
+                rows.append((f'(s) stream, chunk {chunk}, {steps} steps, {th} thread{"s" if th > 1 else ""}',
+                             f'{per:.2f} s per chunk (max {per_max:.2f}), real-time factor {rtf:.2f}, latency mean '
+                             f'{lat:.2f} s, max {lat_max:.2f} s',
+                             'target: some setting RTF < 0.5 and latency <= 1.5 s at 25 steps'
+                             if (chunk, steps, th) == (25, 25, 2) else ''))
+    res.update(out)
+
+
 def print_table(rows, res, path):
     w = max(len(r[0]) for r in rows)
     print(f'{"measurement":<{w}}  result')
@@ -355,14 +397,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--quick', action='store_true', help='skip the 500-step end-to-end runs')
     ap.add_argument('--json', default=str(ROOT / 'bench-results.json'))
-    ap.add_argument('--only', choices=['f', 'flame', 'v', 'g'], help='run only this section')
+    ap.add_argument('--only', choices=['f', 'flame', 'v', 'g', 's'], help='run only this section')
     args = ap.parse_args()
     res = {}
     rows = []
     if args.only:
         with tempfile.TemporaryDirectory() as td:
             {'f': own_sgemm_section, 'flame': flame_section, 'v': video_section,
-             'g': render_section}[args.only](pathlib.Path(td), res, rows)
+             'g': render_section, 's': stream_section}[args.only](pathlib.Path(td), res, rows)
         print_table(rows, res, args.json)
         return
     with tempfile.TemporaryDirectory() as td:
@@ -442,6 +484,8 @@ def main():
         video_section(tmp, res, rows)
         # (g) renderer vs pyrender
         render_section(tmp, res, rows)
+        # (s) streams
+        stream_section(tmp, res, rows)
     print_table(rows, res, args.json)
 
 
