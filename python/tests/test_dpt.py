@@ -709,3 +709,26 @@ def test_file_inputs_as_dpt_generate_reads_them(model, tmp_path):
         model.generate(SPEECH, shape, tmp_path / 'text.npy')
     with pytest.raises(dpt.InvalidArgumentError, match='other.npz: the draws are a .npy'):
         model.generate(SPEECH, shape, style, noise=tmp_path / 'other.npz')
+
+
+def test_stub_of_the_extension_matches_it():
+    """dpt/_dpt.pyi (installed) names exactly what the extension defines."""
+    from dpt import _dpt
+    stub = open(os.path.join(os.path.dirname(dpt.__file__), '_dpt.pyi')).read()
+    cls = None
+    names = []
+    for line in stub.splitlines():
+        m = re.match(r'( {0}| {4})(?:def|class) (\w+)|( {0}| {4})(\w+):', line)   # not continuation lines
+        if not m or line.lstrip().startswith('#'):
+            continue
+        indent, name = (m.group(1), m.group(2)) if m.group(2) else (m.group(3), m.group(4))
+        if not indent:
+            cls = name if line.startswith('class ') else None
+            names.append((None, name))
+        elif cls:
+            names.append((cls, name))
+    assert len(names) > 40
+    for owner, name in names:
+        assert hasattr(getattr(_dpt, owner) if owner else _dpt, name), (owner, name)
+    public = {n for n in dir(_dpt) if not n.startswith('__')}
+    assert public == {n for o, n in names if o is None}
