@@ -98,6 +98,7 @@ CHECK_LIBS := $(shell $(PKG_CONFIG) $(PKG_STATIC) --libs check 2>/dev/null)
 # at run time before they are called); NEON is baseline on aarch64 and needs none.
 ifneq ($(filter x86_64%,$(MACHINE)),)
 $(BUILD)/obj/kernels/avx2.o $(BUILD)/obj/kernels/gemm_avx2.o: KERNEL_FLAGS := -mavx2 -mfma -mf16c
+$(BUILD)/obj/kernels/gemm_avx512bf16.o: KERNEL_FLAGS := -mavx512f -mavx512bw -mavx512bf16
 endif
 
 # The renderer's shading loop is written for the vectoriser (-O3 vectorises it at the baseline ISA;

@@ -11,7 +11,7 @@ enum {
     O_BATCH, O_FLAME, O_FRAMES, O_SIZE, O_SUPERSAMPLE, O_BLACK, O_TEX,
     O_N, O_SA, O_SS, O_CFG_MODE, O_CFG_COND, O_DTR, O_DTMIN, O_DTMAX, O_NO_HEAD, O_SEED, O_NOISE,
     O_NO_CTX,
-    O_STEPS, O_ETA, O_FLEX, O_THREADS, O_QUIET, O_SAVE_COEF, O_VERSION, O_HELP, O_SECTION
+    O_STEPS, O_ETA, O_FLEX, O_THREADS, O_PRECISION, O_QUIET, O_SAVE_COEF, O_VERSION, O_HELP, O_SECTION
 };
 
 static const cli_option OPTIONS[] = {
@@ -77,6 +77,8 @@ static const cli_option OPTIONS[] = {
     {O_FLEX, "--flexibility", "F", "sigma mix between flexible and inflexible variance (default 0, as the "
                                    "demo)"},
     {O_SECTION, NULL, NULL, "Running:"},
+    {O_PRECISION, "--precision", "P", "denoiser arithmetic: f32 (default) or bf16 (weights and activations "
+                                      "rounded to bfloat16, float32 sums: about 2x faster with AVX512-BF16)"},
     {O_THREADS, "--threads", "N", "threads (default 0 = all cores)"},
     {O_QUIET, "-q|--quiet", NULL, "no progress bar and no warnings (the bar shows only on a terminal)"},
     {O_SAVE_COEF, "--save-coef", NULL, "with --flame: write the coefficients (OUT.npz) beside the video; without "
@@ -99,6 +101,7 @@ static const cli_option OPTIONS[] = {
 typedef struct settings {
     dpt_gen_params p;
     const char *model_path, *noise_path, *feats_path, *feats_in_path;
+    dpt_load_params load;
     int style_start;
     int format;          /* -1: from the output name */
     int quiet;
@@ -283,6 +286,7 @@ int main(int argc, char **argv) {
     settings s;
     memset(&s, 0, sizeof s);
     s.p = dpt_gen_default_params();
+    s.load = dpt_load_default_params();
     s.format = -1;
     cli_render_opts_default(&s.ro);
     cli_job one = {0};
@@ -348,6 +352,7 @@ int main(int argc, char **argv) {
             if (cli_parse_int(o, v, 0, 1000000, &iv)) return 2;
             s.p.steps = (int)iv;
             break;
+        case O_PRECISION: if (cli_parse_precision(v, &s.load.precision)) return 2; break;
         case O_THREADS:
             if (cli_parse_int(o, v, 0, 4096, &iv)) return 2;
             s.p.n_threads = (int)iv;
@@ -453,7 +458,7 @@ int main(int argc, char **argv) {
             goto out;
         }
     }
-    if (dpt_model_load(s.model_path, NULL, &s.model, &err) != DPT_OK) {
+    if (dpt_model_load(s.model_path, &s.load, &s.model, &err) != DPT_OK) {
         cli_error("%s", err.message);
         goto out;
     }

@@ -12,7 +12,7 @@
 #include "cli/cli.h"
 
 enum {
-    O_MODEL = 1, O_SHAPE, O_STYLE, O_AUDIO, O_FORMAT, O_REALTIME, O_CHUNK, O_STEPS, O_THREADS,
+    O_MODEL = 1, O_SHAPE, O_STYLE, O_AUDIO, O_FORMAT, O_REALTIME, O_CHUNK, O_STEPS, O_THREADS, O_PRECISION,
     O_SEED, O_NORM, O_CFG_COND, O_CONTEXT, O_NOISE, O_QUIET, O_VERSION, O_HELP
 };
 
@@ -30,6 +30,8 @@ static const cli_option OPTIONS[] = {
     {O_CONTEXT, "--context-frames", "N", "frames of earlier audio the encoder sees before each chunk (default: "
                                          "n_motions - chunk, 0 in window mode)"},
     {O_STEPS, "--steps", "N", "diffusion steps (0 = the model's full schedule, default)"},
+    {O_PRECISION, "--precision", "P", "denoiser arithmetic: f32 (default) or bf16 (weights and activations "
+                                      "rounded to bfloat16, float32 sums: about 2x faster with AVX512-BF16)"},
     {O_THREADS, "--threads", "N", "threads (0 = all cores, default)"},
     {O_SEED, "--seed", "S", "seed of the built-in random generator (default 0)"},
     {O_NOISE, "--noise-from", "DRAWS.npy", "replay standard-normal draws from a float32 array (flattened, in "
@@ -130,6 +132,7 @@ int main(int argc, char **argv) {
     long iv;
     dpt_gen_params gp = dpt_gen_default_params();
     dpt_stream_params sp = dpt_stream_default_params();
+    dpt_load_params load = dpt_load_default_params();
     cli_parser ps;
     cli_parser_init(&ps, argc, argv, OPTIONS);
     const char *v;
@@ -172,6 +175,7 @@ int main(int argc, char **argv) {
             if (cli_parse_int(o, v, 0, 1000000, &iv)) return 2;
             gp.steps = (int)iv;
             break;
+        case O_PRECISION: if (cli_parse_precision(v, &load.precision)) return 2; break;
         case O_THREADS:
             if (cli_parse_int(o, v, 0, 256, &iv)) return 2;
             gp.n_threads = (int)iv;
@@ -226,7 +230,7 @@ int main(int argc, char **argv) {
         gp.noise_fn = cli_replay_fn;
         gp.noise_user = &rp;
     }
-    if (dpt_model_load(model_path, NULL, &model, &err) != DPT_OK) {
+    if (dpt_model_load(model_path, &load, &model, &err) != DPT_OK) {
         cli_error("%s", err.message);
         goto out;
     }

@@ -66,6 +66,24 @@ extern const dpt_k_ops dpt_k_ops_neon;    /* neon.c */
 extern const dpt_k_ukr dpt_k_ukr_neon;    /* gemm_neon.c */
 #endif
 
+/* bfloat16 micro-kernel: C tile (mr ≤ MR, nr ≤ NR) = alpha · Ap · Bp + beta · C, where Ap holds kq
+ * steps of MR words and Bp kq steps of NR words, each word a pair of bfloat16 (depth 2q in the
+ * low half, 2q + 1 in the high half; zero-padded). pack_a: rows 0 … mr−1 of a [lda], depths
+ * 0 … kc−1 (kc ≤ kc block) → ap (⌈kc/2⌉ × MR words, rows ≥ mr zero), rounded as
+ * dpt_k_bf16_from_float. */
+typedef struct dpt_k_ukr_bf16 {
+    int mr, nr, mc, kc;
+    void (*fn)(int kq, const uint32_t *ap, const uint32_t *bp, float *c, int ldc, int mr, int nr,
+               float alpha, float beta);
+    void (*pack_a)(const float *a, int lda, int mr, int kc, uint32_t *ap);
+} dpt_k_ukr_bf16;
+#ifdef DPT_K_HAVE_AVX2_BUILD
+extern const dpt_k_ukr_bf16 dpt_k_ukr_avx512bf16; /* gemm_avx512bf16.c */
+#endif
+/* bf16 GEMM from a native packing (gemm_bf16.c), called by dpt_k_sgemm_packed. */
+int dpt_k_bf16_gemm_packed(int m, int n0, int n1, float alpha, const float *a, int lda,
+                           const dpt_k_packed *b, float beta, float *c, int ldc);
+
 /* The table in use (dispatch.c); never NULL. */
 const dpt_k_ops *dpt_k_ops_active(void);
 

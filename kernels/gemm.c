@@ -405,6 +405,7 @@ void dpt_k_pack(const float *b, const uint16_t *bh, int n, int k, float *buf, dp
     const dpt_k_ukr *u = ops->ukr;
     const int NR = u->nr, kcb = kc_block(k, u);
     out->ukr = u;
+    out->bf16 = 0;
     out->n = n;
     out->k = k;
     out->kcb = kcb;
@@ -436,11 +437,24 @@ void dpt_k_pack(const float *b, const uint16_t *bh, int n, int k, float *buf, dp
 
 int dpt_k_sgemm_packed(int m, int n0, int n1, float alpha, const float *a, int lda,
                        const dpt_k_packed *b, float beta, float *c, int ldc) {
+    if (b->bf16 == DPT_K_BF16_NATIVE)
+        return dpt_k_bf16_gemm_packed(m, n0, n1, alpha, a, lda, b, beta, c, ldc);
     const dpt_k_ukr *u = dpt_k_ops_active()->ukr;
     if (b->ukr != u || n0 < 0 || n1 > b->n || n0 > n1 || n0 % u->nr) return -1;
+    float *ar = NULL;
+    if (b->bf16 == DPT_K_BF16_EMULATED && m > 0) { /* the activations rounded as the native kernel does */
+        ar = alloc_floats((size_t)m * b->k);
+        if (!ar) return -1;
+        for (int i = 0; i < m; i++)
+            for (int p = 0; p < b->k; p++)
+                ar[(size_t)i * b->k + p] = dpt_k_bf16_to_float(dpt_k_bf16_from_float(a[(size_t)i * lda + p]));
+        a = ar;
+        lda = b->k;
+    }
     gemm_args g = {.trans_b = 1, .m = m, .n = n1 - n0, .k = b->k, .alpha = alpha, .beta = beta,
                    .a = a, .pk = b, .pk_col0 = n0, .c = c, .lda = lda, .ldc = ldc};
     sgemm(&g);
+    free(ar);
     return 0;
 }
 

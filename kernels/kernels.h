@@ -136,6 +136,7 @@ typedef struct dpt_k_packed {
     const void *ukr;  /* micro-kernel the panels are laid out for */
     int n, k, kcb, npad;
     float *p;         /* dpt_k_packed_floats(n, k) floats, 64-byte aligned (the caller's) */
+    int bf16;         /* 0: float32; DPT_K_BF16_NATIVE / DPT_K_BF16_EMULATED (dpt_k_pack_bf16) */
 } dpt_k_packed;
 
 /* Floats needed to pack an (n, k) matrix for the active micro-kernel. */
@@ -147,6 +148,33 @@ void dpt_k_pack(const float *b, const uint16_t *bh, int n, int k, float *buf, dp
  * caller then uses the unpacked matrix. Bit-identical to dpt_k_sgemm on the unpacked B. */
 int dpt_k_sgemm_packed(int m, int n0, int n1, float alpha, const float *a, int lda,
                        const dpt_k_packed *b, float beta, float *c, int ldc);
+
+/* ---- bfloat16 compute (kernels/gemm_bf16.c, kernels/gemm_avx512bf16.c) ----------------------
+ * A weight matrix rounded to bfloat16 once (dpt_k_pack_bf16) and activations rounded to bfloat16
+ * when a GEMM packs them; the products of two bfloat16 values are exact in float32 and are summed
+ * in float32. Rounding: to nearest even, float32 denormals to zero (as the AVX512-BF16
+ * conversion does). Native: the AVX512-BF16 micro-kernel (vdpbf16ps, 12 × 32 tile, pairs of
+ * depths); emulated: the same rounded operands through the float32 micro-kernel (another
+ * summation order: results agree to float32 rounding, not bit for bit). */
+#define DPT_K_BF16_NATIVE 1
+#define DPT_K_BF16_EMULATED 2
+/* float → bfloat16 bits (round to nearest even, denormals to ±0, NaN stays NaN). */
+uint16_t dpt_k_bf16_from_float(float x);
+float dpt_k_bf16_to_float(uint16_t h);
+/* 1 if new bf16 packings use the native micro-kernel (CPU has AVX512-BF16, active arch avx2, not
+ * disabled by DPT_BF16=emulate or dpt_k_set_bf16_native(0)). */
+int dpt_k_bf16_native(void);
+/* Tests: 0 forces the emulation for new packings, 1 asks for the native kernel (−1 if the CPU or
+ * build has none). Packings made before keep their kind. */
+int dpt_k_set_bf16_native(int on);
+/* Bytes needed to pack an (n, k) matrix with dpt_k_pack_bf16 (for the kind it would use now). */
+size_t dpt_k_packed_bf16_bytes(int n, int k);
+/* Pack B (n, k) [ldb = k], float (b) or half (bh when not NULL), rounded to bfloat16, into buf
+ * (64-byte aligned). dpt_k_sgemm_packed then computes with bfloat16 operands. */
+void dpt_k_pack_bf16(const float *b, const uint16_t *bh, int n, int k, void *buf, dpt_k_packed *out);
+/* Reference: C = alpha · round(A) · round(B)ᵀ + beta · C, B (n, k), products summed in double. */
+void dpt_k_gemm_bf16_ref(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                         int ldb, float beta, float *c, int ldc);
 
 /* Scalar references (kernels/ref.c). Same contracts as the dispatched kernels above;
  * dpt_k_gemm_ref is a plain triple loop with a double accumulator (tests only: slow). */

@@ -19,6 +19,7 @@ typedef struct loader {
     dpt_status st;
     unsigned char *used; /* per tensor: claimed by the model */
     int copy_small;      /* copy small float32 tensors out of a mapped file (see tensor()) */
+    int precision;       /* DPT_PRECISION_*: how the denoiser's matrices are packed */
 } loader;
 
 /* Small tensors (biases, norms, embeddings) copied out of a mapped file while the denoiser loads,
@@ -582,7 +583,7 @@ static void load_stats(loader *L) {
 /* ---- public ---- */
 
 dpt_load_params dpt_load_default_params(void) {
-    dpt_load_params p = {.use_mmap = 1};
+    dpt_load_params p = {.use_mmap = 1, .precision = DPT_PRECISION_F32};
     return p;
 }
 
@@ -599,7 +600,23 @@ void dpt_model_free(dpt_model *m) {
  * if the packing cannot be used, e.g. after a switch of kernel architecture). Only for a mapped
  * file, where giving pages back keeps the resident size as it was; f16 matrices stay halves. */
 static void pack_linear(loader *L, dpt_linear *lin) {
-    if (failed(L) || !lin->w || !L->m->weights->mapped) return;
+    if (failed(L)) return;
+    if (L->precision == DPT_PRECISION_BF16) { /* bfloat16 panels from float32 or half, any file */
+        if (!lin->w && !lin->wh) return;
+        dpt_k_packed *pk = own(L, sizeof *pk);
+        void *buf = pk ? own(L, dpt_k_packed_bf16_bytes(lin->n_out, lin->n_in)) : NULL;
+        if (!buf) {
+            L->st = dpt_fail(L->err, DPT_ERR_NOMEM, "%s: out of memory for the bf16 weights", L->path);
+            return;
+        }
+        dpt_k_pack_bf16(lin->w, lin->wh, lin->n_out, lin->n_in, buf, pk);
+        lin->pk = pk;
+        if (L->m->weights->mapped)
+            dpt_weights_release(L->m->weights, lin->w ? (const void *)lin->w : (const void *)lin->wh,
+                                (lin->w ? sizeof(float) : sizeof(uint16_t)) * (size_t)lin->n_out * lin->n_in);
+        return;
+    }
+    if (!lin->w || !L->m->weights->mapped) return;
     dpt_k_packed *pk = own(L, sizeof *pk);
     float *buf = pk ? own(L, sizeof(float) * dpt_k_packed_floats(lin->n_out, lin->n_in)) : NULL;
     if (!buf) return; /* no memory: the unpacked path works */
@@ -627,6 +644,9 @@ dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_m
     if (!out) return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_model_load: out is NULL");
     *out = NULL;
     dpt_load_params p = params ? *params : dpt_load_default_params();
+    if (p.precision != DPT_PRECISION_F32 && p.precision != DPT_PRECISION_BF16)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "%s: unknown precision %d (0 = f32, 1 = bf16)",
+                        path ? path : "(null)", p.precision);
     dpt_model *m = calloc(1, sizeof *m);
     if (!m) return dpt_fail(err, DPT_ERR_NOMEM, "%s: out of memory", path ? path : "(null)");
     dpt_status s = dpt_weights_open(path, p.use_mmap, &m->weights, err);
@@ -646,7 +666,7 @@ dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_m
         free(m);
         return s;
     }
-    loader L = {m, m->weights->path, err, DPT_OK, NULL, 0};
+    loader L = {m, m->weights->path, err, DPT_OK, NULL, 0, p.precision};
     L.used = calloc((size_t)m->weights->n_tensors + 1, 1);
     if (!L.used) L.st = dpt_fail(err, DPT_ERR_NOMEM, "%s: out of memory", path);
     load_audio(&L);
@@ -683,6 +703,10 @@ dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_m
     inf->style_motion_dim = m->style.din;
     inf->n_tensors = m->weights->n_tensors;
     inf->file_size = m->weights->size;
+    inf->precision = p.precision;
+    inf->precision_name = p.precision == DPT_PRECISION_F32 ? "f32"
+                          : dpt_k_bf16_native()          ? "bf16 (AVX512-BF16)"
+                                                         : "bf16 (emulated)";
     for (int i = 0; i < m->weights->n_tensors; i++) {
         const dpt_tensor_entry *t = &m->weights->tensors[i];
         if (t->dtype == DPT_DTYPE_F16) inf->any_f16 = 1;

@@ -15,7 +15,9 @@
  *   SGEMM      |c − ref| ≤ 4·(k + 2)·2⁻²⁴·(|α|·Σ_p |a_ip·b_pj| + |β·c_ij|) + 1e-30
  *              (the standard float dot-product error bound, k roundings, with margin),
  *              and bit-identical results for any thread count. Half-precision B: bit-identical
- *              to the own SGEMM on B converted to float beforehand. */
+ *              to the own SGEMM on B converted to float beforehand.
+ *   bf16 GEMM  the SGEMM bound against the same bfloat16-rounded operands summed in double;
+ *              (2·2⁻⁹ + 2⁻¹⁸)·|α|·Σ|a·b| more against the float32 product (gemm_bf16_packed). */
 #include <check.h>
 #include <float.h>
 #include <math.h>
@@ -914,6 +916,150 @@ START_TEST(sgemm_prepacked) {
 }
 END_TEST
 
+/* bfloat16 rounding against an independent formula: nearest even by exact arithmetic in double
+ * (every float and both candidate bfloat16 values are exact doubles), denormals to zero, NaN
+ * stays NaN, values past the largest bfloat16's half-way point to infinity. */
+static uint16_t bf16_expected(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    const uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    if (isnan(x)) return 0xffffu; /* any NaN: checked by class below */
+    if ((u & 0x7f800000u) == 0) return sign;
+    if (isinf(x)) return (uint16_t)(u >> 16);
+    uint32_t lo = u & 0xffff0000u, hi = lo + 0x10000u;
+    float flo, fhi;
+    memcpy(&flo, &lo, 4);
+    double dlo = flo, dhi;
+    if ((hi & 0x7f800000u) == 0x7f800000u) dhi = (x > 0 ? 1.0 : -1.0) * ldexp(1.0, 128); /* to inf */
+    else { memcpy(&fhi, &hi, 4); dhi = fhi; }
+    double dx = x, elo = fabs(dx - dlo), ehi = fabs(dhi - dx);
+    uint32_t pick = elo < ehi ? lo : ehi < elo ? hi : ((lo >> 16) & 1u) ? hi : lo;
+    return (uint16_t)(pick >> 16);
+}
+
+START_TEST(bf16_rounding) {
+    for (uint64_t i = 0; i < (1ull << 32); i += 9973) { /* every 9973rd bit pattern */
+        uint32_t u = (uint32_t)i;
+        float x;
+        memcpy(&x, &u, 4);
+        uint16_t h = dpt_k_bf16_from_float(x), e = bf16_expected(x);
+        if (isnan(x)) CHECK(isnan(dpt_k_bf16_to_float(h)), "%08x: NaN lost", u);
+        else CHECK(h == e, "%08x: %04x, expected %04x", u, h, e);
+    }
+    const float ties[] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -1.0f - 0x1p-8f, 0x1.fffffep127f, 1e-39f};
+    const uint16_t want[] = {0x3f80, 0x3f82, 0xbf80, 0x7f80, 0x0000};
+    for (int i = 0; i < 5; i++) CHECK(dpt_k_bf16_from_float(ties[i]) == want[i], "tie %d", i);
+}
+END_TEST
+
+/* bf16 GEMM (dpt_k_pack_bf16 + dpt_k_sgemm_packed), native (when the CPU has AVX512-BF16) and
+ * emulated: against dpt_k_gemm_bf16_ref (the same rounded operands, summed in double) within the
+ * float summation bound of the SGEMM tests, so any rounding of an operand that differs from
+ * dpt_k_bf16_from_float (an error of 2⁻⁹ relative) fails; against the float32 product within
+ * the operands' rounding, (2·2⁻⁹ + 2⁻¹⁸)·|α|·Σ|a·b|, plus the summation bound; bit-identical for 1
+ * and 2 threads and for column ranges from a panel boundary. Ties and denormals in A (k = 1,
+ * B = 1) come out exactly as the scalar rounding. */
+START_TEST(gemm_bf16_packed) {
+    static const int S[][3] = {{1, 1, 1}, {7, 17, 33}, {13, 33, 257}, {65, 50, 300}, {12, 1536, 512},
+                               {37, 64, 2049}, {333, 512, 512}};
+    for (int native = 1; native >= 0; native--) {
+        if (dpt_k_set_bf16_native(native) != 0) {
+            printf("gemm_bf16_packed: no AVX512-BF16 here: emulated kernel only\n");
+            continue;
+        }
+        CHECK1(dpt_k_bf16_native() == native);
+        for (size_t si = 0; si < sizeof S / sizeof S[0]; si++) {
+            const int m = S[si][0], n = S[si][1], k = S[si][2], ldc = n + 3;
+            float *x = malloc(sizeof(float) * m * k), *bf = malloc(sizeof(float) * n * k),
+                  *c0 = malloc(sizeof(float) * m * ldc), *cr = malloc(sizeof(float) * m * ldc),
+                  *cf = malloc(sizeof(float) * m * ldc), *c1 = malloc(sizeof(float) * m * ldc);
+            fill(x, (size_t)m * k, -1, 1);
+            fill(bf, (size_t)n * k, -1, 1);
+            fill(c0, (size_t)m * ldc, -1, 1);
+            size_t nb = dpt_k_packed_bf16_bytes(n, k);
+            unsigned char *buf = NULL;
+            CHECK1(posix_memalign((void **)&buf, 64, nb + 64) == 0);
+            memset(buf + nb, 0xa5, 64);
+            dpt_k_packed pk;
+            dpt_k_pack_bf16(bf, NULL, n, k, buf, &pk);
+            for (int i = 0; i < 64; i++) CHECK(buf[nb + i] == 0xa5, "packing overran its %zu bytes", nb);
+            CHECK1(pk.bf16 == (native ? DPT_K_BF16_NATIVE : DPT_K_BF16_EMULATED));
+            const float alpha = 0.5f, beta = -0.75f;
+            memcpy(cr, c0, sizeof(float) * m * ldc);
+            dpt_k_gemm_bf16_ref(m, n, k, alpha, x, k, bf, k, beta, cr, ldc);
+            memcpy(cf, c0, sizeof(float) * m * ldc);
+            dpt_k_gemm_ref(1, m, n, k, alpha, x, k, bf, k, beta, cf, ldc);
+            for (int th = 1; th <= 2; th++) {
+                dpt_k_set_threads(th);
+                const int starts[2] = {0, 32};
+                for (int sj = 0; sj < 2; sj++) {
+                    const int n0 = starts[sj];
+                    if (n0 >= n) continue;
+                    gbuf c = gb_new((size_t)m * ldc);
+                    memcpy(c.p, c0, sizeof(float) * m * ldc);
+                    for (int i = 0; i < m; i++) /* column n0 of C is column 0 of the output */
+                        memmove(c.p + (size_t)i * ldc, c0 + (size_t)i * ldc + n0, sizeof(float) * (size_t)(n - n0));
+                    CHECK1(dpt_k_sgemm_packed(m, n0, n, alpha, x, k, &pk, beta, c.p, ldc) == 0);
+                    gb_check(&c, "gemm_bf16");
+                    for (int i = 0; i < m; i++)
+                        for (int j = n0; j < n; j++) {
+                            double sabs = 0.0, sab = 0.0;
+                            for (int p = 0; p < k; p++) {
+                                float ar = dpt_k_bf16_to_float(dpt_k_bf16_from_float(x[i * k + p]));
+                                float br = dpt_k_bf16_to_float(dpt_k_bf16_from_float(bf[j * k + p]));
+                                sabs += fabs((double)ar * br);
+                                sab += fabs((double)x[i * k + p] * bf[j * k + p]);
+                            }
+                            const double cij = c0[i * ldc + j];
+                            const double sum_bound = 4.0 * (k + 2) * 0x1p-24 *
+                                                     (fabs(alpha) * sabs + fabs(beta * cij)) + 1e-30;
+                            const double got = c.p[i * ldc + j - n0];
+                            CHECK(fabs(got - cr[i * ldc + j]) <= sum_bound,
+                                  "native %d m %d n %d k %d (%d, %d): %.9g vs ref %.9g", native, m, n, k, i,
+                                  j, got, (double)cr[i * ldc + j]);
+                            const double rnd_bound = (2 * 0x1p-9 + 0x1p-18) * fabs(alpha) * sab + sum_bound +
+                                                     4.0 * (k + 2) * 0x1p-24 * fabs(alpha) * sab;
+                            CHECK(fabs(got - cf[i * ldc + j]) <= rnd_bound,
+                                  "native %d m %d n %d k %d (%d, %d): %.9g vs float32 %.9g", native, m, n,
+                                  k, i, j, got, (double)cf[i * ldc + j]);
+                        }
+                    if (th == 1 && n0 == 0) memcpy(c1, c.p, sizeof(float) * m * ldc);
+                    if (th == 2 && n0 == 0)
+                        CHECK(!memcmp(c1, c.p, sizeof(float) * m * ldc), "native %d m %d n %d k %d: "
+                              "2 threads differ from 1", native, m, n, k);
+                    gb_free(&c);
+                }
+            }
+            dpt_k_set_threads(1);
+            free(buf);
+            free(x);
+            free(bf);
+            free(c0);
+            free(cr);
+            free(cf);
+            free(c1);
+        }
+        /* ties and denormals in A, B = 1: C is A rounded, exactly */
+        float a[12], one[32], c[12 * 32];
+        const float special[12] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -1.0f - 0x1p-8f, 1e-39f, -1e-40f,
+                                   0.1f, 3.14159f, -2.5e-3f, 65504.0f, 1.0f + 0x1p-9f, 7.0f, -0.0f};
+        memcpy(a, special, sizeof a);
+        for (int j = 0; j < 32; j++) one[j] = 1.0f;
+        unsigned char *buf = NULL;
+        CHECK1(posix_memalign((void **)&buf, 64, dpt_k_packed_bf16_bytes(32, 1) + 64) == 0);
+        dpt_k_packed pk;
+        dpt_k_pack_bf16(one, NULL, 32, 1, buf, &pk);
+        CHECK1(dpt_k_sgemm_packed(12, 0, 32, 1.0f, a, 1, &pk, 0.0f, c, 32) == 0);
+        for (int i = 0; i < 12; i++)
+            for (int j = 0; j < 32; j++)
+                CHECK(c[i * 32 + j] == dpt_k_bf16_to_float(dpt_k_bf16_from_float(a[i])),
+                      "native %d: A value %a became %a", native, (double)a[i], (double)c[i * 32 + j]);
+        free(buf);
+    }
+    dpt_k_set_bf16_native(1); /* back to the default where there is one */
+}
+END_TEST
+
 /* Own SGEMM vs the build's BLAS (when there is one) on the models' shapes. */
 START_TEST(sgemm_vs_blas) {
     if (!dpt_k_have_blas()) return;
@@ -1021,6 +1167,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, sgemm_half_b);
     tcase_add_test(tc, parallel_regions);
     tcase_add_test(tc, sgemm_prepacked);
+    tcase_add_test(tc, bf16_rounding);
+    tcase_add_test(tc, gemm_bf16_packed);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -79,6 +79,8 @@ int cli_parse_u64(const char *opt, const char *v, uint64_t *out);
 int cli_parse_float(const char *opt, const char *v, float *out);
 /* --cfg-cond LIST: comma-separated audio,style ('' = none) → DPT_COND_* bits. */
 int cli_parse_cfg_cond(const char *v, unsigned *out);
+/* --precision f32|bf16 → DPT_PRECISION_*; prints the error and returns 1 on anything else. */
+int cli_parse_precision(const char *v, int *out);
 
 /* ------------------------------------------------------------------------------------------ */
 /* paths and input files                                                                        */
