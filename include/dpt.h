@@ -93,7 +93,9 @@ typedef struct dpt_load_params {
 
 dpt_load_params dpt_load_default_params(void);
 
-/* Open and fully validate a .dpt file (see weights/FORMAT.md). */
+/* Open and fully validate a .dpt file (see weights/FORMAT.md). Counts and sizes past the limits of
+ * FORMAT.md "Limits" (65536 tensors, 4096 metadata entries, widths 8192, 10000 diffusion steps,
+ * ...) are DPT_ERR_FORMAT, refused before anything is allocated from them. */
 dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_model **out,
                           dpt_error *err);
 void dpt_model_free(dpt_model *model);
@@ -400,7 +402,12 @@ void dpt_array_free(dpt_array *a);   /* frees data, leaves the struct zeroed */
 dpt_status dpt_npy_read(const char *path, dpt_array *out, dpt_error *err);
 /* Read array `key` (without ".npy") from an .npz, stored or deflate-compressed (CRC checked).
  * A missing key is DPT_ERR_FORMAT, its message listing the arrays present; zip64 archives
- * (4 GB and more) are DPT_ERR_UNSUPPORTED. */
+ * (4 GB and more) are DPT_ERR_UNSUPPORTED.
+ * Limits of both readers, checked before allocating: .npy headers up to 65536 bytes; an array is
+ * allocated only once the file (or inflated entry) is seen to hold all of its data; an .npz entry
+ * inflates to at most DPT_MAX_NPZ_ENTRY_BYTES (DPT_ERR_UNSUPPORTED) and to no more than deflate's 1032:1 ratio
+ * allows for its compressed size nor than its header declares (decompression bombs:
+ * DPT_ERR_FORMAT). */
 dpt_status dpt_npz_read(const char *path, const char *key, dpt_array *out, dpt_error *err);
 /* Largest .npz entry read (uncompressed bytes, checked from the zip directory before anything is
  * allocated or inflated; larger is DPT_ERR_UNSUPPORTED): 1 GiB, ~70 hours of coefficients. */
@@ -420,7 +427,8 @@ dpt_status dpt_npz_write(const char *path, int n, const char *const *keys,
 typedef struct dpt_flame dpt_flame;   /* immutable after load; shareable between threads */
 
 /* Open a FLAME file written by `tools/export.py --flame` (a .dpt container with metadata kind
- * "flame", weights/FORMAT.md "FLAME files"). Validates every tensor and the counts' consistency.
+ * "flame", weights/FORMAT.md "FLAME files"). Validates every tensor and the counts' consistency
+ * (at most 2^24 vertices, faces and uv coordinates: FORMAT.md "Limits").
  * DPT_ERR_IO / DPT_ERR_FORMAT as models; a valid .dpt that is not a FLAME file (a model) is
  * DPT_ERR_UNSUPPORTED (and dpt_model_load returns DPT_ERR_UNSUPPORTED for a FLAME file). */
 dpt_status dpt_flame_load(const char *path, dpt_flame **out, dpt_error *err);

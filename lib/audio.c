@@ -287,6 +287,10 @@ static dpt_status to_16k(mono_src *src, size_t n_in, double rate, const char *wh
             if (r == 0) break;
             got += (size_t)r;
         }
+        if (got < n_in) { /* the header announced more than the file held: give the rest back */
+            float *shrunk = realloc(y, max_sz(got, 1) * sizeof(float));
+            if (shrunk) y = shrunk;
+        }
         *out = y;
         *n_out = got;
         *n_got = got;
