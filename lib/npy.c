@@ -728,6 +728,12 @@ static dpt_status check_array(int ndim, const int64_t *shape, const float *data,
 
 static int write_all(FILE *f, const void *p, size_t n) { return n == 0 || fwrite(p, 1, n, f) == n; }
 
+/* A failed write removes its half-written output, but never a device (/dev/full) or FIFO. */
+static int is_regular(FILE *f) {
+    struct stat s;
+    return fstat(fileno(f), &s) == 0 && S_ISREG(s.st_mode);
+}
+
 dpt_status dpt_npy_write(const char *path, const float *data, int ndim, const int64_t *shape,
                          dpt_error *err) {
     if (!path) return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_npy_write: NULL path");
@@ -740,13 +746,13 @@ dpt_status dpt_npy_write(const char *path, const float *data, int ndim, const in
     FILE *f = fopen(path, "wb");
     if (!f) return dpt_fail(err, DPT_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     int ok = write_all(f, hdr, hlen) && write_all(f, data, count * sizeof(float));
-    int e = errno;
+    int e = errno, regular = is_regular(f);
     if (fclose(f) != 0 && ok) {
         ok = 0;
         e = errno;
     }
     if (!ok) {
-        remove(path);
+        if (regular) remove(path);
         return dpt_fail(err, DPT_ERR_IO, "%s: write error: %s", path, strerror(e));
     }
     return DPT_OK;
@@ -942,9 +948,10 @@ dpt_status dpt_npz_write(const char *path, int n, const char *const *keys, const
         if (!write_all(f, b, ZIP_EOCD_SIZE))
             st = dpt_fail(err, DPT_ERR_IO, "%s: write error: %s", path, strerror(errno));
     }
+    int regular = is_regular(f);
     if (fclose(f) != 0 && st == DPT_OK)
         st = dpt_fail(err, DPT_ERR_IO, "%s: write error: %s", path, strerror(errno));
-    if (st != DPT_OK) remove(path);
+    if (st != DPT_OK && regular) remove(path);
     free(rec);
     return st;
 }

@@ -122,6 +122,8 @@ int cli_load_motion(const char *path, dpt_array *exp, dpt_array *pose, cli_err *
 typedef struct cli_outfile {
     char *path;   /* the final name */
     char *tmp;    /* the temporary, to be written by the caller */
+    int direct;   /* path is a device, FIFO or socket (/dev/stdout, /dev/full): tmp = path, written
+                     in place, never renamed over nor removed */
 } cli_outfile;
 
 /* Create the parent directories and the (empty) temporary. 0, or 1 with e. */
