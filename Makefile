@@ -70,6 +70,12 @@ PKG_LIBS   := $(shell $(PKG_CONFIG) $(PKG_STATIC) --libs $(PKGS) 2>/dev/null)
 # A package pkg-config cannot find would drop its flags silently and fail later at link time: say
 # which, and what to install (not for the goals that install them first or build nothing).
 PKG_MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell $(PKG_CONFIG) --exists $(p) 2>/dev/null && echo y),,$(p))))
+# a missing (cross) compiler leaves MACHINE empty and every package "missing": name the compiler
+ifeq ($(MACHINE),)
+ifneq ($(filter-out deps venv clean test demo bench test-aarch64,$(or $(MAKECMDGOALS),all)),)
+$(error $(CC) not found$(if $(CROSS),: install the cross compiler (apt-get install gcc-$(patsubst %-,%,$(CROSS))),: install a C compiler (make deps does)))
+endif
+endif
 ifneq ($(PKG_MISSING),)
 ifeq ($(filter-out deps venv clean test demo bench test-aarch64 fuzz fuzz-short test-asan test-fuzz-regress,$(or $(MAKECMDGOALS),all)),)
 else
