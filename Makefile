@@ -10,6 +10,9 @@
 #   make fuzz         run every libFuzzer target (tests/fuzz/) for FUZZ_SECONDS (default 60) with clang;
 #                     make fuzz-short: 15 s each (part of make test); make test-fuzz-regress: replay
 #                     the seed corpora and kept crashers through the ASan build (part of make test)
+#   make soak         1000 batch jobs (some failing) in one dpt-generate process: memory flat, no
+#                     descriptor leak, outputs equal to single runs (tools/soak.py); make soak-short:
+#                     100 jobs (part of make test)
 #   make test-aarch64   cross-build for aarch64 and run the C tests under qemu (tools/test_aarch64.sh;
 #                     part of `make test`; exit 77 = skipped when it cannot install its tools)
 # Build variants (combinable; each gets its own build directory unless BUILD is given):
@@ -122,7 +125,7 @@ LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC) $(KERNEL_SRC))
 # shared code of the programs (examples/cli/*.c), linked into each of them
 CLI_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard examples/cli/*.c))
 
-.PHONY: test-tsan test-valgrind fuzz fuzz-short fuzz-bins test-fuzz-regress FORCE all clean test test-c tests-build test-asan test-python test-aarch64 install demo bench bench-gemm bench-kernels deps venv
+.PHONY: soak soak-short test-tsan test-valgrind fuzz fuzz-short fuzz-bins test-fuzz-regress FORCE all clean test test-c tests-build test-asan test-python test-aarch64 install demo bench bench-gemm bench-kernels deps venv
 all: $(BUILD)/libdpt.a $(if $(STATIC),,$(BUILD)/libdpt.so) $(addprefix $(BUILD)/,$(PROGRAMS)) $(BUILD)/dpt.pc
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h kernels/*.h examples/cli/*.h tests/fuzz/*.h)
@@ -217,6 +220,13 @@ test-fuzz-regress:
 # one full small generation under valgrind memcheck (tools/valgrind_check.sh)
 test-valgrind: all
 	@tools/valgrind_check.sh $(BUILD)
+
+# soak bench (tools/soak.py): figures of the process itself after each job (--batch-stats)
+soak: all
+	@$(PY) tools/soak.py --build $(BUILD) --jobs 1000
+
+soak-short: all
+	@$(PY) tools/soak.py --build $(BUILD) --jobs 100
 
 test-python: all $(addprefix $(BUILD)/tests/,$(HARNESSES))
 	@DPT_BUILD=$(BUILD) $(PY) -m pytest -q -p no:cacheprovider tests/python
