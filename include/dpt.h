@@ -483,6 +483,7 @@ typedef struct dpt_image {
 void dpt_image_free(dpt_image *img);  /* frees rgb, leaves the struct zeroed */
 
 /* Read a PNG or JPEG file (libpng / libjpeg-turbo) as RGB (grey and alpha converted).
+ * At most 8192 pixels per side (DPT_ERR_UNSUPPORTED beyond, from the header, before allocating).
  * A build with NO_IMAGE=1 returns DPT_ERR_UNSUPPORTED. */
 dpt_status dpt_image_read(const char *path, dpt_image *out, dpt_error *err);
 /* Write RGB as PNG (libpng; NO_IMAGE=1: DPT_ERR_UNSUPPORTED). Writes `path` directly: the
