@@ -6,7 +6,7 @@
 Seeds are small valid (and a few near-valid) inputs of each format, so that the fuzzers start
 past the magic numbers: .dpt containers, a FLAME file of 8 vertices, .npy/.npz of the layouts
 the programs read, short audio files in the containers libsndfile decodes, batch files and
-option lists. Regenerating gives the same bytes (fixed seeds), except for the audio encoders'
+option lists, PNG and JPEG textures. Regenerating gives the same bytes (fixed seeds), except for the audio encoders'
 own metadata."""
 
 import io
@@ -37,6 +37,26 @@ def dpt_bytes(meta, tensors):
         p = pathlib.Path(t) / 'x.dpt'
         export.write_dpt(p, meta, tensors)
         return p.read_bytes()
+
+
+def image_seeds():
+    """PNG and JPEG seeds of the kinds a texture can be: RGB, grey, grey+alpha, RGBA, palette,
+    16-bit, interlaced; baseline, progressive and grey JPEG."""
+    from PIL import Image
+    rng = np.random.default_rng(3)
+    rgb = Image.fromarray(rng.integers(0, 256, (6, 5, 3), dtype=np.uint8), 'RGB')
+    for name, im, kw in (('rgb.png', rgb, {}), ('grey.png', rgb.convert('L'), {}),
+                         ('grey-alpha.png', rgb.convert('LA'), {}), ('rgba.png', rgb.convert('RGBA'), {}),
+                         ('palette.png', rgb.convert('P'), {}), ('interlaced.png', rgb, {'interlace': 1}),
+                         ('grey16.png', Image.fromarray((np.arange(30).reshape(6, 5) * 2000).astype(np.uint16)), {})):
+        b = io.BytesIO()
+        im.save(b, 'PNG', **kw)
+        put('image', name, b.getvalue())
+    for name, im, kw in (('rgb.jpg', rgb, {}), ('progressive.jpg', rgb, {'progressive': True}),
+                         ('grey.jpg', rgb.convert('L'), {})):
+        b = io.BytesIO()
+        im.save(b, 'JPEG', quality=90, **kw)
+        put('image', name, b.getvalue())
 
 
 def main():
@@ -113,6 +133,7 @@ def main():
         b'--size\n640x480\n--format\nnpz\n--no-head\nfile')
     put('args', 'short.txt', b'-n\n0x10\n-sa\n-1e-3\n--steps\n25\n-f\njson\n--\n-h')
     put('args', 'bad.txt', b'--size\n0x0\n-n\n99999999999999999999\n--sa\nnan\n--model')
+    image_seeds()
 
 
 if __name__ == '__main__':
