@@ -39,6 +39,17 @@ def dpt_bytes(meta, tensors):
         return p.read_bytes()
 
 
+def npz_wrap_seeds():
+    """Odd first byte: the rest is one .npy that fuzz_npz.c wraps in a zip (1: stored, 3: deflated)."""
+    def npy(a):
+        b = io.BytesIO()
+        np.save(b, a)
+        return b.getvalue()
+    put('npz', 'wrap-stored-f64', b'\x01' + npy(np.arange(6, dtype=np.float64).reshape(2, 3) / 7))
+    put('npz', 'wrap-deflated-f32', b'\x03' + npy(np.linspace(-1, 1, 4, dtype=np.float32)))
+    put('npz', 'wrap-stored-0d', b'\x01' + npy(np.float32(2.0)))
+
+
 def image_seeds():
     """PNG and JPEG seeds of the kinds a texture can be: RGB, grey, grey+alpha, RGBA, palette,
     16-bit, interlaced; baseline, progressive and grey JPEG."""
@@ -110,6 +121,7 @@ def main():
         z.writestr('a.npy', npy(np.zeros(3, np.float64)))
         z.writestr('notes.txt', 'x')
     put('npz', 'mixed.npz', b.getvalue())
+    npz_wrap_seeds()
     # audio: short clips in the containers libsndfile decodes
     import soundfile as sf
     t = np.arange(800) / 8000.0
