@@ -106,6 +106,9 @@ def main():
     a = ap.parse_args()
     gen = os.path.join(a.build, 'dpt-generate')
     style_prog = os.path.join(a.build, 'dpt-style')
+    for prog in (gen, style_prog):
+        if not os.access(prog, os.X_OK):
+            sys.exit(f'soak: {prog}: not built (make)')
     warmup = a.warmup or max(20, a.jobs // 10)
     if a.jobs < warmup + 1:
         sys.exit('soak: --jobs must exceed the warm-up')
@@ -166,6 +169,10 @@ def main():
         rows = [list(map(int, ln.split('\t'))) for ln in open(stats_path).read().splitlines()]
         if len(rows) != a.jobs:
             problems.append(f'{len(rows)} stats lines, expected {a.jobs}')
+        if len(rows) < warmup + 2:   # the batch died early: no figures to judge
+            print('\n'.join(f'soak: {p}' for p in problems + err[-3:]))
+            print(f'soak: {a.jobs} jobs, only {len(rows)} ran, FAILED')
+            return 1
         # outputs
         equal = 0
         for kind, c, base in expect:
@@ -217,9 +224,12 @@ def main():
         verdict = 'OK' if not problems else 'FAILED'
         for p in problems:
             print(f'soak: {p}')
-        print(f'soak: {a.jobs} jobs ({n_bad} failing, {malformed} malformed lines between them), RSS {rows[0][3]}/{by_job.get(min(100, last[0]), last)[3]}/'
-              f'{last[3]} KiB at jobs 1/{min(100, last[0])}/{last[0]}, growth {growth} KiB '
-              f'(jobs {first[0][0]}-{first[-1][0]} to {final[0][0]}-{final[-1][0]}), fds {rows[0][5]}/{last[5]}, outputs equal to single runs {equal}/{n_good}, {verdict}')
+        mid = min(100, last[0])
+        print(f'soak: {a.jobs} jobs ({n_bad} failing, {malformed} malformed lines between them), '
+              f'RSS {rows[0][3]}/{by_job.get(mid, last)[3]}/{last[3]} KiB at jobs 1/{mid}/{last[0]}, '
+              f'growth {growth} KiB (jobs {first[0][0]}-{first[-1][0]} to {final[0][0]}-{final[-1][0]}), '
+              f'fds {rows[0][5]}/{by_job.get(mid, last)[5]}/{last[5]}, '
+              f'outputs equal to single runs {equal}/{n_good}, {verdict}')
         return 0 if not problems else 1
     finally:
         if not a.keep:
