@@ -172,7 +172,7 @@ dpt_status dpt_model_meta_at(const dpt_model *model, int index, dpt_meta_info *i
  * librosa.load(path, sr=16000, mono=True), including its length ceil(n·16000/rate).
  * Errors: DPT_ERR_IO (missing or unreadable file), DPT_ERR_AUDIO (not audio, corrupt, no
  * samples, NaN/Inf samples), DPT_ERR_UNSUPPORTED (longer than DPT_MAX_AUDIO_SECONDS, sample rate
- * outside 1 Hz … 768 kHz). A file holding fewer frames than its header announces is decoded as
+ * outside 1 kHz … 768 kHz). A file holding fewer frames than its header announces is decoded as
  * far as it goes, with a warning.
  * In a library built with NO_SNDFILE=1 (no libsndfile/libsoxr) this always fails with
  * DPT_ERR_UNSUPPORTED: pass 16 kHz mono samples to dpt_generate instead. */
