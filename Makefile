@@ -11,6 +11,9 @@
 #   make fuzz         run every libFuzzer target (tests/fuzz/) for FUZZ_SECONDS (default 60) with clang;
 #                     make fuzz-short: 15 s each (part of make test); make test-fuzz-regress: replay
 #                     the seed corpora and kept crashers through the ASan build (part of make test)
+#   make soak         1000 batch jobs (some failing) in one dpt-generate process: memory flat, no
+#                     descriptor leak, outputs equal to single runs (tools/soak.py); make soak-short:
+#                     100 jobs (part of make test)
 #   make test-aarch64   cross-build for aarch64 and run the C tests under qemu (tools/test_aarch64.sh;
 #                     part of `make test`; exit 77 = skipped when it cannot install its tools)
 # Build variants (combinable; each gets its own build directory unless BUILD is given):
@@ -71,6 +74,12 @@ PKG_LIBS   := $(shell $(PKG_CONFIG) $(PKG_STATIC) --libs $(PKGS) 2>/dev/null)
 # A package pkg-config cannot find would drop its flags silently and fail later at link time: say
 # which, and what to install (not for the goals that install them first or build nothing).
 PKG_MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell $(PKG_CONFIG) --exists $(p) 2>/dev/null && echo y),,$(p))))
+# a missing (cross) compiler leaves MACHINE empty and every package "missing": name the compiler
+ifeq ($(MACHINE),)
+ifneq ($(filter-out deps venv clean test demo bench test-aarch64,$(or $(MAKECMDGOALS),all)),)
+$(error $(CC) not found$(if $(CROSS),: install the cross compiler (apt-get install gcc-$(patsubst %-,%,$(CROSS))),: install a C compiler (make deps does)))
+endif
+endif
 ifneq ($(PKG_MISSING),)
 ifeq ($(filter-out deps venv clean test demo bench test-aarch64 fuzz fuzz-short test-asan test-fuzz-regress,$(or $(MAKECMDGOALS),all)),)
 else
@@ -118,7 +127,7 @@ LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC) $(KERNEL_SRC))
 # shared code of the programs (examples/cli/*.c), linked into each of them
 CLI_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard examples/cli/*.c))
 
-.PHONY: test-tsan test-valgrind fuzz fuzz-short fuzz-bins test-fuzz-regress FORCE all clean test test-c tests-build test-asan test-python test-aarch64 install demo bench bench-gemm bench-kernels deps venv
+.PHONY: soak soak-short test-tsan test-valgrind fuzz fuzz-short fuzz-bins test-fuzz-regress FORCE all clean test test-c tests-build test-asan test-python test-aarch64 install demo bench bench-gemm bench-kernels deps venv
 all: $(BUILD)/libdpt.a $(if $(STATIC),,$(BUILD)/libdpt.so) $(addprefix $(BUILD)/,$(PROGRAMS)) $(BUILD)/dpt.pc
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h kernels/*.h examples/cli/*.h tests/fuzz/*.h)
@@ -182,7 +191,7 @@ test-tsan:
 # ---- fuzzing (tests/fuzz/fuzz_*.c, tools/fuzz.sh) ----
 # A harness is linked with clang's libFuzzer (FUZZ_ENGINE=libfuzzer, `make fuzz`) or with
 # tests/fuzz/driver.c, a main that runs files once (any compiler: the ASan replay).
-FUZZ_TARGETS := $(filter-out $(if $(NO_SNDFILE),audio),$(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_TARGETS := $(filter-out $(if $(NO_SNDFILE),audio) $(if $(NO_IMAGE),image),$(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
 ifeq ($(FUZZ_ENGINE),libfuzzer)
 FUZZ_MAIN    :=
 FUZZ_LDFLAGS := -fsanitize=fuzzer
@@ -195,7 +204,8 @@ $(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_MAIN) $(CLI_OBJ) $
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(FUZZ_LDFLAGS) -o $@ $< $(FUZZ_MAIN) $(CLI_OBJ) $(BUILD)/libdpt.a $(LIBS)
 
-SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+# (GCC's "undefined" leaves out float-cast-overflow: asked for by name, as clang has it)
+SANITIZE := -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=all
 FUZZ_SECONDS ?= 60
 fuzz:
 	@command -v clang >/dev/null || { echo "make fuzz: needs clang and its libFuzzer (apt-get install clang libclang-rt-14-dev, or make deps)"; exit 1; }
@@ -213,6 +223,13 @@ test-fuzz-regress:
 # one full small generation under valgrind memcheck (tools/valgrind_check.sh)
 test-valgrind: all
 	@tools/valgrind_check.sh $(BUILD)
+
+# soak bench (tools/soak.py): figures of the process itself after each job (--batch-stats)
+soak: all
+	@$(PY) tools/soak.py --build $(BUILD) --jobs 1000
+
+soak-short: all
+	@$(PY) tools/soak.py --build $(BUILD) --jobs 100
 
 test-python: all $(addprefix $(BUILD)/tests/,$(HARNESSES))
 	@DPT_BUILD=$(BUILD) $(PY) -m pytest -q -p no:cacheprovider tests/python

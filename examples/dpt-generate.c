@@ -1,6 +1,7 @@
 /* dpt-generate: speech → FLAME coefficients (exp, pose, shape) with a DiffPoseTalk model — what
  * upstream's demo.py does with --save_coef, plus other output formats, a plot, batches; with
  * --flame, what demo.py does by default: the rendered head as an mp4 with the speech. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,7 +9,7 @@
 
 enum {
     O_MODEL = 1, O_AUDIO, O_SHAPE, O_STYLE, O_STYLE_START, O_OUT, O_FORMAT, O_PLOT, O_FEATS, O_FEATS_IN,
-    O_BATCH, O_FLAME, O_FRAMES, O_SIZE, O_SUPERSAMPLE, O_BLACK, O_TEX,
+    O_BATCH, O_BATCH_STATS, O_FLAME, O_FRAMES, O_SIZE, O_SUPERSAMPLE, O_BLACK, O_TEX,
     O_N, O_SA, O_SS, O_CFG_MODE, O_CFG_COND, O_DTR, O_DTMIN, O_DTMAX, O_NO_HEAD, O_SEED, O_NOISE,
     O_NO_CTX,
     O_STEPS, O_ETA, O_FLEX, O_THREADS, O_PRECISION, O_QUIET, O_SAVE_COEF, O_VERSION, O_HELP, O_SECTION
@@ -42,6 +43,9 @@ static const cli_option OPTIONS[] = {
     {O_BATCH, "--batch", "JOBS.tsv", "run many jobs with one model load: tab-separated lines 'audio shape "
                                      "style output [plot.svg]' (style '-' = none; '#' comments); failures "
                                      "are reported and skipped; exit 1 if any failed"},
+    {O_BATCH_STATS, "--batch-stats", "FILE.tsv", "with --batch: after each job a line 'job line ok rss_kib "
+                                                 "hwm_kib fds' (resident and peak memory, open descriptors; "
+                                                 "written as the batch runs, for soak tests)"},
     {O_SECTION, NULL, NULL, "Video (upstream demo.py's default output):"},
     {O_FLAME, "--flame", "FLAME.dpt", "render the FLAME head (tools/export.py --flame) to OUT.mp4 (OUT_000.mp4, ... "
                                       "with -n > 1): H.264 crf 17 yuv420p with the speech as AAC, through the system "
@@ -290,7 +294,7 @@ int main(int argc, char **argv) {
     s.format = -1;
     cli_render_opts_default(&s.ro);
     cli_job one = {0};
-    const char *batch = NULL;
+    const char *batch = NULL, *batch_stats = NULL;
 
     cli_parser ps;
     cli_parser_init(&ps, argc, argv, OPTIONS);
@@ -313,6 +317,7 @@ int main(int argc, char **argv) {
         case O_FEATS: s.feats_path = v; break;
         case O_FEATS_IN: s.feats_in_path = v; break;
         case O_BATCH: batch = v; break;
+        case O_BATCH_STATS: batch_stats = v; break;
         case O_NOISE: s.noise_path = v; break;
         case O_STYLE_START:
             if (cli_parse_int(o, v, 0, 100000000, &iv)) return 2;
@@ -401,6 +406,10 @@ int main(int argc, char **argv) {
         cli_error("--size %dx%d: H.264 yuv420p video needs an even width and height", s.ro.width, s.ro.height);
         return 2;
     }
+    if (batch_stats && !batch) {
+        cli_error("--batch-stats needs --batch");
+        return 2;
+    }
     if (batch && s.frames_dir) {
         cli_error("--frames cannot be combined with --batch (each job writes its video next to its output)");
         return 2;
@@ -485,10 +494,18 @@ int main(int argc, char **argv) {
     cli_progress_init(&s.pg, s.quiet);
 
     if (batch) {
-        int failed = cli_jobs_run(batch, &jobs, run_job, &s);
+        FILE *stats = NULL;
+        /* a log written as the batch runs (read while it runs), not an atomic output */
+        if (batch_stats && !(stats = fopen(batch_stats, "w"))) {
+            cli_error("%s: cannot create: %s", batch_stats, strerror(errno));
+            goto out;
+        }
+        int failed = cli_jobs_run(batch, &jobs, run_job, &s, stats);
+        int stats_bad = stats && (ferror(stats) | fclose(stats));
+        if (stats_bad) cli_error("%s: write error", batch_stats);
         int total = jobs.n + jobs.n_bad;
         if (failed) cli_error("%s: %d of %d job(s) failed", batch, failed, total);
-        rc = failed ? 1 : 0;
+        rc = failed || stats_bad ? 1 : 0;
     } else {
         rc = run_job(&s, &one, 0, 1, &e);
         if (rc) cli_error("%s", e.msg);

@@ -105,7 +105,9 @@ typedef struct dpt_load_params {
 
 dpt_load_params dpt_load_default_params(void);
 
-/* Open and fully validate a .dpt file (see weights/FORMAT.md). */
+/* Open and fully validate a .dpt file (see weights/FORMAT.md). Counts and sizes past the limits of
+ * FORMAT.md "Limits" (65536 tensors, 4096 metadata entries, widths 8192, 10000 diffusion steps,
+ * ...) are DPT_ERR_FORMAT, refused before anything is allocated from them. */
 dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_model **out,
                           dpt_error *err);
 void dpt_model_free(dpt_model *model);
@@ -184,7 +186,7 @@ dpt_status dpt_model_meta_at(const dpt_model *model, int index, dpt_meta_info *i
  * librosa.load(path, sr=16000, mono=True), including its length ceil(n·16000/rate).
  * Errors: DPT_ERR_IO (missing or unreadable file), DPT_ERR_AUDIO (not audio, corrupt, no
  * samples, NaN/Inf samples), DPT_ERR_UNSUPPORTED (longer than DPT_MAX_AUDIO_SECONDS, sample rate
- * outside 1 Hz … 768 kHz). A file holding fewer frames than its header announces is decoded as
+ * outside 1 kHz … 768 kHz). A file holding fewer frames than its header announces is decoded as
  * far as it goes, with a warning.
  * In a library built with NO_SNDFILE=1 (no libsndfile/libsoxr) this always fails with
  * DPT_ERR_UNSUPPORTED: pass 16 kHz mono samples to dpt_generate instead. */
@@ -429,7 +431,12 @@ void dpt_array_free(dpt_array *a);   /* frees data, leaves the struct zeroed */
 dpt_status dpt_npy_read(const char *path, dpt_array *out, dpt_error *err);
 /* Read array `key` (without ".npy") from an .npz, stored or deflate-compressed (CRC checked).
  * A missing key is DPT_ERR_FORMAT, its message listing the arrays present; zip64 archives
- * (4 GB and more) are DPT_ERR_UNSUPPORTED. */
+ * (4 GB and more) are DPT_ERR_UNSUPPORTED.
+ * Limits of both readers, checked before allocating: .npy headers up to 65536 bytes; an array is
+ * allocated only once the file (or inflated entry) is seen to hold all of its data; an .npz entry
+ * inflates to at most DPT_MAX_NPZ_ENTRY_BYTES (DPT_ERR_UNSUPPORTED) and to no more than deflate's 1032:1 ratio
+ * allows for its compressed size nor than its header declares (decompression bombs:
+ * DPT_ERR_FORMAT). */
 dpt_status dpt_npz_read(const char *path, const char *key, dpt_array *out, dpt_error *err);
 /* Largest .npz entry read (uncompressed bytes, checked from the zip directory before anything is
  * allocated or inflated; larger is DPT_ERR_UNSUPPORTED): 1 GiB, ~70 hours of coefficients. */
@@ -449,7 +456,8 @@ dpt_status dpt_npz_write(const char *path, int n, const char *const *keys,
 typedef struct dpt_flame dpt_flame;   /* immutable after load; shareable between threads */
 
 /* Open a FLAME file written by `tools/export.py --flame` (a .dpt container with metadata kind
- * "flame", weights/FORMAT.md "FLAME files"). Validates every tensor and the counts' consistency.
+ * "flame", weights/FORMAT.md "FLAME files"). Validates every tensor and the counts' consistency
+ * (at most 2^24 vertices, faces and uv coordinates: FORMAT.md "Limits").
  * DPT_ERR_IO / DPT_ERR_FORMAT as models; a valid .dpt that is not a FLAME file (a model) is
  * DPT_ERR_UNSUPPORTED (and dpt_model_load returns DPT_ERR_UNSUPPORTED for a FLAME file). */
 dpt_status dpt_flame_load(const char *path, dpt_flame **out, dpt_error *err);
@@ -504,6 +512,7 @@ typedef struct dpt_image {
 void dpt_image_free(dpt_image *img);  /* frees rgb, leaves the struct zeroed */
 
 /* Read a PNG or JPEG file (libpng / libjpeg-turbo) as RGB (grey and alpha converted).
+ * At most 8192 pixels per side (DPT_ERR_UNSUPPORTED beyond, from the header, before allocating).
  * A build with NO_IMAGE=1 returns DPT_ERR_UNSUPPORTED. */
 dpt_status dpt_image_read(const char *path, dpt_image *out, dpt_error *err);
 /* Write RGB as PNG (libpng; NO_IMAGE=1: DPT_ERR_UNSUPPORTED). Writes `path` directly: the

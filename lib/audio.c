@@ -43,7 +43,10 @@
 #endif
 
 #define READ_BLOCK 8192        /* frames per libsndfile read */
-#define MIN_RATE 1.0           /* accepted native sample rates, Hz */
+/* Accepted native sample rates, Hz. Not lower than 1 kHz: resampling multiplies a file's samples
+ * by 16000/rate, and a 1.5 KB WAV declaring 1 Hz became 2.9 M samples in soxr buffers of ~300 MB
+ * under ASan (fuzz audio finding, tests/fuzz/regress/audio/rate-1hz.wav). */
+#define MIN_RATE 1000.0
 #define MAX_RATE 768000.0
 #define MAX_CHANNELS 65536     /* python-soxr's channel limit; also bounds the read buffer */
 #define MAX_RETRIES 3          /* re-decodes after a short read (see dpt_audio_load) */
@@ -287,6 +290,10 @@ static dpt_status to_16k(mono_src *src, size_t n_in, double rate, const char *wh
             if (r == 0) break;
             got += (size_t)r;
         }
+        if (got < n_in) { /* the header announced more than the file held: give the rest back */
+            float *shrunk = realloc(y, max_sz(got, 1) * sizeof(float));
+            if (shrunk) y = shrunk;
+        }
         *out = y;
         *n_out = got;
         *n_got = got;
@@ -376,8 +383,8 @@ dpt_status dpt_audio_load(const char *path, float **samples, size_t *n_samples, 
     }
     if (info.samplerate < MIN_RATE || info.samplerate > MAX_RATE) {
         sf_close(sf);
-        return dpt_fail(err, DPT_ERR_UNSUPPORTED, "%s: unsupported sample rate %d Hz", path,
-                        info.samplerate);
+        return dpt_fail(err, DPT_ERR_UNSUPPORTED, "%s: unsupported sample rate %d Hz (%g ... %g Hz)", path,
+                        info.samplerate, MIN_RATE, MAX_RATE);
     }
     file_src src = {{file_read}, path, sf, info.channels, NULL, info.frames, 0};
     src.buf = malloc((size_t)READ_BLOCK * (size_t)info.channels * sizeof(float));

@@ -29,6 +29,7 @@
 #define FLAME_N_EXP 50
 #define FLAME_N_JOINTS 5 /* global, neck, jaw, left eye, right eye: the pose layout below */
 #define FLAME_JAW 2
+#define FLAME_MAX_COUNT (1 << 24) /* vertices, faces, uv coordinates (weights/FORMAT.md "Limits") */
 
 struct dpt_flame {
     char *path;
@@ -188,9 +189,14 @@ static int64_t dim_of(flame_loader *L, const char *name, int d) {
         L->st = dpt_fail(L->err, DPT_ERR_FORMAT, "%s: required tensor '%s' is missing", L->path, name);
         return -1;
     }
-    if (t->ndim <= d || t->shape[d] > (1 << 24)) {
-        L->st = dpt_fail(L->err, DPT_ERR_FORMAT, "%s: tensor '%s' has %d dims or a dimension "
-                         "beyond 2^24", L->path, name, t->ndim);
+    if (t->ndim <= d) {
+        L->st = dpt_fail(L->err, DPT_ERR_FORMAT, "%s: tensor '%s' has %d dimensions, needs %d or more",
+                         L->path, name, t->ndim, d + 1);
+        return -1;
+    }
+    if (t->shape[d] > FLAME_MAX_COUNT) { /* FLAME has 5023 vertices and 9976 faces */
+        L->st = dpt_fail(L->err, DPT_ERR_FORMAT, "%s: tensor '%s' has %lld rows, beyond the limit of "
+                         "2^24 (vertices, faces, uv coordinates)", L->path, name, (long long)t->shape[d]);
         return -1;
     }
     return t->shape[d];

@@ -11,8 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_IMAGE_SIDE 32768
-#define MAX_IMAGE_PIXELS (1u << 28)
+/* Limits of images read (textures) and written (frames): the renderer's own 8192 per side
+ * (render.c MAX_SIDE); checked from the header, before the pixels are allocated. */
+#define MAX_IMAGE_SIDE 8192
+#define MAX_IMAGE_PIXELS (1u << 26)
 
 void dpt_image_free(dpt_image *img) {
     if (!img) return;

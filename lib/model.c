@@ -28,6 +28,14 @@ typedef struct loader {
  * released matrix pages around it (~40 MiB measured with an f32 file). */
 #define COPY_SMALL_MAX_BYTES (512u << 10)
 
+/* Limits of the hyperparameters (weights/FORMAT.md "Limits"), far above the official models'
+ * (widths 512/768, T = 500, 100 frames per window): the loader allocates (T + 1) × D floats for
+ * the time-embedding table and generation (windows of n_motions + n_prev_motions frames) grows
+ * with their squares, before any tensor's size could tell a file's values absurd. */
+#define MODEL_MAX_WIDTH 8192
+#define MODEL_MAX_DIFF_STEPS 10000
+#define MODEL_MAX_MOTIONS 10000
+
 static int failed(loader *L) { return L->st != DPT_OK; }
 
 static void *own(loader *L, size_t n_bytes) {
@@ -280,10 +288,10 @@ static void load_audio(loader *L) {
     static const char *const norms[] = {"group", NULL};
     static const char *const acts[] = {"gelu", NULL};
     a->is_wav2vec2 = meta_choice(L, "audio.model_type", models);
-    a->hidden = meta_int(L, "audio.hidden_size", 1, 1 << 16);
+    a->hidden = meta_int(L, "audio.hidden_size", 1, MODEL_MAX_WIDTH);
     a->n_layers = meta_int(L, "audio.num_hidden_layers", 1, 256);
     a->n_heads = meta_int(L, "audio.num_attention_heads", 1, 1024);
-    a->ffn = meta_int(L, "audio.intermediate_size", 1, 1 << 20);
+    a->ffn = meta_int(L, "audio.intermediate_size", 1, 8 * MODEL_MAX_WIDTH);
     int nk = meta_int_list(L, "audio.conv_dim", a->conv_dim, DPT_MAX_CONV_LAYERS);
     int kk = meta_int_list(L, "audio.conv_kernel", a->conv_kernel, DPT_MAX_CONV_LAYERS);
     int ks = meta_int_list(L, "audio.conv_stride", a->conv_stride, DPT_MAX_CONV_LAYERS);
@@ -388,23 +396,23 @@ static void load_denoiser(loader *L) {
     inf->target_is_noise = meta_choice(L, "dpt.target", targets);
     const dpt_meta_entry *gc = meta_req(L, "dpt.guiding_conditions", DPT_META_STRING);
     inf->cfg_independent = meta_choice(L, "dpt.cfg_mode", modes);
-    n->T = inf->n_diff_steps = meta_int(L, "dpt.n_diff_steps", 1, 100000);
+    n->T = inf->n_diff_steps = meta_int(L, "dpt.n_diff_steps", 1, MODEL_MAX_DIFF_STEPS);
     m->schedule = (dpt_schedule_kind)meta_choice(L, "dpt.diff_schedule", scheds);
     meta_choice(L, "dpt.rot_repr", rots);
     inf->no_head_pose = meta_int(L, "dpt.no_head_pose", 0, 1);
     inf->use_style = meta_int(L, "dpt.use_style", 0, 1);
-    n->ds = inf->d_style = meta_int(L, "dpt.d_style", 1, 1 << 16);
+    n->ds = inf->d_style = meta_int(L, "dpt.d_style", 1, MODEL_MAX_WIDTH);
     int am = meta_choice(L, "dpt.audio_model", models);
     meta_choice(L, "dpt.architecture", archs);
     inf->align_mask_width = meta_int(L, "dpt.align_mask_width", -1000000, 1000000);
     inf->use_learnable_pe = meta_int(L, "dpt.use_learnable_pe", 0, 1);
     inf->use_indicator = meta_int(L, "dpt.use_indicator", 0, 1);
-    n->D = inf->feature_dim = meta_int(L, "dpt.feature_dim", 2, 1 << 16);
+    n->D = inf->feature_dim = meta_int(L, "dpt.feature_dim", 2, MODEL_MAX_WIDTH);
     n->n_heads = inf->n_heads = meta_int(L, "dpt.n_heads", 1, 1024);
     n->n_layers = inf->n_layers = meta_int(L, "dpt.n_layers", 1, 256);
     inf->mlp_ratio = meta_int(L, "dpt.mlp_ratio", 1, 64);
-    n->L = inf->n_motions = meta_int(L, "dpt.n_motions", 1, 100000);
-    n->Lp = inf->n_prev_motions = meta_int(L, "dpt.n_prev_motions", 1, 100000);
+    n->L = inf->n_motions = meta_int(L, "dpt.n_motions", 1, MODEL_MAX_MOTIONS);
+    n->Lp = inf->n_prev_motions = meta_int(L, "dpt.n_prev_motions", 1, MODEL_MAX_MOTIONS);
     inf->fps = meta_int(L, "dpt.fps", 1, 1000);
     inf->pad_replicate = meta_choice(L, "dpt.pad_mode", pads);
     if (failed(L)) return;
@@ -527,11 +535,11 @@ static void load_style(loader *L) {
     dpt_style_encoder *s = &m->style;
     s->present = meta_int(L, "style.present", 0, 1);
     if (failed(L) || !s->present) return;
-    s->D = meta_int(L, "style.feature_dim", 2, 1 << 16);
+    s->D = meta_int(L, "style.feature_dim", 2, MODEL_MAX_WIDTH);
     s->n_heads = meta_int(L, "style.n_heads", 1, 1024);
     s->n_layers = meta_int(L, "style.n_layers", 1, 256);
     int ratio = meta_int(L, "style.mlp_ratio", 1, 64);
-    s->n_motions = meta_int(L, "style.n_motions", 1, 100000);
+    s->n_motions = meta_int(L, "style.n_motions", 1, MODEL_MAX_MOTIONS);
     s->no_head_pose = meta_int(L, "style.no_head_pose", 0, 1);
     meta_int(L, "style.fps", 1, 1000);
     if (failed(L)) return;

@@ -27,7 +27,9 @@
 #error "npy.c assumes a little-endian host (the .npy data is read and written in place)"
 #endif
 
-#define NPY_MAX_HEADER (1u << 20)     /* numpy's own headers are < 1 KB */
+/* Limits (dpt.h, "NumPy files"): checked before allocating. An array is allocated only once the
+ * file (or the inflated entry) is seen to hold all of its data. */
+#define NPY_MAX_HEADER 65536u         /* numpy's own headers are < 1 KB (and it reads <= 10000) */
 #define NPY_MAX_DIMS 4
 #define ZIP_MAX32 0xFFFFFFFFu
 #define ZIP_EOCD_SIZE 22u
@@ -86,8 +88,9 @@ static dpt_status npy_header_size(const uint8_t *b, size_t len, size_t *hsize, c
     if (len < pre) return dpt_fail(err, DPT_ERR_FORMAT, "%s: truncated .npy header", what);
     uint32_t hl = major == 1 ? rd16(b + 8) : rd32(b + 8);
     if (hl > NPY_MAX_HEADER)
-        return dpt_fail(err, DPT_ERR_FORMAT, "%s: .npy header of %u bytes is implausibly large",
-                        what, hl);
+        return dpt_fail(err, DPT_ERR_FORMAT,
+                        "%s: .npy header of %u bytes is over the limit of %u bytes", what, hl,
+                        NPY_MAX_HEADER);
     *hsize = pre + hl;
     return DPT_OK;
 }
@@ -260,20 +263,39 @@ static dpt_status npy_alloc_out(const npy_header *h, dpt_array *out, const char 
     return DPT_OK;
 }
 
-/* A whole .npy held in memory (an .npz entry). */
-static dpt_status npy_parse_mem(const uint8_t *b, size_t len, dpt_array *out, const char *what,
-                                dpt_error *err) {
+/* A whole .npy held in malloc'ed memory (an inflated .npz entry): converted in place and kept as
+ * the array's data (no second copy of a large entry); b is freed on failure. */
+static dpt_status npy_parse_owned(uint8_t *b, size_t len, dpt_array *out, const char *what,
+                                  dpt_error *err) {
     size_t hsize;
-    dpt_status st = npy_header_size(b, len, &hsize, what, err);
-    if (st != DPT_OK) return st;
-    if (hsize > len) return dpt_fail(err, DPT_ERR_FORMAT, "%s: truncated .npy header", what);
     npy_header h;
-    if ((st = npy_parse_header(b, hsize, &h, what, err)) != DPT_OK) return st;
-    if (len - hsize < h.nbytes)
-        return dpt_fail(err, DPT_ERR_FORMAT, "%s: data truncated (%zu of %zu bytes)", what,
-                        len - hsize, h.nbytes);
-    if ((st = npy_alloc_out(&h, out, what, err)) != DPT_OK) return st;
-    npy_convert(b + hsize, h.count, h.f64, out->data);
+    dpt_status st = npy_header_size(b, len, &hsize, what, err);
+    if (st == DPT_OK && hsize > len)
+        st = dpt_fail(err, DPT_ERR_FORMAT, "%s: truncated .npy header", what);
+    if (st == DPT_OK) st = npy_parse_header(b, hsize, &h, what, err);
+    if (st == DPT_OK && len - hsize < h.nbytes)
+        st = dpt_fail(err, DPT_ERR_FORMAT, "%s: data truncated (%zu of %zu bytes)", what,
+                      len - hsize, h.nbytes);
+    if (st != DPT_OK) {
+        free(b);
+        return st;
+    }
+    /* float i lands at 4i, below the bytes of every later source value (hsize + 4i or 8i) */
+    if (!h.f64) {
+        memmove(b, b + hsize, h.count * sizeof(float));
+    } else {
+        for (size_t i = 0; i < h.count; i++) {
+            double d;
+            memcpy(&d, b + hsize + 8 * i, 8);
+            float f = (float)d;
+            memcpy(b + 4 * i, &f, sizeof f);
+        }
+    }
+    size_t keep = (h.count ? h.count : 1) * sizeof(float);
+    uint8_t *shrunk = keep < len ? realloc(b, keep) : b;
+    out->data = (float *)(void *)(shrunk ? shrunk : b);
+    out->ndim = h.ndim;
+    for (int i = 0; i < h.ndim; i++) out->shape[i] = h.shape[i];
     return DPT_OK;
 }
 
@@ -649,10 +671,7 @@ dpt_status dpt_npz_read(const char *path, const char *key, dpt_array *out, dpt_e
         uint8_t *raw;
         size_t len;
         st = zip_read_entry(&z, &e, &raw, &len, what, err);
-        if (st == DPT_OK) {
-            st = npy_parse_mem(raw, len, out, what, err);
-            free(raw);
-        }
+        if (st == DPT_OK) st = npy_parse_owned(raw, len, out, what, err);
     }
     zip_close(&z);
     return st;
@@ -709,6 +728,12 @@ static dpt_status check_array(int ndim, const int64_t *shape, const float *data,
 
 static int write_all(FILE *f, const void *p, size_t n) { return n == 0 || fwrite(p, 1, n, f) == n; }
 
+/* A failed write removes its half-written output, but never a device (/dev/full) or FIFO. */
+static int is_regular(FILE *f) {
+    struct stat s;
+    return fstat(fileno(f), &s) == 0 && S_ISREG(s.st_mode);
+}
+
 dpt_status dpt_npy_write(const char *path, const float *data, int ndim, const int64_t *shape,
                          dpt_error *err) {
     if (!path) return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_npy_write: NULL path");
@@ -721,13 +746,13 @@ dpt_status dpt_npy_write(const char *path, const float *data, int ndim, const in
     FILE *f = fopen(path, "wb");
     if (!f) return dpt_fail(err, DPT_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     int ok = write_all(f, hdr, hlen) && write_all(f, data, count * sizeof(float));
-    int e = errno;
+    int e = errno, regular = is_regular(f);
     if (fclose(f) != 0 && ok) {
         ok = 0;
         e = errno;
     }
     if (!ok) {
-        remove(path);
+        if (regular) remove(path);
         return dpt_fail(err, DPT_ERR_IO, "%s: write error: %s", path, strerror(e));
     }
     return DPT_OK;
@@ -923,9 +948,10 @@ dpt_status dpt_npz_write(const char *path, int n, const char *const *keys, const
         if (!write_all(f, b, ZIP_EOCD_SIZE))
             st = dpt_fail(err, DPT_ERR_IO, "%s: write error: %s", path, strerror(errno));
     }
+    int regular = is_regular(f);
     if (fclose(f) != 0 && st == DPT_OK)
         st = dpt_fail(err, DPT_ERR_IO, "%s: write error: %s", path, strerror(errno));
-    if (st != DPT_OK) remove(path);
+    if (st != DPT_OK && regular) remove(path);
     free(rec);
     return st;
 }

@@ -13,8 +13,13 @@
 #include <zlib.h>
 
 #define HEADER_SIZE 64u
+/* Limits (weights/FORMAT.md "Limits"): checked before anything is allocated from a count. The
+ * official models have ~350 tensors and ~60 metadata entries. */
 #define MAX_NAME 255u
 #define MAX_STRING 65535u
+#define MAX_TENSORS 65536u
+#define MAX_META 4096u
+#define MAX_ELEMENTS ((uint64_t)1 << 40)
 
 /* Bounds-checked little-endian cursor over [p, end). */
 typedef struct cursor {
@@ -190,6 +195,10 @@ static dpt_status parse(dpt_weights *w, dpt_error *err) {
                         "metadata or tensor table is corrupted",
                         path, crc, (uint32_t)c);
 
+    if (n_tensors > MAX_TENSORS || n_meta > MAX_META)
+        return dpt_fail(err, DPT_ERR_FORMAT,
+                        "%s: %u tensors / %u metadata entries exceed the limits of %u / %u", path,
+                        n_tensors, n_meta, MAX_TENSORS, MAX_META);
     /* Each metadata entry takes at least 2+1+1+8 bytes and each tensor entry at least
      * 2+1+1+1+8+8+8 bytes, so the counts are bounded by the block sizes. */
     if ((uint64_t)n_meta * 12u > meta_size || (uint64_t)n_tensors * 29u > table_size)
@@ -206,7 +215,11 @@ static dpt_status parse(dpt_weights *w, dpt_error *err) {
         size_t klen = (size_t)cur_le(&c1, 2);
         const uint8_t *k = cur_bytes(&c1, klen);
         int type = (int)cur_le(&c1, 1);
-        if (c1.bad || klen == 0 || klen > MAX_NAME || memchr(k, 0, klen))
+        if (klen > MAX_NAME)
+            return dpt_fail(err, DPT_ERR_FORMAT,
+                            "%s: metadata entry %u has a key of %zu bytes, over the limit of %u",
+                            path, i, klen, MAX_NAME);
+        if (c1.bad || klen == 0 || memchr(k, 0, klen))
             return dpt_fail(err, DPT_ERR_FORMAT, "%s: metadata entry %u is malformed", path, i);
         m->key = dup_str(k, klen);
         w->n_meta = (int)i + 1;
@@ -221,7 +234,11 @@ static dpt_status parse(dpt_weights *w, dpt_error *err) {
             m->i = 0;
         } else if (type == DPT_META_STRING) {
             size_t n = (size_t)cur_le(&c1, 4);
-            const uint8_t *s = n <= MAX_STRING ? cur_bytes(&c1, n) : NULL;
+            if (!c1.bad && n > MAX_STRING)
+                return dpt_fail(err, DPT_ERR_FORMAT,
+                                "%s: metadata '%s' is a string of %zu bytes, over the limit of %u",
+                                path, m->key, n, MAX_STRING);
+            const uint8_t *s = cur_bytes(&c1, n);
             if (c1.bad || (n > 0 && !s) || (s && memchr(s, 0, n)))
                 return dpt_fail(err, DPT_ERR_FORMAT, "%s: metadata '%s' has a malformed string",
                                 path, m->key);
@@ -247,7 +264,11 @@ static dpt_status parse(dpt_weights *w, dpt_error *err) {
         const uint8_t *nm = cur_bytes(&c2, nlen);
         int dtype = (int)cur_le(&c2, 1);
         int ndim = (int)cur_le(&c2, 1);
-        if (c2.bad || nlen == 0 || nlen > MAX_NAME || memchr(nm, 0, nlen))
+        if (nlen > MAX_NAME)
+            return dpt_fail(err, DPT_ERR_FORMAT,
+                            "%s: tensor table entry %u has a name of %zu bytes, over the limit of %u",
+                            path, i, nlen, MAX_NAME);
+        if (c2.bad || nlen == 0 || memchr(nm, 0, nlen))
             return dpt_fail(err, DPT_ERR_FORMAT, "%s: tensor table entry %u is malformed", path,
                             i);
         t->name = dup_str(nm, nlen);
@@ -265,9 +286,10 @@ static dpt_status parse(dpt_weights *w, dpt_error *err) {
         for (int d = 0; d < ndim; d++) {
             uint64_t dim = cur_le(&c2, 8);
             if (c2.bad) break;
-            if (dim == 0 || dim > ((uint64_t)1 << 40) || n_el > ((uint64_t)1 << 40) / dim)
-                return dpt_fail(err, DPT_ERR_FORMAT, "%s: tensor '%s' has an invalid shape",
-                                path, t->name);
+            if (dim == 0 || dim > MAX_ELEMENTS || n_el > MAX_ELEMENTS / dim)
+                return dpt_fail(err, DPT_ERR_FORMAT,
+                                "%s: tensor '%s' has an invalid shape (a dimension of 0, or more "
+                                "than the limit of 2^40 elements)", path, t->name);
             t->shape[d] = (int64_t)dim;
             n_el *= dim;
         }

@@ -335,6 +335,8 @@ START_TEST(t_to16k_errors) {
     check_error(&err, dpt_audio_to_16k(x, 100, 1, -8000.0, &y, &n, &err), DPT_ERR_INVALID_ARG, fn, "sample rate");
     check_error(&err, dpt_audio_to_16k(x, 100, 1, NAN, &y, &n, &err), DPT_ERR_INVALID_ARG, fn, "sample rate");
     check_error(&err, dpt_audio_to_16k(x, 100, 1, 1e9, &y, &n, &err), DPT_ERR_INVALID_ARG, fn, "sample rate");
+    check_error(&err, dpt_audio_to_16k(x, 100, 1, 999.5, &y, &n, &err), DPT_ERR_INVALID_ARG, fn,
+                "sample rate 999.5 Hz out of range [1000, 768000]");
     check_error(&err, dpt_audio_to_16k(NULL, 100, 1, 44100, &y, &n, &err), DPT_ERR_INVALID_ARG, fn, "NULL");
     check_error(&err, dpt_audio_to_16k(x, 100, 1, 44100, NULL, &n, &err), DPT_ERR_INVALID_ARG, fn, "NULL");
     x[37] = NAN;
@@ -458,13 +460,26 @@ START_TEST(t_load_errors) {
     nan_x[321] = NAN;
     p = write_sound(nan_x, 1000, 1, 16000, SF_FORMAT_WAV | SF_FORMAT_FLOAT, ".wav");
     check_error(&err, dpt_audio_load(p, &y, &n, &err), DPT_ERR_AUDIO, p, "frame 321");
-    /* over the limit: 3601 s at 100 Hz, 8-bit (360 KB) */
-    size_t long_n = 3601 * 100;
+    /* over the limit: 3601 s at 1000 Hz (the lowest rate accepted), 8-bit (3.6 MB) */
+    size_t long_n = 3601 * 1000;
     float *lx = calloc(long_n, sizeof(float));
-    p = write_sound(lx, (sf_count_t)long_n, 1, 100, SF_FORMAT_WAV | SF_FORMAT_PCM_U8, ".wav");
+    p = write_sound(lx, (sf_count_t)long_n, 1, 1000, SF_FORMAT_WAV | SF_FORMAT_PCM_U8, ".wav");
     free(lx);
     check_error(&err, dpt_audio_load(p, &y, &n, &err), DPT_ERR_UNSUPPORTED, p, "3601.0 s");
     ck_assert_ptr_null(y);
+    /* sample rates below 1 kHz (x16 samples once resampled) are refused from the header: 1 Hz and
+     * 999 Hz; 1000 Hz reads, 100 samples giving 1600 */
+    p = write_sound(tone, 181, 1, 1, SF_FORMAT_WAV | SF_FORMAT_FLOAT, ".wav");
+    check_error(&err, dpt_audio_load(p, &y, &n, &err), DPT_ERR_UNSUPPORTED, p,
+                "unsupported sample rate 1 Hz (1000 ... 768000 Hz)");
+    ck_assert_ptr_null(y);
+    p = write_sound(tone, 181, 1, 999, SF_FORMAT_WAV | SF_FORMAT_PCM_16, ".wav");
+    check_error(&err, dpt_audio_load(p, &y, &n, &err), DPT_ERR_UNSUPPORTED, p, "sample rate 999 Hz");
+    p = write_sound(tone, 100, 1, 1000, SF_FORMAT_WAV | SF_FORMAT_PCM_16, ".wav");
+    ck_assert_msg(dpt_audio_load(p, &y, &n, &err) == DPT_OK, "%s", err.message);
+    ck_assert_uint_eq(n, 1600);
+    dpt_free(y);
+    y = NULL;
     /* NULL arguments */
     ck_assert_int_eq(dpt_audio_load(NULL, &y, &n, &err), DPT_ERR_INVALID_ARG);
     ck_assert_int_eq(dpt_audio_load(good, NULL, &n, &err), DPT_ERR_INVALID_ARG);

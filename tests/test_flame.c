@@ -267,6 +267,71 @@ static dpt_flame *load_model(const model *m) {
     return f;
 }
 
+static uint64_t rd_le(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+static void wr_le(unsigned char *p, uint64_t v, int n) {
+    for (int i = 0; i < n; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* The model's file with tensor `name` declared d0 rows long (its data moved past the end of the
+ * file, which is extended as a sparse hole: no disk, nothing read before the count is checked). */
+static const char *write_huge_rows(const model *m, const char *name, int64_t d0) {
+    size_t n, s[12];
+    source_sizes(m, s);
+    unsigned char *b = serialise(m, &n, s);
+    const uint64_t table_off = rd_le(b + 32, 8), data_off = rd_le(b + 40, 8);
+    const uint64_t meta_size = rd_le(b + 48, 4), table_size = rd_le(b + 52, 4);
+    unsigned char *e = NULL;
+    for (size_t k = table_off; k + 2 + strlen(name) <= table_off + table_size; k++)
+        if (rd_le(b + k, 2) == strlen(name) && memcmp(b + k + 2, name, strlen(name)) == 0) e = b + k;
+    ck_assert_ptr_nonnull(e);
+    unsigned char *q = e + 2 + strlen(name);
+    const int ndim = q[1];
+    int64_t per_row = 4;
+    for (int d = 1; d < ndim; d++) per_row *= (int64_t)rd_le(q + 2 + 8 * d, 8);
+    const uint64_t off = (n - data_off + 63) / 64 * 64, nbytes = (uint64_t)d0 * (uint64_t)per_row;
+    wr_le(q + 2, (uint64_t)d0, 8);
+    wr_le(q + 2 + 8 * ndim, off, 8);
+    wr_le(q + 2 + 8 * ndim + 8, nbytes, 8);
+    const uint64_t size = data_off + off + nbytes;
+    wr_le(b + 8, size, 8);
+    uLong crc = crc32(0L, b, 56);
+    crc = crc32(crc, b + 64, (uInt)meta_size);
+    crc = crc32(crc, b + table_off, (uInt)table_size);
+    wr_le(b + 56, crc, 4);
+    const char *p = write_bytes(b, n);
+    free(b);
+    ck_assert_int_eq(truncate(p, (off_t)size), 0);
+    return p;
+}
+
+/* Counts from the file (vertices, faces, uv coordinates) beyond 2^24 are refused before the
+ * loader allocates anything from them; at 2^24 the file itself is checked (data present). */
+START_TEST(test_count_limits) {
+    model m;
+    make_model(&m, 1);
+    const char *const names[] = {"flame.v_template", "flame.faces", "flame.uv.vt"};
+    for (int k = 0; k < 3; k++) {
+        dpt_error err;
+        const char *p = write_huge_rows(&m, names[k], ((int64_t)1 << 24) + 1);
+        char path[256];
+        snprintf(path, sizeof path, "%s", p);
+        dpt_status st = load_path(p, &err);
+        ck_assert_msg(st == DPT_ERR_FORMAT, "%s: %d %s", names[k], st, err.message);
+        ck_assert_msg(strstr(err.message, path) && strstr(err.message, names[k]) &&
+                      strstr(err.message, "beyond the limit of 2^24"), "%s", err.message);
+    }
+    /* a count within the limit passes that check and fails on the data (here: wrong shapes) */
+    dpt_error err;
+    dpt_status st = load_path(write_huge_rows(&m, "flame.v_template", (int64_t)1 << 24), &err);
+    ck_assert_int_eq(st, DPT_ERR_FORMAT);
+    ck_assert_ptr_null(strstr(err.message, "2^24"));
+}
+END_TEST
+
 /* ---- loading ---- */
 
 START_TEST(test_loads_and_describes) {
@@ -545,6 +610,7 @@ int main(void) {
     tcase_add_test(tc, test_missing_and_unexpected_tensors);
     tcase_add_test(tc, test_argument_errors);
     tcase_add_test(tc, test_closed_form_values);
+    tcase_add_test(tc, test_count_limits);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

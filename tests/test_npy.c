@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "dpt.h"
 
@@ -408,7 +409,7 @@ START_TEST(t_npy_bad_files) {
     /* header length beyond the end of the file */
     BAD_NPY("\x93NUMPY\x01\x00\x76\x00{'descr'", 17, DPT_ERR_FORMAT, "truncated");
     /* v2 with an absurd header length */
-    BAD_NPY("\x93NUMPY\x02\x00\xff\xff\xff\x7f{", 13, DPT_ERR_FORMAT, "large");
+    BAD_NPY("\x93NUMPY\x02\x00\xff\xff\xff\x7f{", 13, DPT_ERR_FORMAT, "over the limit of 65536");
     /* unknown versions */
     BAD_NPY("\x93NUMPY\x04\x00\x10\x00{}", 12, DPT_ERR_UNSUPPORTED, "version");
     BAD_NPY("\x93NUMPY\x01\x01\x10\x00{}", 12, DPT_ERR_UNSUPPORTED, "version");
@@ -796,6 +797,162 @@ START_TEST(t_npz_damage) {
 }
 END_TEST
 
+/* ---- resource limits (dpt.h "NumPy files") ---- */
+
+static void wr16le(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+static void wr32le(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* A one-entry zip "a.npy" whose headers declare method, crc, csize and usize, followed by the
+ * n bytes of data (whatever they are). */
+static unsigned char *zip_one(uint32_t method, uint32_t crc, uint32_t csize, uint32_t usize,
+                              const void *data, size_t n, size_t *len) {
+    const char *name = "a.npy";
+    size_t nl = strlen(name), total = 30 + nl + n + 46 + nl + 22;
+    unsigned char *b = calloc(1, total), *p = b;
+    wr32le(p, 0x04034b50u);
+    wr16le(p + 4, 20);
+    wr16le(p + 8, method);
+    wr32le(p + 14, crc);
+    wr32le(p + 18, csize);
+    wr32le(p + 22, usize);
+    wr16le(p + 26, (uint32_t)nl);
+    memcpy(p + 30, name, nl);
+    if (n) memcpy(p + 30 + nl, data, n);
+    p += 30 + nl + n;
+    size_t cd_off = (size_t)(p - b);
+    wr32le(p, 0x02014b50u);
+    wr16le(p + 4, 20);
+    wr16le(p + 6, 20);
+    wr16le(p + 10, method);
+    wr32le(p + 16, crc);
+    wr32le(p + 20, csize);
+    wr32le(p + 24, usize);
+    wr16le(p + 28, (uint32_t)nl);
+    memcpy(p + 46, name, nl);
+    p += 46 + nl;
+    wr32le(p, 0x06054b50u);
+    wr16le(p + 8, 1);
+    wr16le(p + 10, 1);
+    wr32le(p + 12, (uint32_t)(46 + nl));
+    wr32le(p + 16, (uint32_t)cd_off);
+    *len = total;
+    return b;
+}
+
+/* Raw deflate of n zero bytes. */
+static unsigned char *deflate_zeros(size_t n, size_t *out_len) {
+    unsigned char *zeros = calloc(1, n), *out = malloc(n / 100 + 4096);
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    ck_assert_int_eq(deflateInit2(&zs, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    zs.next_in = zeros;
+    zs.avail_in = (uInt)n;
+    zs.next_out = out;
+    zs.avail_out = (uInt)(n / 100 + 4096);
+    ck_assert_int_eq(deflate(&zs, Z_FINISH), Z_STREAM_END);
+    *out_len = zs.total_out;
+    deflateEnd(&zs);
+    free(zeros);
+    return out;
+}
+
+START_TEST(t_limits) {
+    dpt_error err = {0};
+    dpt_array a;
+    const char *p;
+    size_t n;
+
+    /* .npy header length: 65536 bytes is the limit (accepted), 65537 is refused */
+    static unsigned char big[12 + 65537 + 4];
+    const char *dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }";
+    for (uint32_t hl = 65536; hl <= 65537; hl++) {
+        memcpy(big, "\x93NUMPY\x02\x00", 8);
+        wr32le(big + 8, hl);
+        memset(big + 12, ' ', hl);
+        memcpy(big + 12, dict, strlen(dict));
+        big[12 + hl - 1] = '\n';
+        const float one = 1.0f;
+        memcpy(big + 12 + hl, &one, 4);
+        dpt_status st = read_npy_bytes(big, 12 + hl + 4, &a, &err, &p);
+        if (hl == 65536) {
+            ck_assert_msg(st == DPT_OK, "%s", err.message);
+            ck_assert_float_eq(a.data[0], 1.0f);
+            dpt_array_free(&a);
+        } else {
+            check_error(&err, st, DPT_ERR_FORMAT, p, "header of 65537 bytes is over the limit of 65536");
+        }
+    }
+    /* a shape the file does not hold: refused before the array is allocated */
+    unsigned char *b = npy_v1("{'descr': '<f8', 'fortran_order': False, 'shape': (4000000000, 8), }", NULL, 0, &n);
+    dpt_status st = read_npy_bytes(b, n, &a, &err, &p);
+    check_error(&err, st, DPT_ERR_FORMAT, p, "data truncated");
+    free(b);
+
+    /* .npz entry over 1 GiB uncompressed (with compressed bytes enough for deflate's ratio) */
+    size_t csize = ((size_t)1 << 30) / 1032 + 4096;
+    unsigned char *junk = calloc(1, csize);
+    b = zip_one(8, 0, (uint32_t)csize, (1u << 30) + 1, junk, csize, &n);
+    p = write_bytes(b, n, ".npz");
+    check_error(&err, dpt_npz_read(p, "a", &a, &err), DPT_ERR_UNSUPPORTED, p,
+                "1073741825 bytes uncompressed is over the limit of 1073741824 bytes");
+    ck_assert_ptr_null(a.data);
+    free(b);
+    free(junk);
+    /* a declared size beyond deflate's ratio: refused before inflating */
+    size_t z;
+    unsigned char *bomb = deflate_zeros(64u << 20, &z);
+    b = zip_one(8, 0, 100, 10u << 20, bomb, 100, &n);
+    p = write_bytes(b, n, ".npz");
+    check_error(&err, dpt_npz_read(p, "a", &a, &err), DPT_ERR_FORMAT, p, "implausible uncompressed size");
+    free(b);
+    /* a bomb declaring less than it inflates to: inflation stops at the declared size */
+    b = zip_one(8, 0, (uint32_t)z, 1000, bomb, z, &n);
+    p = write_bytes(b, n, ".npz");
+    check_error(&err, dpt_npz_read(p, "a", &a, &err), DPT_ERR_FORMAT, p, "inflates to more than the declared 1000");
+    free(b);
+    free(bomb);
+    /* an honest, highly compressed entry below the limit reads (16 MiB of zeros) */
+    static float zeros[1 << 22];
+    const char *keys[1] = {"a"};
+    dpt_array arr[1] = {{1, {1 << 22}, zeros}};
+    p = tmp_path(".npz");
+    ck_assert_int_eq(dpt_npz_write(p, 1, keys, arr, 1, &err), DPT_OK);
+    ck_assert_msg(dpt_npz_read(p, "a", &a, &err) == DPT_OK, "%s", err.message);
+    ck_assert_int_eq(a.shape[0], 1 << 22);
+    ck_assert_float_eq(a.data[(1 << 22) - 1], 0.0f);
+    dpt_array_free(&a);
+}
+END_TEST
+
+/* float64 entries of an .npz are converted in place: the same values as dpt_npy_read gives */
+START_TEST(t_npz_float64_entry) {
+    dpt_error err = {0};
+    dpt_array a, r;
+    const char *p = write_bytes(np_v3_f64, sizeof np_v3_f64, ".npy");
+    ck_assert_int_eq(dpt_npy_read(p, &r, &err), DPT_OK);
+    size_t n;
+    uint32_t crc = (uint32_t)crc32(0, np_v3_f64, sizeof np_v3_f64);
+    unsigned char *b = zip_one(0, crc, sizeof np_v3_f64, sizeof np_v3_f64, np_v3_f64, sizeof np_v3_f64, &n);
+    p = write_bytes(b, n, ".npz");
+    free(b);
+    ck_assert_msg(dpt_npz_read(p, "a", &a, &err) == DPT_OK, "%s", err.message);
+    ck_assert_int_eq(a.ndim, r.ndim);
+    size_t count = 1;
+    for (int i = 0; i < r.ndim; i++) {
+        ck_assert_int_eq(a.shape[i], r.shape[i]);
+        count *= (size_t)r.shape[i];
+    }
+    ck_assert_int_eq(memcmp(a.data, r.data, count * sizeof(float)), 0);
+    dpt_array_free(&a);
+    dpt_array_free(&r);
+}
+END_TEST
+
 static void cleanup(void) {
     if (!tmp_dir[0]) return;
     char cmd[300];
@@ -824,6 +981,8 @@ int main(void) {
     tcase_add_test(tc, t_npz_write_errors);
     tcase_add_test(tc, t_npz_errors);
     tcase_add_test(tc, t_npz_damage);
+    tcase_add_test(tc, t_limits);
+    tcase_add_test(tc, t_npz_float64_entry);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

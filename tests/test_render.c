@@ -769,6 +769,21 @@ START_TEST(t_image_errors) {
     ck_assert_int_eq(dpt_image_read(tmp_path("empty.png"), &img, &err), DPT_ERR_FORMAT);
     ck_assert_int_eq(dpt_image_read(NULL, &img, &err), DPT_ERR_INVALID_ARG);
 
+    /* the side limit (8192), from the header before any pixel is allocated: PNG and JPEG */
+    write_png_kind(tmp_path("wide.png"), 8193, 1, PNG_COLOR_TYPE_RGB, 8);
+    ck_assert_int_eq(dpt_image_read(tmp_path("wide.png"), &img, &err), DPT_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(err.message, "wide.png: image size 8193 x 1 outside 1 ... 8192 per side"), "%s",
+                  err.message);
+    ck_assert_ptr_null(img.rgb);
+    write_jpeg(tmp_path("tall.jpg"), 2, 8193, 0);
+    ck_assert_int_eq(dpt_image_read(tmp_path("tall.jpg"), &img, &err), DPT_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(err.message, "tall.jpg: image size 2 x 8193 outside 1 ... 8192 per side"), "%s",
+                  err.message);
+    write_png_kind(tmp_path("edge.png"), 8192, 1, PNG_COLOR_TYPE_RGB, 8);
+    ck_assert_msg(dpt_image_read(tmp_path("edge.png"), &img, &err) == DPT_OK, "%s", err.message);
+    ck_assert_int_eq(img.width, 8192);
+    dpt_image_free(&img);
+
     /* every truncation of a PNG and a JPEG, and byte damage, fail with one line naming the file */
     write_png_kind(tmp_path("good.png"), 40, 30, PNG_COLOR_TYPE_RGB, 8);
     write_jpeg(tmp_path("good.jpg"), 40, 30, 0);

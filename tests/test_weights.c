@@ -516,6 +516,104 @@ START_TEST(test_semantic_errors) {
 }
 END_TEST
 
+/* Patch the u32 header field at `off` and recompute the header CRC (weights/FORMAT.md). */
+static void patch_header_u32(unsigned char *b, size_t off, uint32_t v) {
+    for (int i = 0; i < 4; i++) b[off + (size_t)i] = (unsigned char)(v >> (8 * i));
+    uint64_t meta_off = 0, table_off = 0;
+    for (int i = 7; i >= 0; i--) meta_off = meta_off << 8 | b[24 + i];
+    for (int i = 7; i >= 0; i--) table_off = table_off << 8 | b[32 + i];
+    uint32_t meta_size = (uint32_t)b[48] | (uint32_t)b[49] << 8 | (uint32_t)b[50] << 16 | (uint32_t)b[51] << 24;
+    uint32_t table_size = (uint32_t)b[52] | (uint32_t)b[53] << 8 | (uint32_t)b[54] << 16 | (uint32_t)b[55] << 24;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    crc = crc32(crc, b, 56);
+    crc = crc32(crc, b + meta_off, meta_size);
+    crc = crc32(crc, b + table_off, table_size);
+    for (int i = 0; i < 4; i++) b[56 + i] = (unsigned char)(crc >> (8 * i));
+}
+
+static void expect_bytes_reject(const unsigned char *b, size_t n, dpt_status want, const char *needle) {
+    dpt_error err;
+    dpt_status s = load_bytes(b, n, &err);
+    ck_assert_msg(s == want, "expected status %d (%s), got %d: %s", want, needle, s, err.message);
+    ck_assert_msg(strstr(err.message, needle) != NULL, "message '%s' lacks '%s'", err.message, needle);
+    ck_assert_msg(strstr(err.message, "/tmp/dpt_test_weights_") != NULL, "message '%s' does not name the file",
+                  err.message);
+}
+
+/* Resource limits (FORMAT.md "Limits"): counts and sizes past them are refused before anything is
+ * allocated from them, each with a line naming the file and the limit. */
+START_TEST(test_limits) {
+    dpt_weights *w = open_fixture();
+    static model_desc d;
+    size_t n;
+    unsigned char *b;
+
+    /* tensor and metadata counts (header fields at 20 and 16) */
+    desc_from(&d, w);
+    b = serialise(&d, &n);
+    patch_header_u32(b, 20, 65537);
+    expect_bytes_reject(b, n, DPT_ERR_FORMAT, "65537 tensors /");
+    expect_bytes_reject(b, n, DPT_ERR_FORMAT, "exceed the limits of 65536 / 4096");
+    patch_header_u32(b, 20, 65536); /* at the limit: refused only because the table is too small */
+    expect_bytes_reject(b, n, DPT_ERR_FORMAT, "cannot fit");
+    free(b);
+    b = serialise(&d, &n);
+    patch_header_u32(b, 16, 4097);
+    expect_bytes_reject(b, n, DPT_ERR_FORMAT, "limits of 65536 / 4096");
+    free(b);
+
+    /* string, key and name lengths */
+    static char long_s[65537], long_k[257];
+    memset(long_s, 'x', 65536);
+    long_s[65536] = '\0';
+    memset(long_k, 'k', 256);
+    long_k[256] = '\0';
+    desc_from(&d, w);
+    int k = meta_index(&d, "general.exporter");
+    d.meta[k].s = long_s;
+    expect_reject(&d, DPT_ERR_FORMAT, "string of 65536 bytes, over the limit of 65535");
+    long_s[65535] = '\0'; /* 65535: accepted by the container (and ignored by the model) */
+    size_t m;
+    unsigned char *ok = serialise(&d, &m);
+    dpt_error err;
+    ck_assert_int_eq(load_bytes(ok, m, &err), DPT_OK);
+    free(ok);
+    desc_from(&d, w);
+    d.meta[k].key = long_k;
+    expect_reject(&d, DPT_ERR_FORMAT, "key of 256 bytes, over the limit of 255");
+    desc_from(&d, w);
+    d.t[0].name = long_k;
+    expect_reject(&d, DPT_ERR_FORMAT, "name of 256 bytes, over the limit of 255");
+
+    /* dimensions: more than 2^40 elements */
+    desc_from(&d, w);
+    k = tensor_index(&d, "stats.exp_mean");
+    d.t[k].shape[0] = ((int64_t)1 << 40) + 1;
+    d.force_nbytes[k] = 0;
+    expect_reject(&d, DPT_ERR_FORMAT, "limit of 2^40 elements");
+    /* within it, but more than the file holds: refused before any allocation */
+    d.t[k].shape[0] = (int64_t)1 << 38;
+    d.force_nbytes[k] = (int64_t)1 << 40;
+    expect_reject(&d, DPT_ERR_FORMAT, "lies outside the file's data area");
+
+    /* hyperparameters whose tables and windows would be absurd */
+    const struct { const char *key; int64_t v; const char *needle; } hp[] = {
+        {"dpt.n_diff_steps", 10001, "= 10001, expected 1..10000"},
+        {"dpt.feature_dim", 8193, "= 8193, expected 2..8192"},
+        {"dpt.n_motions", 10001, "= 10001, expected 1..10000"},
+        {"dpt.n_prev_motions", 10001, "= 10001, expected 1..10000"},
+        {"audio.hidden_size", 8193, "= 8193, expected 1..8192"},
+        {"style.n_motions", 10001, "= 10001, expected 1..10000"},
+    };
+    for (size_t i = 0; i < sizeof hp / sizeof hp[0]; i++) {
+        desc_from(&d, w);
+        d.meta[meta_index(&d, hp[i].key)].i = hp[i].v;
+        expect_reject(&d, DPT_ERR_FORMAT, hp[i].needle);
+    }
+    dpt_weights_close(w);
+}
+END_TEST
+
 START_TEST(test_strerror) {
     for (int s = 0; s <= DPT_ERR_CANCELLED; s++) {
         const char *m = dpt_strerror((dpt_status)s);
@@ -540,6 +638,7 @@ int main(void) {
     tcase_add_test(tc, test_flipped_header_and_table_bytes);
     tcase_add_test(tc, test_random_damage);
     tcase_add_test(tc, test_semantic_errors);
+    tcase_add_test(tc, test_limits);
     tcase_add_test(tc, test_strerror);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);

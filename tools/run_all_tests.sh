@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: C unit tests optimised, under ASan/UBSan and under TSan, one generation under valgrind, the fuzz corpora and kept crashers
-# replayed under ASan and a short libFuzzer pass over every target (tests/fuzz/), then the Python tests (exporter,
+# replayed under ASan and a short libFuzzer pass over every target (tests/fuzz/), a 100-job soak of batch mode
+# (tools/soak.py), then the Python tests (exporter,
 # reference parity), then the aarch64 build under qemu (`make test-aarch64`: C tests, the tiny
 # Python parity tests, the static program).
 # After the Python tests: the dpt Python package (make test-python-pkg: installed into a fresh venv, its tests).
@@ -19,6 +20,7 @@ make -s test-tsan 2>&1 | tee "$log/tsan"; t_rc=${PIPESTATUS[0]}
 make -s test-valgrind 2>&1 | tee "$log/vg"; vg_rc=${PIPESTATUS[0]}
 make -s test-fuzz-regress 2>&1 | tee "$log/fr"; fr_rc=${PIPESTATUS[0]}
 make -s fuzz-short 2>&1 | tee "$log/fz"; fz_rc=${PIPESTATUS[0]}
+make -s soak-short 2>&1 | tee "$log/sk"; sk_rc=${PIPESTATUS[0]}
 make -s test-python 2>&1 | tee "$log/py"; p_rc=${PIPESTATUS[0]}
 make -s test-python-pkg 2>&1 | tee "$log/pkg"; k_rc=${PIPESTATUS[0]}
 tools/test_aarch64.sh 2>&1 | tee "$log/arm"; r_rc=${PIPESTATUS[0]}
@@ -30,6 +32,7 @@ k_line=$(grep -E '(passed|failed|error)' "$log/pkg" | tail -n1)
 t_line=$(grep -E '^C tests \(build-tsan\)' "$log/tsan" | tail -n1)
 vg_line=$(grep -E '^valgrind: ' "$log/vg" | tail -n1 | sed -E 's/^valgrind: //')
 fr_line=$(grep -E '^fuzz regress \(' "$log/fr" | tail -n1 | sed -E 's/^fuzz regress \([^)]*\): //')
+sk_line=$(grep -E '^soak: [0-9]+ jobs' "$log/sk" | tail -n1 | sed -E 's/^soak: //')
 fz_line=$(grep -E '^fuzz \(' "$log/fz" | tail -n1 | sed -E 's/^fuzz \([^)]*\): //')
 if [ "$r_rc" = 77 ]; then
   r_line="skipped ($(grep -E 'skipped' "$log/arm" | tail -n1 | sed -E 's/^test_aarch64: //; s/; skipped$//'))"
@@ -38,7 +41,7 @@ else
   r_line=$(grep -E '^aarch64 qemu: ' "$log/arm" | tail -n1)
   r_line=${r_line#aarch64 qemu: }
 fi
-[ "$c_rc" = 0 ] && [ "$a_rc" = 0 ] && [ "$t_rc" = 0 ] && [ "$vg_rc" = 0 ] && [ "$fr_rc" = 0 ] && [ "$fz_rc" = 0 ] && [ "$p_rc" = 0 ] && [ "$k_rc" = 0 ] && [ "$r_rc" = 0 ] || status=1
-echo "SUMMARY: ${c_line:-C tests did not run} | ASan/UBSan: ${a_line#C tests (build-asan): } | TSan: ${t_line#C tests (build-tsan): } | valgrind: ${vg_line:-did not run} | fuzz regress: ${fr_line:-did not run} | fuzz (15 s/target): ${fz_line:-did not run} | Python: ${p_line:-did not run} | Python package: ${k_line:-did not run} | aarch64 qemu: ${r_line:-did not run} | $([ $status = 0 ] && echo OK || echo FAILED)"
+[ "$c_rc" = 0 ] && [ "$a_rc" = 0 ] && [ "$t_rc" = 0 ] && [ "$vg_rc" = 0 ] && [ "$fr_rc" = 0 ] && [ "$fz_rc" = 0 ] && [ "$sk_rc" = 0 ] && [ "$p_rc" = 0 ] && [ "$k_rc" = 0 ] && [ "$r_rc" = 0 ] || status=1
+echo "SUMMARY: ${c_line:-C tests did not run} | ASan/UBSan: ${a_line#C tests (build-asan): } | TSan: ${t_line#C tests (build-tsan): } | valgrind: ${vg_line:-did not run} | fuzz regress: ${fr_line:-did not run} | fuzz (15 s/target): ${fz_line:-did not run} | soak: ${sk_line:-did not run} | Python: ${p_line:-did not run} | Python package: ${k_line:-did not run} | aarch64 qemu: ${r_line:-did not run} | $([ $status = 0 ] && echo OK || echo FAILED)"
 rm -rf "$log"
 exit $status

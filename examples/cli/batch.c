@@ -1,5 +1,6 @@
 /* Batch jobs: a TSV file of "audio<TAB>shape<TAB>style<TAB>output[<TAB>plot]" lines, run with one
  * model load; failures are reported one line each and do not stop the others. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,7 +126,31 @@ int cli_jobs_read(const char *path, cli_jobs *jobs, cli_err *e) {
     return 0;
 }
 
-int cli_jobs_run(const char *path, const cli_jobs *jobs, cli_job_fn fn, void *user) {
+/* VmRSS and VmHWM of /proc/self/status in KiB (-1 if absent). */
+static void proc_memory(long *rss, long *hwm) {
+    *rss = *hwm = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "VmRSS:", 6)) *rss = strtol(line + 6, NULL, 10);
+        else if (!strncmp(line, "VmHWM:", 6)) *hwm = strtol(line + 6, NULL, 10);
+    }
+    fclose(f);
+}
+
+/* Open descriptors, not counting the directory stream's own. */
+static long proc_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    long n = 0;
+    for (struct dirent *de; (de = readdir(d));)
+        if (de->d_name[0] != '.') n++;
+    closedir(d);
+    return n - 1;
+}
+
+int cli_jobs_run(const char *path, const cli_jobs *jobs, cli_job_fn fn, void *user, FILE *stats) {
     int failed = jobs->n_bad;
     for (int i = 0; i < jobs->n; i++) {
         if (cli_interrupted()) {
@@ -133,10 +158,19 @@ int cli_jobs_run(const char *path, const cli_jobs *jobs, cli_job_fn fn, void *us
             return failed + jobs->n - i;
         }
         cli_err e = {{0}};
-        if (fn(user, &jobs->jobs[i], i, jobs->n, &e)) {
+        const int bad = fn(user, &jobs->jobs[i], i, jobs->n, &e) != 0;
+        if (bad) {
             fprintf(stderr, "%s: %s:%d: %s\n", cli_prog, path, jobs->jobs[i].line,
                     e.msg[0] ? e.msg : "failed");
             failed++;
+        }
+        if (stats) {
+            long rss, hwm;
+            proc_memory(&rss, &hwm);
+            long fds = proc_fds();
+            fprintf(stats, "%d\t%d\t%d\t%ld\t%ld\t%ld\n", i + 1, jobs->jobs[i].line, !bad,
+                    rss, hwm, fds < 0 ? -1 : fds - 1);
+            fflush(stats);
         }
     }
     return failed;

@@ -133,6 +133,8 @@ int cli_load_motion(const char *path, dpt_array *exp, dpt_array *pose, cli_err *
 typedef struct cli_outfile {
     char *path;   /* the final name */
     char *tmp;    /* the temporary, to be written by the caller */
+    int direct;   /* path is a device, FIFO or socket (/dev/stdout, /dev/full): tmp = path, written
+                     in place, never renamed over nor removed */
 } cli_outfile;
 
 /* Create the parent directories and the (empty) temporary. 0, or 1 with e. */
@@ -346,6 +348,9 @@ void cli_jobs_free(cli_jobs *jobs);
 /* Run fn on every job, continuing past failures; each failure is one line on stderr
  * ("prog: JOBS.tsv:LINE: message"). Returns the number of failed jobs (plus malformed lines). */
 typedef int (*cli_job_fn)(void *user, const cli_job *job, int index, int n_jobs, cli_err *e);
-int cli_jobs_run(const char *path, const cli_jobs *jobs, cli_job_fn fn, void *user);
+/* stats (or NULL): after each job one line "job<TAB>line<TAB>ok<TAB>rss_kib<TAB>hwm_kib<TAB>fds",
+ * flushed (the process's resident and peak memory, its open descriptors less stats' own; -1
+ * where /proc/self is not readable): the soak bench's figures (tools/soak.py). */
+int cli_jobs_run(const char *path, const cli_jobs *jobs, cli_job_fn fn, void *user, FILE *stats);
 
 #endif

@@ -1,7 +1,8 @@
 /* Outputs written under a temporary name beside their destination and renamed when complete, so
  * that a failing or interrupted run never leaves a half-written file and never clobbers a good
  * one. Files: ".NAME.tmp-XXXXXX.EXT" (the extension kept: ffmpeg picks its muxer by it);
- * directories of frames: ".DIR.tmp-XXXXXX", whose files are moved into DIR at the end. */
+ * directories of frames: ".DIR.tmp-XXXXXX", whose files are moved into DIR at the end. An existing
+ * destination that is not a regular file (/dev/stdout, /dev/full, a FIFO) is written in place. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -40,7 +41,19 @@ int cli_outfile_begin(cli_outfile *o, const char *path, cli_err *e) {
     memset(o, 0, sizeof *o);
     if (!*path || cli_ends_with(path, "/")) return cli_fail(e, "%s: the output needs a file name, not a directory", path);
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return cli_fail(e, "%s: is a directory", path);
+    int exists = stat(path, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode)) return cli_fail(e, "%s: is a directory", path);
+    if (exists && !S_ISREG(st.st_mode)) {
+        /* not a file that a rename could replace (and a rename would replace the device node) */
+        o->path = strdup(path);
+        o->tmp = strdup(path);
+        o->direct = 1;
+        if (!o->path || !o->tmp) {
+            cli_outfile_discard(o);
+            return cli_fail(e, "out of memory");
+        }
+        return 0;
+    }
     if (cli_make_parents(path, e)) return 1;
     o->path = strdup(path);
     const char *sfx = suffix_of(path);
@@ -63,7 +76,7 @@ int cli_outfile_begin(cli_outfile *o, const char *path, cli_err *e) {
 }
 
 int cli_outfile_commit(cli_outfile *o, cli_err *e) {
-    if (rename(o->tmp, o->path) != 0) {
+    if (!o->direct && rename(o->tmp, o->path) != 0) {
         int rc = cli_fail(e, "%s: cannot rename the finished file into place: %s", o->path, strerror(errno));
         cli_outfile_discard(o);
         return rc;
@@ -75,10 +88,11 @@ int cli_outfile_commit(cli_outfile *o, cli_err *e) {
 }
 
 void cli_outfile_discard(cli_outfile *o) {
-    if (o->tmp) unlink(o->tmp);
+    if (o->tmp && !o->direct) unlink(o->tmp);
     free(o->tmp);
     free(o->path);
     o->tmp = o->path = NULL;
+    o->direct = 0;
 }
 
 /* msg with every occurrence of from replaced by to, into e. */

@@ -283,6 +283,38 @@ int cli_video_write(cli_video *v, const uint8_t *yuv, cli_err *e) {
     return 1;
 }
 
+static uint64_t be(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v = v << 8 | p[i];
+    return v;
+}
+
+/* 1 if the file is a whole mp4: top-level boxes that end exactly at the end of the file, one of
+ * them the index ('moov'). ffmpeg exits 0 after some write errors (EFBIG, ENOSPC at the end),
+ * leaving a cut file that must not be renamed into place. */
+static int mp4_complete(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    int ok = 0, moov = 0;
+    if (fseeko(f, 0, SEEK_END) == 0) {
+        const uint64_t end = (uint64_t)ftello(f);
+        uint64_t pos = 0;
+        while (pos + 8 <= end) {
+            uint8_t h[16];
+            if (fseeko(f, (off_t)pos, SEEK_SET) != 0 || fread(h, 1, 8, f) != 8) break;
+            uint64_t size = be(h, 4);
+            if (size == 1 && fread(h + 8, 1, 8, f) == 8) size = be(h + 8, 8);
+            else if (size == 0) size = end - pos;   /* the last box, to the end of the file */
+            if (size < 8 || size > end - pos) break;
+            moov |= memcmp(h + 4, "moov", 4) == 0;
+            pos += size;
+        }
+        ok = moov && pos == end;
+    }
+    fclose(f);
+    return ok;
+}
+
 int cli_video_close(cli_video *v, cli_err *e) {
     int status = 0;
     if (!v->ended) {
@@ -295,6 +327,16 @@ int cli_video_close(cli_video *v, cli_err *e) {
         char why[512];
         ffmpeg_reason(v, status, why, sizeof why);
         cli_fail(e, "%s: ffmpeg failed: %s", v->out.path, why);
+        cli_video_abort(v);
+        return 1;
+    }
+    if (!v->out.direct && !mp4_complete(v->out.tmp)) {
+        char why[512];
+        ffmpeg_reason(v, status, why, sizeof why);
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s: ffmpeg wrote an incomplete file (disk full?)%s%s", v->out.path,
+                 v->ff_msg[0] ? ": " : "", v->ff_msg[0] ? why : "");
+        cli_outfile_fail(&v->out, e, msg);   /* ffmpeg's line names the temporary */
         cli_video_abort(v);
         return 1;
     }

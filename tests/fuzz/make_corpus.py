@@ -6,7 +6,7 @@
 Seeds are small valid (and a few near-valid) inputs of each format, so that the fuzzers start
 past the magic numbers: .dpt containers, a FLAME file of 8 vertices, .npy/.npz of the layouts
 the programs read, short audio files in the containers libsndfile decodes, batch files and
-option lists. Regenerating gives the same bytes (fixed seeds), except for the audio encoders'
+option lists, PNG and JPEG textures. Regenerating gives the same bytes (fixed seeds), except for the audio encoders'
 own metadata."""
 
 import io
@@ -37,6 +37,37 @@ def dpt_bytes(meta, tensors):
         p = pathlib.Path(t) / 'x.dpt'
         export.write_dpt(p, meta, tensors)
         return p.read_bytes()
+
+
+def npz_wrap_seeds():
+    """Odd first byte: the rest is one .npy that fuzz_npz.c wraps in a zip (1: stored, 3: deflated)."""
+    def npy(a):
+        b = io.BytesIO()
+        np.save(b, a)
+        return b.getvalue()
+    put('npz', 'wrap-stored-f64', b'\x01' + npy(np.arange(6, dtype=np.float64).reshape(2, 3) / 7))
+    put('npz', 'wrap-deflated-f32', b'\x03' + npy(np.linspace(-1, 1, 4, dtype=np.float32)))
+    put('npz', 'wrap-stored-0d', b'\x01' + npy(np.float32(2.0)))
+
+
+def image_seeds():
+    """PNG and JPEG seeds of the kinds a texture can be: RGB, grey, grey+alpha, RGBA, palette,
+    16-bit, interlaced; baseline, progressive and grey JPEG."""
+    from PIL import Image
+    rng = np.random.default_rng(3)
+    rgb = Image.fromarray(rng.integers(0, 256, (6, 5, 3), dtype=np.uint8), 'RGB')
+    for name, im, kw in (('rgb.png', rgb, {}), ('grey.png', rgb.convert('L'), {}),
+                         ('grey-alpha.png', rgb.convert('LA'), {}), ('rgba.png', rgb.convert('RGBA'), {}),
+                         ('palette.png', rgb.convert('P'), {}), ('interlaced.png', rgb, {'interlace': 1}),
+                         ('grey16.png', Image.fromarray((np.arange(30).reshape(6, 5) * 2000).astype(np.uint16)), {})):
+        b = io.BytesIO()
+        im.save(b, 'PNG', **kw)
+        put('image', name, b.getvalue())
+    for name, im, kw in (('rgb.jpg', rgb, {}), ('progressive.jpg', rgb, {'progressive': True}),
+                         ('grey.jpg', rgb.convert('L'), {})):
+        b = io.BytesIO()
+        im.save(b, 'JPEG', quality=90, **kw)
+        put('image', name, b.getvalue())
 
 
 def main():
@@ -90,6 +121,7 @@ def main():
         z.writestr('a.npy', npy(np.zeros(3, np.float64)))
         z.writestr('notes.txt', 'x')
     put('npz', 'mixed.npz', b.getvalue())
+    npz_wrap_seeds()
     # audio: short clips in the containers libsndfile decodes
     import soundfile as sf
     t = np.arange(800) / 8000.0
@@ -113,6 +145,7 @@ def main():
         b'--size\n640x480\n--format\nnpz\n--no-head\nfile')
     put('args', 'short.txt', b'-n\n0x10\n-sa\n-1e-3\n--steps\n25\n-f\njson\n--\n-h')
     put('args', 'bad.txt', b'--size\n0x0\n-n\n99999999999999999999\n--sa\nnan\n--model')
+    image_seeds()
 
 
 if __name__ == '__main__':

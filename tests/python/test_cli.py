@@ -364,7 +364,7 @@ def test_style_files(data, tmp_path):
 
 GEN_OPTIONS = ['-m', '-a', '-c', '-s', '-o', '-n', '-sa', '--scale-audio', '-ss', '--scale-style', '--cfg-mode',
                '--cfg-cond', '-dtr', '--dynamic-threshold-ratio', '--dt-min', '--dt-max', '--no-head', '--seed',
-               '--threads', '--format', '--quiet', '--plot', '--batch', '--style-start', '--steps', '--eta',
+               '--threads', '--format', '--quiet', '--plot', '--batch', '--batch-stats', '--style-start', '--steps', '--eta',
                '--noise-from', '--save-audio-features', '--audio-features', '--help']
 
 
