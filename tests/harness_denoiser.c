@@ -60,7 +60,10 @@ static size_t count(const dpt_array *a) {
 
 static int load_model(const char *path, dpt_model **m) {
     dpt_error err = {0};
-    if (dpt_model_load(path, NULL, m, &err) != DPT_OK) return die(err.message);
+    dpt_load_params lp = dpt_load_default_params();
+    const char *prec = getenv("DPT_TEST_PRECISION"); /* the bf16 parity tests */
+    if (prec && !strcmp(prec, "bf16")) lp.precision = DPT_PRECISION_BF16;
+    if (dpt_model_load(path, &lp, m, &err) != DPT_OK) return die(err.message);
     return 0;
 }
 

@@ -21,7 +21,8 @@ Prints one table and writes bench-results.json:
       vertices, 10092 faces, half the frame), tests/harness_render.c, against upstream's renderer
       (pyrender 0.1.45 through OSMesa, the scene of utils/renderer.py) on the same frames, same run.
   (s) streams: dpt-stream with 10 s of speech pushed at real-time pace, chunks of 25/50/100 frames x
-      10/25 steps x 1/2 threads: compute per chunk, real-time factor, latency audio -> frame.
+      10/25 steps x 1/2 threads (and 2 threads with --precision bf16): compute per chunk, real-time
+      factor, latency audio -> frame.
 Targets (issue 6) are printed beside the figures; nothing here is a test.
 
 Timings are the fastest of 3 rounds (the 500-step runs: one), measured interleaved.
@@ -140,10 +141,11 @@ def torch_forward_seconds(tmp, threads, repeat):
     return best
 
 
-def c_forward_seconds(model, inputs, threads, repeat, tmp):
+def c_forward_seconds(model, inputs, threads, repeat, tmp, precision='f32'):
+    env = dict(os.environ, DPT_TEST_PRECISION=precision)
     out = subprocess.run([str(BUILD / 'tests' / 'harness_denoiser'), 'forward', str(model), str(inputs),
                           str(tmp / 'out.npy'), '--threads', str(threads), '--repeat', str(repeat)],
-                         check=True, capture_output=True, text=True).stdout
+                         check=True, capture_output=True, text=True, env=env).stdout
     return float(re.search(r'seconds\s+([0-9.eE+-]+)', out).group(1))
 
 
@@ -362,25 +364,27 @@ def stream_section(tmp, res, rows, seconds=10.0):
     np.save(shape, np.zeros(100, np.float32))
     np.save(style, (0.5 * np.random.default_rng(1).standard_normal(lm_dp - 100)).astype(np.float32))
     out = {}
-    for th in (1, 2):
+    for th, prec in ((1, 'f32'), (2, 'f32'), (2, 'bf16')):
         for steps in (10, 25):
             for chunk in (25, 50, 100):
                 cmd = [str(BUILD / 'dpt-stream'), '-m', str(m32), '-a', str(clip), '-c', str(shape), '-s', str(style),
-                       '--realtime', '--chunk-frames', str(chunk), '--steps', str(steps), '--threads', str(th)]
+                       '--realtime', '--chunk-frames', str(chunk), '--steps', str(steps), '--threads', str(th),
+                       '--precision', prec]
                 p = subprocess.run(cmd, capture_output=True, text=True)
                 m = STREAM_RE.search(p.stderr)
                 if p.returncode != 0 or not m:
                     raise RuntimeError(f'dpt-stream failed: {p.stderr.strip()}')
                 frames, audio, comp, rtf, chunks, per, per_max, lat, lat_max = (float(g) for g in m.groups())
-                key = f'stream_chunk{chunk}_{steps}steps_{th}t'
-                out[key] = dict(chunk_frames=chunk, steps=steps, threads=th, frames=int(frames), audio_s=audio,
+                key = f'stream_chunk{chunk}_{steps}steps_{th}t' + ('_bf16' if prec == 'bf16' else '')
+                out[key] = dict(chunk_frames=chunk, steps=steps, threads=th, precision=prec, frames=int(frames), audio_s=audio,
                                 compute_s=comp, rtf=rtf, chunks=int(chunks), per_chunk_s=per, per_chunk_max_s=per_max,
                                 latency_mean_s=lat, latency_max_s=lat_max)
-                rows.append((f'(s) stream, chunk {chunk}, {steps} steps, {th} thread{"s" if th > 1 else ""}',
+                rows.append((f'(s) stream, chunk {chunk}, {steps} steps, {th} thread{"s" if th > 1 else ""}'
+                             + (', bf16' if prec == 'bf16' else ''),
                              f'{per:.2f} s per chunk (max {per_max:.2f}), real-time factor {rtf:.2f}, latency mean '
                              f'{lat:.2f} s, max {lat_max:.2f} s',
                              'target: some setting RTF < 0.5 and latency <= 1.5 s at 25 steps'
-                             if (chunk, steps, th) == (25, 25, 2) else ''))
+                             if (chunk, steps, th, prec) == (25, 25, 2, 'f32') else ''))
     res.update(out)
 
 
@@ -422,9 +426,10 @@ def main():
         best = {}
         for _ in range(ROUNDS):
             for th in (1, 2):
-                b = best.setdefault(th, dict(torch=(1e9, None, None), c=1e9, gf=0.0))
+                b = best.setdefault(th, dict(torch=(1e9, None, None), c=1e9, bf16=1e9, gf=0.0))
                 b['torch'] = min(b['torch'], torch_forward_seconds(tmp, th, 5), key=lambda r: r[0])
                 b['c'] = min(b['c'], c_forward_seconds(m32, inputs, th, 10, tmp))
+                b['bf16'] = min(b['bf16'], c_forward_seconds(m32, inputs, th, 10, tmp, 'bf16'))
                 b['gf'] = max(b['gf'], sgemm_gflops(shapes, th))
         for th in (1, 2):
             (tp, (intra, blas), cores), tc, gf = best[th]['torch'], best[th]['c'], best[th]['gf']
@@ -436,6 +441,10 @@ def main():
                          f'PyTorch {tp * 1e3:.1f} ms (torch {intra} + OpenBLAS {blas} threads, '
                          f'{cores:.2f} cores busy), C {tc * 1e3:.1f} ms: C {tp / tc:.2f}x faster',
                          'target >= 1.5x'))
+            tb = best[th]['bf16']
+            res[f'forward_{th}t']['c_bf16_s'] = tb
+            rows.append((f'(a) denoiser forward, bf16, {th} thread{"s" if th > 1 else ""}',
+                         f'C bf16 {tb * 1e3:.1f} ms: {tc / tb:.2f}x C f32, {tp / tb:.2f}x PyTorch', ''))
             rows.append((f'(b) C GFLOP/s vs sgemm, {th} thread{"s" if th > 1 else ""}',
                          f'C {flops / tc / 1e9:.1f} GFLOP/s (on its own work), sgemm {gf:.1f} GFLOP/s: '
                          f'{100 * flops / tc / 1e9 / gf:.0f}%', 'target >= 80%'))

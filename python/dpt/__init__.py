@@ -326,10 +326,13 @@ class Model(_dpt._Model):
     `threads=` option runs that call on threads of its own). The model may be shared by any number
     of Python threads; results are bit-identical whatever the thread counts. mmap=False reads the
     file instead of mapping it (as dpt_load_params.use_mmap = 0): its matrices are not prepacked,
-    so results may differ from a mapped load (and from dpt-generate) in the last bits."""
+    so results may differ from a mapped load (and from dpt-generate) in the last bits.
+    precision='bf16' computes the denoiser's matrix products with bfloat16 operands and float32
+    sums (dpt-generate --precision bf16: about twice as fast on CPUs with AVX512-BF16, README
+    gives its deviation from float32); 'f32' (default) is the reference arithmetic."""
 
-    def __init__(self, path: PathLike, threads: int = 0, mmap: bool = True) -> None:
-        super().__init__(path, threads, mmap)
+    def __init__(self, path: PathLike, threads: int = 0, mmap: bool = True, precision: str = 'f32') -> None:
+        super().__init__(path, threads, mmap, precision)
 
     def __repr__(self) -> str:
         i = self._info

@@ -391,12 +391,21 @@ static void Model_dealloc(ModelObject *self) {
 }
 
 static int Model_init(ModelObject *self, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"path", "threads", "mmap", NULL};
+    static char *kwlist[] = {"path", "threads", "mmap", "precision", NULL};
     PyObject *path_obj;
     int threads = 0, use_mmap = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|ip", kwlist, PyUnicode_FSConverter, &path_obj, &threads,
-                                     &use_mmap))
+    const char *precision = "f32";
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|ips", kwlist, PyUnicode_FSConverter, &path_obj, &threads,
+                                     &use_mmap, &precision))
         return -1;
+    int prec;
+    if (!strcmp(precision, "f32")) prec = DPT_PRECISION_F32;
+    else if (!strcmp(precision, "bf16")) prec = DPT_PRECISION_BF16;
+    else {
+        Py_DECREF(path_obj);
+        invalid("precision: '%s' is not 'f32' or 'bf16'", precision);
+        return -1;
+    }
     if (self->model) {
         Py_DECREF(path_obj);
         PyErr_SetString(PyExc_RuntimeError, "Model already initialised");
@@ -409,6 +418,7 @@ static int Model_init(ModelObject *self, PyObject *args, PyObject *kw) {
     }
     dpt_load_params lp = dpt_load_default_params();
     lp.use_mmap = use_mmap;
+    lp.precision = prec;
     dpt_error err = {0};
     dpt_status st;
     dpt_model *m = NULL;
@@ -480,7 +490,7 @@ static PyObject *Model_info(ModelObject *self, void *closure) {
         {"n_tensors", i->n_tensors}, {"n_params_audio", i->n_params_audio},
         {"n_params_denoiser", i->n_params_denoiser}, {"n_params_style", i->n_params_style},
         {"n_params_total", i->n_params_total}, {"any_f16", i->any_f16},
-        {"file_size", (long long)i->file_size},
+        {"file_size", (long long)i->file_size}, {"precision", i->precision},
     };
     for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) {
         PyObject *v = PyLong_FromLongLong(ints[k].v);
@@ -491,8 +501,9 @@ static PyObject *Model_info(ModelObject *self, void *closure) {
         }
         Py_DECREF(v);
     }
-    const char *strs[][2] = {{"path", i->path}, {"diff_schedule", i->diff_schedule}, {"audio_model", i->audio_model}};
-    for (size_t k = 0; k < 3; k++) {
+    const char *strs[][2] = {{"path", i->path}, {"diff_schedule", i->diff_schedule}, {"audio_model", i->audio_model},
+                             {"precision_name", i->precision_name}};
+    for (size_t k = 0; k < 4; k++) {
         PyObject *v = PyUnicode_DecodeFSDefault(strs[k][1] ? strs[k][1] : "");
         if (!v || PyDict_SetItemString(d, strs[k][0], v) < 0) {
             Py_XDECREF(v);

@@ -732,3 +732,19 @@ def test_stub_of_the_extension_matches_it():
         assert hasattr(getattr(_dpt, owner) if owner else _dpt, name), (owner, name)
     public = {n for n in dir(_dpt) if not n.startswith('__')}
     assert public == {n for o, n in names if o is None}
+
+
+def test_bf16_precision_equals_cli(tmp_path):
+    """Model(precision='bf16') gives dpt-generate --precision bf16's bits, differs from f32, and an
+    unknown precision is a dpt.InvalidArgumentError naming it."""
+    m = dpt.Model(DEMO_MODEL, threads=2, precision='bf16')
+    assert m.info['precision'] == 1 and m.info['precision_name'].startswith('bf16')
+    shape = np.zeros(100, np.float32)
+    ref = cli_generate(tmp_path, SPEECH, shape, None, ['--cfg-cond', 'audio', '--seed', '2', '--precision', 'bf16'], 1)
+    out = m.generate(SPEECH, shape, cfg_cond='audio', seed=2)
+    np.testing.assert_array_equal(out['exp'], ref['exp'])
+    np.testing.assert_array_equal(out['pose'], ref['pose'])
+    f32 = dpt.Model(DEMO_MODEL, threads=2).generate(SPEECH, shape, cfg_cond='audio', seed=2)
+    assert not np.array_equal(f32['exp'], out['exp'])
+    with pytest.raises(dpt.InvalidArgumentError, match="precision: 'f8'"):
+        dpt.Model(DEMO_MODEL, precision='f8')

@@ -55,6 +55,25 @@ def test_forward_official(tmp_path):
     check_forward('official', {}, [1, 250, 500], tmp_path)
 
 
+BF16_FWD_TOL = 1e-2   # README "bf16": measured per forward, bound with margin
+
+
+def test_forward_official_bf16(tmp_path, monkeypatch):
+    """One denoiser forward with the model loaded at DPT_PRECISION_BF16 against the float32
+    reference, official size, t = 1, 250, 500: within BF16_FWD_TOL × max|ref|, and not within the
+    float32 tolerance (bf16 really ran)."""
+    monkeypatch.setenv('DPT_TEST_PRECISION', 'bf16')
+    model, ck = hs.cached_model('official')
+    lm = hs.ref_model(ck)
+    errs = {}
+    for t in (1, 250, 500):
+        inputs, ne = hs.ref_forward_inputs(lm, 2, t, seed=t)
+        c = run_forward(model, inputs, tmp_path)
+        errs[t] = hs.max_rel_err(c, hs.ref_denoise(ck, inputs)[:, -lm.L:])
+        print(f'official bf16 t={t}: max rel err {errs[t]:.2e}')
+    assert max(errs.values()) <= BF16_FWD_TOL and min(errs.values()) > TOL, errs
+
+
 def test_forward_official_f16(tmp_path):
     """An f16 model (matrices used in place as halves by the GEMM) against the reference whose checkpoint
     has the same matrices rounded to float16: the same computation, so the same tolerance."""

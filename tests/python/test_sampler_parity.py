@@ -498,3 +498,42 @@ def test_stream_chunk_mode_matches_reference(size, windows, k, ctx, tmp_path):
     e1, e2 = hs.max_rel_err(exp, exp_r), hs.max_rel_err(pose, pose_r)
     print(f'stream chunk {size} k={k} ctx={c}: {len(rows)} frames, exp {e1:.2e}, pose {e2:.2e}')
     assert e1 <= TOL and e2 <= TOL
+
+
+BF16_TOL = 2e-2   # README "bf16": measured 5e-3..1e-2 of max|ref| on these cases, bound with margin
+
+
+@pytest.mark.parametrize('emulate', [False, True])
+def test_bf16_against_reference(emulate, tmp_path):
+    """dpt-generate --precision bf16 from the reference's own audio features (so that only the
+    denoiser's arithmetic differs) vs the float32 reference's Demo.infer_coeffs with replayed draws,
+    official size, 20-step schedule, 2 windows: within BF16_TOL × max|ref|; the same run at float32
+    is within TOL (the bound bf16 is allowed to exceed). Also with DPT_BF16=emulate."""
+    import helpers_hubert
+    model, ck = hs.cached_model('official', n_diff_steps=20)
+    lm = hs.ref_model(ck)
+    samples = helpers_hubert.clip(layout(lm.L, 2), seed=12)
+    feats = helpers_hubert.reference(ck['denoiser'], samples, stages=False)['audio_feat']
+    shape = np.random.default_rng(2).normal(0, 1, 100).astype(np.float32)
+    style = np.random.default_rng(3).normal(0, 0.5, lm.dp - 100).astype(np.float32)
+    exp_r, pose_r, draws = hs.ref_generate(ck, feats, len(samples), shape, style, N=1)
+    np.save(tmp_path / 'feats.npy', feats)
+    np.save(tmp_path / 'shape.npy', shape)
+    np.save(tmp_path / 'style.npy', style)
+    write_wav(tmp_path / 'speech.wav', samples)
+    env = dict(os.environ, **({'DPT_BF16': 'emulate'} if emulate else {}))
+    errs = {}
+    for prec in ('f32', 'bf16'):
+        out = tmp_path / f'{prec}.npz'
+        r = subprocess.run([str(helpers.BUILD / 'dpt-generate'), '-m', model, '-a', tmp_path / 'speech.wav',
+                            '--audio-features', tmp_path / 'feats.npy', '-c', tmp_path / 'shape.npy',
+                            '-s', tmp_path / 'style.npy', '-o', out, '--noise-from', draws, '--threads', '2',
+                            '--precision', prec], capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        z = np.load(out)
+        errs[prec] = (hs.max_rel_err(z['exp'], exp_r[0]), hs.max_rel_err(z['pose'], pose_r[0]))
+    print(f'official, 20 steps, {"emulated" if emulate else "native"} bf16: exp {errs["bf16"][0]:.2e}, '
+          f'pose {errs["bf16"][1]:.2e}; f32: exp {errs["f32"][0]:.2e}, pose {errs["f32"][1]:.2e}')
+    assert max(errs['f32']) <= TOL
+    assert max(errs['bf16']) <= BF16_TOL
+    assert max(errs['bf16']) > max(errs['f32'])     # bf16 really ran
