@@ -93,8 +93,9 @@ typedef struct dpt_model dpt_model;
  *                     activations rounded to bfloat16 per product, products summed in float32:
  *                     about twice as fast on CPUs with AVX512-BF16 (Zen 4, Sapphire Rapids),
  *                     emulated (same rounding, float32 speed) elsewhere; README gives the measured
- *                     deviation from float32. Attention, normalisations, the audio and style
- *                     encoders stay float32. */
+ *                     deviation from float32. The audio encoder's linear layers too; its
+ *                     convolutions, attention scores, normalisations and the style encoder stay
+ *                     float32. */
 #define DPT_PRECISION_F32 0
 #define DPT_PRECISION_BF16 1
 

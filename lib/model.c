@@ -645,6 +645,16 @@ static void pack_denoiser(loader *L) {
     pack_linear(L, &n->step_map2);
     pack_linear(L, &n->dec1);
     pack_linear(L, &n->dec2);
+    if (L->precision == DPT_PRECISION_BF16) { /* the audio encoder's matrices too (f32: BLAS/own SGEMM as stored) */
+        dpt_audio_encoder *a = &L->m->audio;
+        for (int l = 0; l < a->n_layers && a->layers; l++) {
+            dpt_audio_layer *y = &a->layers[l];
+            dpt_linear *lins[] = {&y->q, &y->k, &y->v, &y->out, &y->ff_in, &y->ff_out};
+            for (size_t i = 0; i < sizeof lins / sizeof lins[0]; i++) pack_linear(L, lins[i]);
+        }
+        pack_linear(L, &a->fp_proj);
+        pack_linear(L, &a->feature_map);
+    }
 }
 
 dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_model **out,

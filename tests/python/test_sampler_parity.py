@@ -506,7 +506,8 @@ BF16_TOL = 2e-2   # README "bf16": measured 5e-3..1e-2 of max|ref| on these case
 @pytest.mark.parametrize('emulate', [False, True])
 def test_bf16_against_reference(emulate, tmp_path):
     """dpt-generate --precision bf16 from the reference's own audio features (so that only the
-    denoiser's arithmetic differs) vs the float32 reference's Demo.infer_coeffs with replayed draws,
+    denoiser's arithmetic differs), and from the WAV (the encoder's linear layers in bf16 too), vs
+    the float32 reference's Demo.infer_coeffs with replayed draws,
     official size, 20-step schedule, 2 windows: within BF16_TOL × max|ref|; the same run at float32
     is within TOL (the bound bf16 is allowed to exceed). Also with DPT_BF16=emulate."""
     import helpers_hubert
@@ -523,17 +524,19 @@ def test_bf16_against_reference(emulate, tmp_path):
     write_wav(tmp_path / 'speech.wav', samples)
     env = dict(os.environ, **({'DPT_BF16': 'emulate'} if emulate else {}))
     errs = {}
-    for prec in ('f32', 'bf16'):
+    for prec in ('f32', 'bf16', 'bf16-encoder'):
         out = tmp_path / f'{prec}.npz'
+        feats_arg = [] if prec == 'bf16-encoder' else ['--audio-features', tmp_path / 'feats.npy']
         r = subprocess.run([str(helpers.BUILD / 'dpt-generate'), '-m', model, '-a', tmp_path / 'speech.wav',
-                            '--audio-features', tmp_path / 'feats.npy', '-c', tmp_path / 'shape.npy',
+                            *feats_arg, '-c', tmp_path / 'shape.npy',
                             '-s', tmp_path / 'style.npy', '-o', out, '--noise-from', draws, '--threads', '2',
-                            '--precision', prec], capture_output=True, text=True, env=env)
+                            '--precision', prec[:4]], capture_output=True, text=True, env=env)
         assert r.returncode == 0, r.stderr
         z = np.load(out)
         errs[prec] = (hs.max_rel_err(z['exp'], exp_r[0]), hs.max_rel_err(z['pose'], pose_r[0]))
     print(f'official, 20 steps, {"emulated" if emulate else "native"} bf16: exp {errs["bf16"][0]:.2e}, '
-          f'pose {errs["bf16"][1]:.2e}; f32: exp {errs["f32"][0]:.2e}, pose {errs["f32"][1]:.2e}')
+          f'pose {errs["bf16"][1]:.2e}; with the bf16 encoder: exp {errs["bf16-encoder"][0]:.2e}, pose '
+          f'{errs["bf16-encoder"][1]:.2e}; f32: exp {errs["f32"][0]:.2e}, pose {errs["f32"][1]:.2e}')
     assert max(errs['f32']) <= TOL
-    assert max(errs['bf16']) <= BF16_TOL
+    assert max(errs['bf16']) <= BF16_TOL and max(errs['bf16-encoder']) <= BF16_TOL
     assert max(errs['bf16']) > max(errs['f32'])     # bf16 really ran
