@@ -504,7 +504,7 @@ BF16_TOL = 2e-2   # README "bf16": measured 5e-3..1e-2 of max|ref| on these case
 
 
 @pytest.mark.parametrize('emulate', [False, True])
-def test_bf16_against_reference(emulate, tmp_path):
+def test_bf16_official_against_reference(emulate, tmp_path):
     """dpt-generate --precision bf16 from the reference's own audio features (so that only the
     denoiser's arithmetic differs), and from the WAV (the encoder's linear layers in bf16 too), vs
     the float32 reference's Demo.infer_coeffs with replayed draws,
