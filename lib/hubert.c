@@ -114,8 +114,10 @@ static void linear_range(void *ctx, long c0, long c1, int tid) {
 static void par_linear(enc_par nt, const dpt_linear *lin, const float *x, int rows, float *y) {
     lin_ctx L = {lin, x, rows, y};
     /* few rows: not worth a thread per column block */
-    /* column blocks of 32: on the panel boundaries of every packing (bf16 panels are 32 wide) */
-    par_for((long)rows * lin->n_in < 4096 ? enc_one(nt) : nt, lin->n_out, 32, linear_range, &L);
+    /* column blocks of 96: on the panel boundaries of every packing (bf16 32, AVX2 16, NEON 12,
+     * scalar 8 columns wide), so that a packed matrix is never split off a boundary (its fallback
+     * would change the arithmetic with the thread count) */
+    par_for((long)rows * lin->n_in < 4096 ? enc_one(nt) : nt, lin->n_out, 96, linear_range, &L);
 }
 
 /* x = LayerNorm(x + r) (r may be NULL: plain LayerNorm), rows split */
