@@ -163,9 +163,16 @@ static dpt_status read_jpeg(const char *path, FILE *f, dpt_image *out, dpt_error
         jpeg_destroy_decompress(&cinfo);
         return dpt_fail(err, DPT_ERR_UNSUPPORTED, "%s: CMYK JPEG images are not supported (convert it to RGB)", path);
     }
+    /* the size from the header, before jpeg_start_decompress: for a progressive image that call
+     * allocates the whole image's coefficients (a fuzzed 24581 × 51462 header asked for 3.8 GB) */
+    dpt_status st = check_size(path, (long)cinfo.image_width, (long)cinfo.image_height, err);
+    if (st != DPT_OK) {
+        jpeg_destroy_decompress(&cinfo);
+        return st;
+    }
     cinfo.out_color_space = JCS_RGB;   /* grey is expanded by the library */
     jpeg_start_decompress(&cinfo);
-    dpt_status st = check_size(path, (long)cinfo.output_width, (long)cinfo.output_height, err);
+    st = check_size(path, (long)cinfo.output_width, (long)cinfo.output_height, err);
     if (st != DPT_OK || cinfo.output_components != 3) {
         jpeg_destroy_decompress(&cinfo);
         return st != DPT_OK ? st : dpt_fail(err, DPT_ERR_FORMAT, "%s: JPEG decoded to %d components, not RGB",

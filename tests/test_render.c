@@ -779,6 +779,13 @@ START_TEST(t_image_errors) {
     ck_assert_int_eq(dpt_image_read(tmp_path("tall.jpg"), &img, &err), DPT_ERR_UNSUPPORTED);
     ck_assert_msg(strstr(err.message, "tall.jpg: image size 2 x 8193 outside 1 ... 8192 per side"), "%s",
                   err.message);
+    /* fuzz image finding: a progressive JPEG whose header claims 24581 x 51462 (libjpeg would
+     * allocate the whole image's coefficients, 3.8 GB, in jpeg_start_decompress): refused from the
+     * header */
+    ck_assert_int_eq(dpt_image_read("tests/fuzz/regress/image/progressive-huge-header.jpg", &img, &err),
+                     DPT_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(err.message, "image size 24581 x 51462 outside 1 ... 8192 per side"), "%s", err.message);
+    ck_assert_ptr_null(img.rgb);
     write_png_kind(tmp_path("edge.png"), 8192, 1, PNG_COLOR_TYPE_RGB, 8);
     ck_assert_msg(dpt_image_read(tmp_path("edge.png"), &img, &err) == DPT_OK, "%s", err.message);
     ck_assert_int_eq(img.width, 8192);
