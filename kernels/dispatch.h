@@ -80,6 +80,13 @@ typedef struct dpt_k_ukr_bf16 {
 #ifdef DPT_K_HAVE_AVX2_BUILD
 extern const dpt_k_ukr_bf16 dpt_k_ukr_avx512bf16; /* gemm_avx512bf16.c */
 #endif
+/* How the GEMM drivers (gemm.c, gemm_bf16.c) share C out over a team: the thread count for an
+ * (m, n, k) product with (mr, nr) tiles, and whether columns (*split_n = 1) or rows are split;
+ * then thread tid's strip [i0, i1) × [j0, j1) of whole tiles. */
+int dpt_k_gemm_split(const dpt_k_team *team, int m, int n, int k, int mr, int nr, int *split_n);
+void dpt_k_gemm_strip(int m, int n, int mr, int nr, int split_n, int tid, int nt, int *i0, int *i1,
+                      int *j0, int *j1);
+
 /* bf16 GEMM from a native packing (gemm_bf16.c), called by dpt_k_sgemm_packed. */
 int dpt_k_bf16_gemm_packed(int m, int n0, int n1, float alpha, const float *a, int lda,
                            const dpt_k_packed *b, float beta, float *c, int ldc);

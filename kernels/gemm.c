@@ -328,16 +328,24 @@ static void gemm_block(const gemm_args *g, int i0, int i1, int j0, int j1) {
 /* Thread tid of nt: its strip of whole tiles. */
 static void gemm_task(void *ctx, int tid, int nt) {
     const gemm_args *g = ctx;
-    if (g->split_n) {
-        int nb = ceil_div(g->n, g->u->nr);
+    int i0, i1, j0, j1;
+    dpt_k_gemm_strip(g->m, g->n, g->u->mr, g->u->nr, g->split_n, tid, nt, &i0, &i1, &j0, &j1);
+    gemm_block(g, i0, i1, j0, j1);
+}
+
+void dpt_k_gemm_strip(int m, int n, int mr, int nr, int split_n, int tid, int nt, int *i0, int *i1,
+                      int *j0, int *j1) {
+    *i0 = 0, *i1 = m, *j0 = 0, *j1 = n;
+    if (split_n) {
+        int nb = ceil_div(n, nr);
         int b0 = (int)((long)nb * tid / nt), b1 = (int)((long)nb * (tid + 1) / nt);
-        int j0 = b0 * g->u->nr, j1 = b1 * g->u->nr < g->n ? b1 * g->u->nr : g->n;
-        gemm_block(g, 0, g->m, j0, j1);
+        *j0 = b0 * nr;
+        *j1 = b1 * nr < n ? b1 * nr : n;
     } else {
-        int mb = ceil_div(g->m, g->u->mr);
+        int mb = ceil_div(m, mr);
         int b0 = (int)((long)mb * tid / nt), b1 = (int)((long)mb * (tid + 1) / nt);
-        int i0 = b0 * g->u->mr, i1 = b1 * g->u->mr < g->m ? b1 * g->u->mr : g->m;
-        gemm_block(g, i0, i1, 0, g->n);
+        *i0 = b0 * mr;
+        *i1 = b1 * mr < m ? b1 * mr : m;
     }
 }
 
@@ -352,6 +360,18 @@ static void register_atfork(void) { pthread_atfork(NULL, NULL, slots_after_fork_
 
 /* Work below which an extra thread does not pay for waking it (flops per thread). */
 #define MIN_FLOPS_PER_THREAD 4.0e6
+
+int dpt_k_gemm_split(const dpt_k_team *team, int m, int n, int k, int mr, int nr, int *split_n) {
+    int nt = dpt_k_team_size(team);
+    double flops = 2.0 * m * n * (double)k;
+    if (flops / MIN_FLOPS_PER_THREAD < nt) nt = (int)(flops / MIN_FLOPS_PER_THREAD);
+    int nb = ceil_div(n, nr), mb = ceil_div(m, mr);
+    /* split the side with more tiles (the other operand is packed by every thread) */
+    *split_n = nb >= mb;
+    int parts = *split_n ? nb : mb;
+    if (nt > parts) nt = parts;
+    return nt < 1 ? 1 : nt;
+}
 
 static void sgemm(gemm_args *g) {
     const int m = g->m, n = g->n, k = g->k;
@@ -372,15 +392,7 @@ static void sgemm(gemm_args *g) {
     pthread_once(&g_atfork_once, register_atfork);
     /* inside a region: this thread alone; outside: the calling thread's GEMM team (tests) */
     dpt_k_team *team = dpt_k_gemm_team();
-    int nt = dpt_k_team_size(team);
-    double flops = 2.0 * m * n * (double)k;
-    if (flops / MIN_FLOPS_PER_THREAD < nt) nt = (int)(flops / MIN_FLOPS_PER_THREAD);
-    int nb = ceil_div(n, g->u->nr), mb = ceil_div(m, g->u->mr);
-    /* split the side with more tiles (the other operand is packed by every thread) */
-    g->split_n = nb >= mb;
-    int parts = g->split_n ? nb : mb;
-    if (nt > parts) nt = parts;
-    if (nt < 1) nt = 1;
+    int nt = dpt_k_gemm_split(team, m, n, k, g->u->mr, g->u->nr, &g->split_n);
     dpt_k_team_run(team, nt, gemm_task, g);
 }
 

@@ -220,18 +220,10 @@ static void bf16_block(const bf16_args *g, int i0, int i1, int j0, int j1) {
 }
 
 static void bf16_task(void *ctx, int tid, int nt) {
-    bf16_args *g = ctx;
-    if (g->split_n) {
-        int nb = ceil_div(g->n, g->u->nr);
-        int b0 = (int)((long)nb * tid / nt), b1 = (int)((long)nb * (tid + 1) / nt);
-        int j1 = b1 * g->u->nr < g->n ? b1 * g->u->nr : g->n;
-        bf16_block(g, 0, g->m, b0 * g->u->nr, j1);
-    } else {
-        int mb = ceil_div(g->m, g->u->mr);
-        int b0 = (int)((long)mb * tid / nt), b1 = (int)((long)mb * (tid + 1) / nt);
-        int i1 = b1 * g->u->mr < g->m ? b1 * g->u->mr : g->m;
-        bf16_block(g, b0 * g->u->mr, i1, 0, g->n);
-    }
+    const bf16_args *g = ctx;
+    int i0, i1, j0, j1;
+    dpt_k_gemm_strip(g->m, g->n, g->u->mr, g->u->nr, g->split_n, tid, nt, &i0, &i1, &j0, &j1);
+    bf16_block(g, i0, i1, j0, j1);
 }
 
 int dpt_k_bf16_gemm_packed(int m, int n0, int n1, float alpha, const float *a, int lda,
@@ -243,13 +235,7 @@ int dpt_k_bf16_gemm_packed(int m, int n0, int n1, float alpha, const float *a, i
     bf16_args g = {.m = m, .n = n, .col0 = n0, .lda = lda, .ldc = ldc, .alpha = alpha, .beta = beta,
                    .a = a, .c = c, .pk = b, .u = u};
     dpt_k_team *team = dpt_k_gemm_team();
-    int nt = dpt_k_team_size(team);
-    const double flops = 2.0 * m * n * (double)b->k;
-    if (flops / 4.0e6 < nt) nt = (int)(flops / 4.0e6);
-    const int nb = ceil_div(n, u->nr), mb = ceil_div(m, u->mr);
-    g.split_n = nb >= mb;
-    if (nt > (g.split_n ? nb : mb)) nt = g.split_n ? nb : mb;
-    if (nt < 1) nt = 1;
+    const int nt = dpt_k_gemm_split(team, m, n, b->k, u->mr, u->nr, &g.split_n);
     dpt_k_team_run(team, nt, bf16_task, &g);
     return 0;
 }
