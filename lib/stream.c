@@ -50,6 +50,9 @@ dpt_stream_params dpt_stream_default_params(void) {
     return p;
 }
 
+/* Frames of left context a chunk starting at frame f gets (fewer at the start of an utterance). */
+static long context_at(const dpt_stream *s, long f) { return f < s->ctx ? f : s->ctx; }
+
 /* First sample of frame f, as offline cuts windows: round(f · 16000 / fps). */
 static size_t sample_of(const dpt_stream *s, long f) { return (size_t)nearbyint((double)f * s->unit); }
 
@@ -205,7 +208,7 @@ static int chunk_due(const dpt_stream *s) {
 /* Compute the chunk at frame s->s that emits h frames. */
 static dpt_status compute_chunk(dpt_stream *s, int h, dpt_error *err) {
     const int L = s->L, Lp = s->Lp, D = s->D, dm = s->dm;
-    const long c = s->s < s->ctx ? s->s : s->ctx;   /* context frames available */
+    const long c = context_at(s, s->s);
     const size_t a0 = sample_of(s, s->s - c);       /* encoder input: samples [a0, a0 + n_in) */
     const size_t n_in = sample_of(s, s->s + L) - a0;
     size_t end = sample_of(s, s->s + s->k);         /* heard audio ends here (or at the clip's end) */
@@ -257,8 +260,7 @@ static dpt_status compute_chunk(dpt_stream *s, int h, dpt_error *err) {
     s->s += h;
     s->chunks++;
     /* keep the next chunk's left context and everything after it */
-    const long c2 = s->s < s->ctx ? s->s : s->ctx;
-    const size_t keep = sample_of(s, s->s - c2);
+    const size_t keep = sample_of(s, s->s - context_at(s, s->s));
     if (keep > s->q_base) {
         const size_t drop = keep - s->q_base < s->q_len ? keep - s->q_base : s->q_len;
         memmove(s->q, s->q + drop, sizeof(float) * (s->q_len - drop));
