@@ -356,13 +356,12 @@ def stream_section(tmp, res, rows, seconds=10.0):
     official-size f32 model with style guidance: chunk 25/50/100 frames x 10/25 steps x 1/2 threads.
     Per-chunk compute, real-time factor (compute / audio) and latency from the arrival of a frame's
     last audio sample to the frame's availability (mean and max)."""
-    import helpers_sampler as hs
-    ck, m32 = model_files('f32')
-    lm_dp = hs.ref_model(ck).dp
+    _, m32 = model_files('f32')
+    d_style = helpers.model_d_style(m32)
     clip = speech_clip(tmp, seconds)
     shape, style = tmp / 'shape_s.npy', tmp / 'style_s.npy'
     np.save(shape, np.zeros(100, np.float32))
-    np.save(style, (0.5 * np.random.default_rng(1).standard_normal(lm_dp - 100)).astype(np.float32))
+    np.save(style, (0.5 * np.random.default_rng(1).standard_normal(d_style)).astype(np.float32))
     out = {}
     for th, prec in ((1, 'f32'), (2, 'f32'), (2, 'bf16')):
         for steps in (10, 25):

@@ -35,9 +35,7 @@ import helpers  # noqa: E402
 
 def official_model():
     import test_dpt_info as tdi
-    import helpers_sampler as hs
-    ck = helpers.cached_checkpoints('official', 0)
-    return tdi.cached_export(ck, 'f32'), hs.ref_model(ck).dp - 100
+    return tdi.cached_export(helpers.cached_checkpoints('official', 0), 'f32')
 
 
 def stream_frames(cmd):
@@ -69,10 +67,8 @@ def main():
     ap.add_argument('--context-frames', type=int, help="dpt-stream's left audio context (default: its own)")
     ap.add_argument('--json')
     args = ap.parse_args()
-    if args.model:
-        model, d_style = args.model, None
-    else:
-        model, d_style = official_model()
+    model = args.model or official_model()
+    d_style = helpers.model_d_style(model)
     results = {}
     with tempfile.TemporaryDirectory() as td:
         tmp = pathlib.Path(td)

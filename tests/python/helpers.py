@@ -88,3 +88,12 @@ def cached_checkpoints(size='tiny', seed=0, **options):
     se = d / 'style_encoder.pt'
     return {'denoiser': d / 'denoiser.pt', 'style_encoder': se if se.exists() else None,
             'stats': d / 'stats_train.npz', 'dir': d}
+
+
+def model_d_style(model):
+    """The style vector width of a .dpt model (dpt-info's 'd_style N'), or None without style input."""
+    import re
+    import subprocess
+    out = subprocess.run([str(BUILD / 'dpt-info'), str(model)], capture_output=True, text=True, check=True).stdout
+    m = re.search(r'style input yes \(d_style (\d+)\)', out)
+    return int(m.group(1)) if m else None
