@@ -19,6 +19,9 @@ typedef struct loader {
     dpt_status st;
     unsigned char *used; /* per tensor: claimed by the model */
     int copy_small;      /* copy small float32 tensors out of a mapped file (see tensor()) */
+    int copy_all;        /* copy every float32 tensor but weight matrices out of a mapped file */
+    int packing;         /* the matrices being loaded are packed at the end (not copied) */
+    int in_matrix;       /* tensor() called by matrix() while `packing` */
     int precision;       /* DPT_PRECISION_*: how the denoiser's matrices are packed */
 } loader;
 
@@ -190,7 +193,8 @@ static const float *tensor(loader *L, const char *name, int ndim, const int64_t 
         data = buf;
     }
     const size_t n_bytes = (size_t)t->n_elements * sizeof(float);
-    if (L->copy_small && t->dtype == DPT_DTYPE_F32 && w->mapped && n_bytes <= COPY_SMALL_MAX_BYTES) {
+    const int copy = !L->in_matrix && ((L->copy_small && n_bytes <= COPY_SMALL_MAX_BYTES) || L->copy_all);
+    if (copy && t->dtype == DPT_DTYPE_F32 && w->mapped) {
         float *buf = own(L, n_bytes);
         if (buf) { /* no memory: used in place */
             memcpy(buf, data, n_bytes);
@@ -203,6 +207,9 @@ static const float *tensor(loader *L, const char *name, int ndim, const int64_t 
                          name);
         return NULL;
     }
+    /* a matrix to be packed: its pages are read again when packed; meanwhile the resident size
+     * stays that of one matrix, not of the whole file */
+    if (L->in_matrix && t->dtype == DPT_DTYPE_F32) dpt_weights_release(w, data, n_bytes);
     return data;
 }
 
@@ -229,10 +236,13 @@ static void matrix(loader *L, dpt_linear *lin, const char *name) {
                 return;
             }
         lin->wh = h;
+        if (L->packing) dpt_weights_release(L->m->weights, h, sizeof(uint16_t) * (size_t)t->n_elements);
         return;
     }
 #endif
+    L->in_matrix = L->packing;
     lin->w = tensor(L, name, 2, (const int64_t[]){lin->n_out, lin->n_in});
+    L->in_matrix = 0;
 }
 
 static const float *tensorf(loader *L, int ndim, const int64_t *shape, const char *fmt, ...)
@@ -684,13 +694,20 @@ dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_m
         free(m);
         return s;
     }
-    loader L = {m, m->weights->path, err, DPT_OK, NULL, 0, p.precision};
+    /* bf16: every matrix of the encoder and the denoiser is packed, everything else is copied out,
+     * and the whole mapping is given back after packing (reading any tensor in place during a run
+     * would map back the released pages around it, see COPY_SMALL_MAX_BYTES) */
+    const int packed_all = p.precision != DPT_PRECISION_F32;
+    loader L = {.m = m, .path = m->weights->path, .err = err, .st = DPT_OK, .precision = p.precision,
+                .copy_all = packed_all, .packing = packed_all};
     L.used = calloc((size_t)m->weights->n_tensors + 1, 1);
     if (!L.used) L.st = dpt_fail(err, DPT_ERR_NOMEM, "%s: out of memory", path);
     load_audio(&L);
     L.copy_small = 1;
+    L.packing = 1;
     load_denoiser(&L);
     L.copy_small = 0;
+    L.packing = 0;
     load_style(&L);
     load_stats(&L);
     if (!failed(&L) && m->style.present && m->style.no_head_pose != m->info.no_head_pose) {
@@ -704,6 +721,8 @@ dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_m
                             path, m->weights->tensors[i].name);
     free(L.used);
     pack_denoiser(&L);
+    if (!failed(&L) && packed_all && m->weights->mapped)
+        dpt_weights_release(m->weights, m->weights->bytes, m->weights->size);
     if (failed(&L)) {
         dpt_model_free(m);
         return L.st;
