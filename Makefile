@@ -108,6 +108,7 @@ CHECK_LIBS := $(shell $(PKG_CONFIG) $(PKG_STATIC) --libs check 2>/dev/null)
 ifneq ($(filter x86_64%,$(MACHINE)),)
 $(BUILD)/obj/kernels/avx2.o $(BUILD)/obj/kernels/gemm_avx2.o: KERNEL_FLAGS := -mavx2 -mfma -mf16c
 $(BUILD)/obj/kernels/gemm_avx512bf16.o: KERNEL_FLAGS := -mavx512f -mavx512bw -mavx512bf16
+$(BUILD)/obj/kernels/gemm_avx512vnni.o: KERNEL_FLAGS := -mavx512f -mavx512bw -mavx512vnni
 endif
 
 # The renderer's shading loop is written for the vectoriser (-O3 vectorises it at the baseline ISA;

@@ -80,6 +80,24 @@ typedef struct dpt_k_ukr_bf16 {
 #ifdef DPT_K_HAVE_AVX2_BUILD
 extern const dpt_k_ukr_bf16 dpt_k_ukr_avx512bf16; /* gemm_avx512bf16.c */
 #endif
+/* int8 micro-kernel: C tile (mr ≤ MR, nr ≤ NR) from Ap (kq steps of MR words, each the 4 u8 of
+ * depths 4q … 4q+3 of a row) and Bp (kq steps of NR words of 4 s8), by gemm_int8.c's epilogue with
+ * the rows' sa / zp and the columns' sb / cs. pack_a quantises rows 0 … mr−1 of a [lda] over all k
+ * depths into ap and writes their sa, zp (rows ≥ mr: zeros). */
+typedef struct dpt_k_ukr_int8 {
+    int mr, nr, mc;
+    void (*fn)(int kq, const uint32_t *ap, const uint32_t *bp, float *c, int ldc, int mr, int nr,
+               float alpha, float beta, const float *sa, const int32_t *zp, const float *sb,
+               const int32_t *cs);
+    void (*pack_a)(const float *a, int lda, int mr, int k, uint32_t *ap, float *sa, int32_t *zp);
+} dpt_k_ukr_int8;
+#ifdef DPT_K_HAVE_AVX2_BUILD
+extern const dpt_k_ukr_int8 dpt_k_ukr_avx512vnni; /* gemm_avx512vnni.c */
+#endif
+/* int8 GEMM from a packing (gemm_int8.c), called by dpt_k_sgemm_packed. */
+int dpt_k_int8_gemm_packed(int m, int n0, int n1, float alpha, const float *a, int lda,
+                           const dpt_k_packed *b, float beta, float *c, int ldc);
+
 /* How the GEMM drivers (gemm.c, gemm_bf16.c) share C out over a team: the thread count for an
  * (m, n, k) product with (mr, nr) tiles, and whether columns (*split_n = 1) or rows are split;
  * then thread tid's strip [i0, i1) × [j0, j1) of whole tiles. */

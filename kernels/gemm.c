@@ -416,8 +416,8 @@ void dpt_k_pack(const float *b, const uint16_t *bh, int n, int k, float *buf, dp
     const dpt_k_ops *ops = dpt_k_ops_active();
     const dpt_k_ukr *u = ops->ukr;
     const int NR = u->nr, kcb = kc_block(k, u);
+    memset(out, 0, sizeof *out);
     out->ukr = u;
-    out->bf16 = 0;
     out->n = n;
     out->k = k;
     out->kcb = kcb;
@@ -449,6 +449,7 @@ void dpt_k_pack(const float *b, const uint16_t *bh, int n, int k, float *buf, dp
 
 int dpt_k_sgemm_packed(int m, int n0, int n1, float alpha, const float *a, int lda,
                        const dpt_k_packed *b, float beta, float *c, int ldc) {
+    if (b->int8) return dpt_k_int8_gemm_packed(m, n0, n1, alpha, a, lda, b, beta, c, ldc);
     if (b->bf16 == DPT_K_BF16_NATIVE)
         return dpt_k_bf16_gemm_packed(m, n0, n1, alpha, a, lda, b, beta, c, ldc);
     const dpt_k_ukr *u = dpt_k_ops_active()->ukr;

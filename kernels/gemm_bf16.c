@@ -123,6 +123,7 @@ void dpt_k_pack_bf16(const float *b, const uint16_t *bh, int n, int k, void *buf
     const dpt_k_ukr_bf16 *u = native_ukr();
     const int NR = u->nr, kcb = kc_block_bf16(k, u->kc);
     uint32_t *w = buf;
+    memset(out, 0, sizeof *out);
     out->ukr = u;
     out->n = n;
     out->k = k;

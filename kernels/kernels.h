@@ -137,6 +137,9 @@ typedef struct dpt_k_packed {
     int n, k, kcb, npad;
     float *p;         /* dpt_k_packed_floats(n, k) floats, 64-byte aligned (the caller's) */
     int bf16;         /* 0: float32; DPT_K_BF16_NATIVE / DPT_K_BF16_EMULATED (dpt_k_pack_bf16) */
+    int int8;         /* 1: quantised by dpt_k_pack_int8 (then colsum and scale are set) */
+    const int32_t *colsum; /* int8: per column, the sum of its quantised weights */
+    const float *scale;    /* int8: per column, the weights' scale */
 } dpt_k_packed;
 
 /* Floats needed to pack an (n, k) matrix for the active micro-kernel. */
@@ -175,6 +178,33 @@ void dpt_k_pack_bf16(const float *b, const uint16_t *bh, int n, int k, void *buf
 /* Reference: C = alpha · round(A) · round(B)ᵀ + beta · C, B (n, k), products summed in double. */
 void dpt_k_gemm_bf16_ref(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
                          int ldb, float beta, float *c, int ldc);
+
+/* ---- int8 compute (kernels/gemm_int8.c, kernels/gemm_avx512vnni.c) -------------------------
+ * A weight matrix quantised once (dpt_k_pack_int8): per output column, symmetric signed 8-bit with
+ * scale max|column| / 127. Activations quantised per row when a GEMM packs them: unsigned 8-bit
+ * over [min(0, row min), max(0, row max)] with a zero point (scale range / 255, nearest even).
+ * Integer products summed exactly in int32, then scaled in float32 (gemm_int8.c gives the order).
+ * Every path (AVX512-VNNI vpdpbusd, the portable C kernel) and every thread count give the same
+ * bits; dpt_k_gemm_int8_ref computes the same formula element by element. */
+#define DPT_K_INT8_NATIVE 1
+#define DPT_K_INT8_PORTABLE 2
+#define DPT_K_INT8_MAX_K 65536 /* |int32 sums| ≤ 255 · 127 · k stay below 2^31 */
+/* 1 if int8 GEMMs use the AVX512-VNNI kernel (CPU has it, active arch avx2, not disabled by
+ * DPT_INT8=portable or dpt_k_set_int8_native(0)). */
+int dpt_k_int8_native(void);
+/* Tests: 0 forces the portable kernel, 1 asks for the native one (−1 if the CPU or build has none). */
+int dpt_k_set_int8_native(int on);
+/* Bytes needed to pack an (n, k) matrix with dpt_k_pack_int8 (64-byte aligned buffer). */
+size_t dpt_k_packed_int8_bytes(int n, int k);
+/* Quantise B (n, k) [ldb = k], float (b) or half (bh when not NULL), into buf; −1 if k is not in
+ * 1 … DPT_K_INT8_MAX_K or n < 1. dpt_k_sgemm_packed then computes in int8. */
+int dpt_k_pack_int8(const float *b, const uint16_t *bh, int n, int k, void *buf, dpt_k_packed *out);
+/* The activation rule: row scale, its reciprocal as used for rounding and the zero point, from the
+ * row's extremes. */
+void dpt_k_int8_row_params(float lo, float hi, float *sa, float *inv, int32_t *zp);
+/* Reference: C (m, n) = the int8 formula on A (m, k) and columns n0 … n0+n−1 of a packing. */
+void dpt_k_gemm_int8_ref(int m, int n, int k, float alpha, const float *a, int lda, const dpt_k_packed *b,
+                         int n0, float beta, float *c, int ldc);
 
 /* Scalar references (kernels/ref.c). Same contracts as the dispatched kernels above;
  * dpt_k_gemm_ref is a plain triple loop with a double accumulator (tests only: slow). */

@@ -17,7 +17,9 @@
  *              and bit-identical results for any thread count. Half-precision B: bit-identical
  *              to the own SGEMM on B converted to float beforehand.
  *   bf16 GEMM  the SGEMM bound against the same bfloat16-rounded operands summed in double;
- *              (2·2⁻⁹ + 2⁻¹⁸)·|α|·Σ|a·b| more against the float32 product (gemm_bf16_packed). */
+ *              (2·2⁻⁹ + 2⁻¹⁸)·|α|·Σ|a·b| more against the float32 product (gemm_bf16_packed).
+ *   int8 GEMM  bit-exact against its reference and across kernels and thread counts; against the
+ *              float32 product within the quantisation steps (gemm_int8_packed). */
 #include <check.h>
 #include <float.h>
 #include <math.h>
@@ -1061,6 +1063,130 @@ START_TEST(gemm_bf16_packed) {
 }
 END_TEST
 
+/* int8 GEMM (dpt_k_pack_int8 + dpt_k_sgemm_packed), native (AVX512-VNNI when the CPU has it) and
+ * portable: bit-identical to dpt_k_gemm_int8_ref (integer sums are exact and every path scales
+ * them by the same float32 operations), to each other, for 1 and 2 threads and for column ranges
+ * from a panel boundary; against the float32 product within the quantisation error:
+ *   |α|·Σ_p (|a_p|·δb + |b_p|·δa + δa·δb) + 8·2⁻²⁴·(|α|·Σ|a·b| + |β·c|),
+ * δa = 1.5·sa + 2⁻²²·|a_p| (half a step, one more where the zero point's rounding clamps at 255,
+ * and the reciprocal's rounding), δb = 0.5·sb + 2⁻²²·|b_p| (sa = row range / 255, sb = column
+ * max / 127). A hand-quantised row checks the rounding rule (ties to even) and the zero point. */
+START_TEST(gemm_int8_packed) {
+    static const int S[][3] = {{1, 1, 1}, {7, 17, 33}, {13, 33, 257}, {65, 50, 300}, {12, 1536, 512},
+                               {37, 64, 2049}, {333, 512, 512}, {5, 40, 3}};
+    float *first[sizeof S / sizeof S[0]] = {0};
+    for (int native = 1; native >= 0; native--) {
+        if (dpt_k_set_int8_native(native) != 0) {
+            printf("gemm_int8_packed: no AVX512-VNNI here: portable kernel only\n");
+            continue;
+        }
+        CHECK1(dpt_k_int8_native() == native);
+        for (size_t si = 0; si < sizeof S / sizeof S[0]; si++) {
+            const int m = S[si][0], n = S[si][1], k = S[si][2], ldc = n + 3;
+            float *x = malloc(sizeof(float) * m * k), *bf = malloc(sizeof(float) * n * k),
+                  *c0 = malloc(sizeof(float) * m * ldc), *cr = malloc(sizeof(float) * m * ldc),
+                  *cf = malloc(sizeof(float) * m * ldc);
+            rng_state = 0x9E3779B97F4A7C15ull + si; /* the same operands for both kernels */
+            fill(x, (size_t)m * k, -1, 1.5f); /* skewed: a zero point other than the middle */
+            for (int i = 0; i < m; i++) x[(size_t)i * k + (i % k)] *= (float)(1 + i % 5); /* row ranges differ */
+            fill(bf, (size_t)n * k, -1, 1);
+            fill(c0, (size_t)m * ldc, -1, 1);
+            size_t nb = dpt_k_packed_int8_bytes(n, k);
+            unsigned char *buf = NULL;
+            CHECK1(posix_memalign((void **)&buf, 64, nb + 64) == 0);
+            memset(buf + nb, 0xa5, 64);
+            dpt_k_packed pk;
+            CHECK1(dpt_k_pack_int8(bf, NULL, n, k, buf, &pk) == 0);
+            for (int i = 0; i < 64; i++) CHECK(buf[nb + i] == 0xa5, "packing overran its %zu bytes", nb);
+            CHECK1(pk.int8 == 1);
+            const float alpha = 0.5f, beta = -0.75f;
+            memcpy(cr, c0, sizeof(float) * m * ldc);
+            dpt_k_gemm_int8_ref(m, n, k, alpha, x, k, &pk, 0, beta, cr, ldc);
+            memcpy(cf, c0, sizeof(float) * m * ldc);
+            dpt_k_gemm_ref(1, m, n, k, alpha, x, k, bf, k, beta, cf, ldc);
+            for (int i = 0; i < m; i++) { /* the quantisation bound against float32 */
+                float lo = 0, hi = 0;
+                for (int p = 0; p < k; p++) {
+                    lo = fminf(lo, x[i * k + p]);
+                    hi = fmaxf(hi, x[i * k + p]);
+                }
+                const double sa = (hi - lo) / 255.0;
+                for (int j = 0; j < n; j++) {
+                    float mx = 0;
+                    for (int p = 0; p < k; p++) mx = fmaxf(mx, fabsf(bf[j * k + p]));
+                    const double sb = mx / 127.0;
+                    double e = 0.0, sab = 0.0;
+                    for (int p = 0; p < k; p++) {
+                        const double a = fabs(x[i * k + p]), b = fabs(bf[j * k + p]);
+                        const double da = 1.5 * sa + 0x1p-22 * a, db = 0.5 * sb + 0x1p-22 * b;
+                        e += a * db + b * da + da * db;
+                        sab += a * b;
+                    }
+                    const double bound = fabs(alpha) * e + 8 * 0x1p-24 * (fabs(alpha) * sab + fabs(beta * c0[i * ldc + j])) + 1e-30;
+                    CHECK(fabs((double)cr[i * ldc + j] - cf[i * ldc + j]) <= bound,
+                          "m %d n %d k %d (%d, %d): int8 %.9g vs float32 %.9g, bound %.3g", m, n, k, i, j,
+                          (double)cr[i * ldc + j], (double)cf[i * ldc + j], bound);
+                }
+            }
+            for (int th = 1; th <= 2; th++) {
+                dpt_k_set_threads(th);
+                for (int n0 = 0; n0 < n && n0 <= 32; n0 += 32) {
+                    gbuf c = gb_new((size_t)m * ldc);
+                    for (int i = 0; i < m; i++) /* column n0 of C is column 0 of the output */
+                        memcpy(c.p + (size_t)i * ldc, c0 + (size_t)i * ldc + n0, sizeof(float) * (size_t)(ldc - n0));
+                    CHECK1(dpt_k_sgemm_packed(m, n0, n, alpha, x, k, &pk, beta, c.p, ldc) == 0);
+                    gb_check(&c, "gemm_int8");
+                    for (int i = 0; i < m; i++)
+                        for (int j = n0; j < n; j++) {
+                            const float got = c.p[i * ldc + j - n0], want = cr[i * ldc + j];
+                            CHECK(!memcmp(&got, &want, 4), "native %d threads %d m %d n %d k %d (%d, %d): %.9g vs "
+                                  "ref %.9g", native, th, m, n, k, i, j, (double)got, (double)want);
+                        }
+                    if (n0 == 0 && th == 1) {
+                        if (!first[si]) {
+                            first[si] = malloc(sizeof(float) * m * ldc);
+                            memcpy(first[si], c.p, sizeof(float) * m * ldc);
+                        } else {
+                            for (int i = 0; i < m; i++)
+                                CHECK(!memcmp(first[si] + (size_t)i * ldc, c.p + (size_t)i * ldc, sizeof(float) * n),
+                                      "m %d n %d k %d: the portable kernel differs from the native one", m, n, k);
+                        }
+                    }
+                    gb_free(&c);
+                }
+            }
+            dpt_k_set_threads(1);
+            free(buf);
+            free(x);
+            free(bf);
+            free(c0);
+            free(cr);
+            free(cf);
+        }
+        /* a hand-quantised row: [-1, 0, 0.5, 2] has range 3, scale 3/255, zero point 85; the
+         * levels are -85, 0, 42 (42.5: the tie goes to even) and 170; B one-hot columns (weight 1:
+         * level 127, scale 1/127) read them back one by one */
+        const float row[4] = {-1.0f, 0.0f, 0.5f, 2.0f}, eye[16] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1};
+        const int levels[4] = {-85, 0, 42, 170};
+        unsigned char *buf = NULL;
+        CHECK1(posix_memalign((void **)&buf, 64, dpt_k_packed_int8_bytes(4, 4)) == 0);
+        dpt_k_packed pk;
+        CHECK1(dpt_k_pack_int8(eye, NULL, 4, 4, buf, &pk) == 0);
+        float c[4];
+        CHECK1(dpt_k_sgemm_packed(1, 0, 4, 1.0f, row, 4, &pk, 0.0f, c, 4) == 0);
+        for (int j = 0; j < 4; j++)
+            CHECK(fabs(c[j] - levels[j] * (3.0 / 255.0)) <= 1e-6, "native %d: element %d became %.9g, want level %d",
+                  native, j, (double)c[j], levels[j]);
+        free(buf);
+    }
+    for (size_t si = 0; si < sizeof S / sizeof S[0]; si++) free(first[si]);
+    float one = 1.0f;
+    dpt_k_packed pk;
+    CHECK1(dpt_k_pack_int8(&one, NULL, 1, DPT_K_INT8_MAX_K + 1, NULL, &pk) == -1); /* sums could overflow */
+    dpt_k_set_int8_native(1); /* back to the default where there is one */
+}
+END_TEST
+
 /* Own SGEMM vs the build's BLAS (when there is one) on the models' shapes. */
 START_TEST(sgemm_vs_blas) {
     if (!dpt_k_have_blas()) return;
@@ -1170,6 +1296,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, sgemm_prepacked);
     tcase_add_test(tc, bf16_rounding);
     tcase_add_test(tc, gemm_bf16_packed);
+    tcase_add_test(tc, gemm_int8_packed);
     suite_add_tcase(s, tc);
     return s;
 }
