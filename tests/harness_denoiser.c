@@ -63,6 +63,7 @@ static int load_model(const char *path, dpt_model **m) {
     dpt_load_params lp = dpt_load_default_params();
     const char *prec = getenv("DPT_TEST_PRECISION"); /* the bf16 parity tests */
     if (prec && !strcmp(prec, "bf16")) lp.precision = DPT_PRECISION_BF16;
+    if (prec && !strcmp(prec, "int8")) lp.precision = DPT_PRECISION_INT8;
     if (dpt_model_load(path, &lp, m, &err) != DPT_OK) return die(err.message);
     return 0;
 }

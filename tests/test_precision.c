@@ -1,7 +1,8 @@
 /* Models loaded with DPT_PRECISION_BF16: an unknown precision is refused with one line; bf16
  * generations are finite, near the float32 ones without being equal to them, the same bits at 1 and
  * 2 threads, and (where the CPU has AVX512-BF16) near the emulated kernel's, which rounds the same
- * weights and sums in another order. The deviation bound against the reference is in
+ * weights and sums in another order. DPT_PRECISION_INT8: near float32, the same bits at 1 and 2
+ * threads and with the portable kernel as with AVX512-VNNI (exact integer sums). The deviation bound against the reference is in
  * tests/python/test_sampler_parity.py (official size); here the tiny model's own figures. */
 #include <check.h>
 #include <math.h>
@@ -32,7 +33,9 @@ static dpt_result *generate(int precision, int threads) {
     dpt_model_info info;
     dpt_model_get_info(m, &info);
     ck_assert_int_eq(info.precision, precision);
-    ck_assert_ptr_nonnull(strstr(info.precision_name, precision == DPT_PRECISION_BF16 ? "bf16" : "f32"));
+    ck_assert_ptr_nonnull(strstr(info.precision_name, precision == DPT_PRECISION_BF16   ? "bf16"
+                                                      : precision == DPT_PRECISION_INT8 ? "int8"
+                                                                                        : "f32"));
     dpt_gen_params p = dpt_gen_default_params();
     p.cfg_conds = DPT_COND_AUDIO;
     p.seed = 3;
@@ -115,6 +118,35 @@ START_TEST(native_near_emulated) {
 }
 END_TEST
 
+START_TEST(int8_near_f32_thread_and_kernel_independent) {
+    dpt_result *f = generate(DPT_PRECISION_F32, 1);
+    dpt_result *q1 = generate(DPT_PRECISION_INT8, 1);
+    dpt_result *q2 = generate(DPT_PRECISION_INT8, 2);
+    ck_assert_int_eq(f->n_frames, q1->n_frames);
+    const size_t ne = (size_t)f->n_frames * 50, np = (size_t)f->n_frames * 6;
+    for (size_t i = 0; i < ne; i++) ck_assert(isfinite(q1->exp[i]));
+    ck_assert_msg(!memcmp(q1->exp, q2->exp, sizeof(float) * ne) && !memcmp(q1->pose, q2->pose, sizeof(float) * np),
+                  "int8: 2 threads differ from 1");
+    const double de = max_diff(q1->exp, f->exp, ne) / max_abs(f->exp, ne);
+    const double dp = max_diff(q1->pose, f->pose, np) / max_abs(f->pose, np);
+    printf("tiny model, int8 (%s) vs f32: exp %.2e, pose %.2e of max|f32|\n",
+           dpt_k_int8_native() ? "AVX512-VNNI" : "portable", de, dp);
+    /* 8-bit operands move by up to half a step of 1/255 of a row's range and 1/127 of a column's
+     * largest weight; through 10 steps the tiny model moves by 4e-3 of its size (measured) */
+    ck_assert(de > 0.0 && de < 5e-2 && dp < 5e-2);
+    if (dpt_k_set_int8_native(0) == 0) { /* the portable kernel: the same integer sums, the same bits */
+        dpt_result *p2 = generate(DPT_PRECISION_INT8, 2);
+        dpt_k_set_int8_native(1);
+        ck_assert_msg(!memcmp(q2->exp, p2->exp, sizeof(float) * ne) && !memcmp(q2->pose, p2->pose, sizeof(float) * np),
+                      "int8: the portable kernel differs from the native one");
+        dpt_result_free(p2);
+    }
+    dpt_result_free(f);
+    dpt_result_free(q1);
+    dpt_result_free(q2);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("precision");
     TCase *tc = tcase_create("precision");
@@ -122,6 +154,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, unknown_precision_refused);
     tcase_add_test(tc, bf16_near_f32_and_thread_independent);
     tcase_add_test(tc, native_near_emulated);
+    tcase_add_test(tc, int8_near_f32_thread_and_kernel_independent);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -748,3 +748,16 @@ def test_bf16_precision_equals_cli(tmp_path):
     assert not np.array_equal(f32['exp'], out['exp'])
     with pytest.raises(dpt.InvalidArgumentError, match="precision: 'f8'"):
         dpt.Model(DEMO_MODEL, precision='f8')
+
+
+def test_int8_precision_equals_cli(tmp_path):
+    """Model(precision='int8') gives dpt-generate --precision int8's bits and differs from f32."""
+    m = dpt.Model(DEMO_MODEL, threads=2, precision='int8')
+    assert m.info['precision'] == 2 and m.info['precision_name'].startswith('int8')
+    shape = np.zeros(100, np.float32)
+    ref = cli_generate(tmp_path, SPEECH, shape, None, ['--cfg-cond', 'audio', '--seed', '2', '--precision', 'int8'], 1)
+    out = m.generate(SPEECH, shape, cfg_cond='audio', seed=2)
+    np.testing.assert_array_equal(out['exp'], ref['exp'])
+    np.testing.assert_array_equal(out['pose'], ref['pose'])
+    f32 = dpt.Model(DEMO_MODEL, threads=2).generate(SPEECH, shape, cfg_cond='audio', seed=2)
+    assert not np.array_equal(f32['exp'], out['exp'])

@@ -74,6 +74,34 @@ def test_forward_official_bf16(tmp_path, monkeypatch):
     assert max(errs.values()) <= BF16_FWD_TOL and min(errs.values()) > TOL, errs
 
 
+INT8_FWD_TOL = 2e-2   # README "int8": measured 0.96e-2..1.03e-2 per forward, bound with margin;
+                      # ONNX Runtime's dynamic int8 on the same forward: ~2e-2 (make bench)
+
+
+@pytest.mark.parametrize('portable', [False, True])
+def test_forward_official_int8(portable, tmp_path, monkeypatch):
+    """One denoiser forward with the model loaded at DPT_PRECISION_INT8 against the float32
+    reference, official size, t = 1, 250, 500: within INT8_FWD_TOL × max|ref| and not within the
+    float32 tolerance (int8 really ran); the portable kernel (DPT_INT8=portable) gives the same bits
+    as AVX512-VNNI."""
+    monkeypatch.setenv('DPT_TEST_PRECISION', 'int8')
+    if portable:
+        monkeypatch.setenv('DPT_INT8', 'portable')
+    model, ck = hs.cached_model('official')
+    lm = hs.ref_model(ck)
+    errs = {}
+    for t in (1, 250, 500):
+        inputs, ne = hs.ref_forward_inputs(lm, 2, t, seed=t)
+        c = run_forward(model, inputs, tmp_path)
+        errs[t] = hs.max_rel_err(c, hs.ref_denoise(ck, inputs)[:, -lm.L:])
+        print(f'official int8{" portable" if portable else ""} t={t}: max rel err {errs[t]:.2e}')
+        if portable:
+            monkeypatch.delenv('DPT_INT8')
+            assert np.array_equal(run_forward(model, inputs, tmp_path), c), 'portable int8 differs from native'
+            monkeypatch.setenv('DPT_INT8', 'portable')
+    assert max(errs.values()) <= INT8_FWD_TOL and min(errs.values()) > TOL, errs
+
+
 def test_forward_official_f16(tmp_path):
     """An f16 model (matrices used in place as halves by the GEMM) against the reference whose checkpoint
     has the same matrices rounded to float16: the same computation, so the same tolerance."""

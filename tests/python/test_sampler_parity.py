@@ -501,15 +501,15 @@ def test_stream_chunk_mode_matches_reference(size, windows, k, ctx, tmp_path):
 
 
 BF16_TOL = 2e-2   # README "bf16": measured 5e-3..1e-2 of max|ref| on these cases, bound with margin
+INT8_TOL = 4e-2   # README "int8": measured 0.95e-2..1.7e-2 of max|ref| on these cases, bound with margin
 
 
-@pytest.mark.parametrize('emulate', [False, True])
-def test_bf16_official_against_reference(emulate, tmp_path):
-    """dpt-generate --precision bf16 from the reference's own audio features (so that only the
-    denoiser's arithmetic differs), and from the WAV (the encoder's linear layers in bf16 too), vs
-    the float32 reference's Demo.infer_coeffs with replayed draws,
-    official size, 20-step schedule, 2 windows: within BF16_TOL × max|ref|; the same run at float32
-    is within TOL (the bound bf16 is allowed to exceed). Also with DPT_BF16=emulate."""
+def check_low_precision(prec, env_extra, tol, tmp_path):
+    """dpt-generate --precision PREC from the reference's own audio features (so that only the
+    denoiser's arithmetic differs), and from the WAV (the encoder's linear layers in PREC too), vs
+    the float32 reference's Demo.infer_coeffs with replayed draws, official size, 20-step schedule,
+    2 windows: within tol × max|ref|; the same run at float32 is within TOL (the bound PREC is
+    allowed to exceed)."""
     import helpers_hubert
     model, ck = hs.cached_model('official', n_diff_steps=20)
     lm = hs.ref_model(ck)
@@ -522,21 +522,32 @@ def test_bf16_official_against_reference(emulate, tmp_path):
     np.save(tmp_path / 'shape.npy', shape)
     np.save(tmp_path / 'style.npy', style)
     write_wav(tmp_path / 'speech.wav', samples)
-    env = dict(os.environ, **({'DPT_BF16': 'emulate'} if emulate else {}))
+    env = dict(os.environ, **env_extra)
     errs = {}
-    for prec in ('f32', 'bf16', 'bf16-encoder'):
-        out = tmp_path / f'{prec}.npz'
-        feats_arg = [] if prec == 'bf16-encoder' else ['--audio-features', tmp_path / 'feats.npy']
+    for run in ('f32', prec, prec + '-encoder'):
+        out = tmp_path / f'{run}.npz'
+        feats_arg = [] if run.endswith('-encoder') else ['--audio-features', tmp_path / 'feats.npy']
         r = subprocess.run([str(helpers.BUILD / 'dpt-generate'), '-m', model, '-a', tmp_path / 'speech.wav',
                             *feats_arg, '-c', tmp_path / 'shape.npy',
                             '-s', tmp_path / 'style.npy', '-o', out, '--noise-from', draws, '--threads', '2',
-                            '--precision', prec[:4]], capture_output=True, text=True, env=env)
+                            '--precision', run.split('-')[0]], capture_output=True, text=True, env=env)
         assert r.returncode == 0, r.stderr
         z = np.load(out)
-        errs[prec] = (hs.max_rel_err(z['exp'], exp_r[0]), hs.max_rel_err(z['pose'], pose_r[0]))
-    print(f'official, 20 steps, {"emulated" if emulate else "native"} bf16: exp {errs["bf16"][0]:.2e}, '
-          f'pose {errs["bf16"][1]:.2e}; with the bf16 encoder: exp {errs["bf16-encoder"][0]:.2e}, pose '
-          f'{errs["bf16-encoder"][1]:.2e}; f32: exp {errs["f32"][0]:.2e}, pose {errs["f32"][1]:.2e}')
+        errs[run] = (hs.max_rel_err(z['exp'], exp_r[0]), hs.max_rel_err(z['pose'], pose_r[0]))
+    print(f'official, 20 steps, {prec} {env_extra}: exp {errs[prec][0]:.2e}, pose {errs[prec][1]:.2e}; with the '
+          f'{prec} encoder: exp {errs[prec + "-encoder"][0]:.2e}, pose {errs[prec + "-encoder"][1]:.2e}; f32: exp '
+          f'{errs["f32"][0]:.2e}, pose {errs["f32"][1]:.2e}')
     assert max(errs['f32']) <= TOL
-    assert max(errs['bf16']) <= BF16_TOL and max(errs['bf16-encoder']) <= BF16_TOL
-    assert max(errs['bf16']) > max(errs['f32'])     # bf16 really ran
+    assert max(errs[prec]) <= tol and max(errs[prec + '-encoder']) <= tol
+    assert max(errs[prec]) > max(errs['f32'])     # PREC really ran
+
+
+@pytest.mark.parametrize('emulate', [False, True])
+def test_bf16_official_against_reference(emulate, tmp_path):
+    """check_low_precision for bf16, also with DPT_BF16=emulate."""
+    check_low_precision('bf16', {'DPT_BF16': 'emulate'} if emulate else {}, BF16_TOL, tmp_path)
+
+
+def test_int8_official_against_reference(tmp_path):
+    """check_low_precision for int8 (the portable kernel gives the same bits: test_denoiser_parity)."""
+    check_low_precision('int8', {}, INT8_TOL, tmp_path)
