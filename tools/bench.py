@@ -23,10 +23,13 @@ Prints one table and writes bench-results.json:
   (s) streams: dpt-stream with 10 s of speech pushed at real-time pace, chunks of 25/50/100 frames x
       10/25 steps x 1/2 threads (and 2 threads with --precision bf16): compute per chunk, real-time
       factor, latency audio -> frame.
+  (o) ONNX Runtime 1.32 (CPU; its own venv BUILD/ort-venv, tools/requirements-ort.txt): upstream's denoiser
+      exported with torch.onnx.export, fp32 and quantize_dynamic int8, beside PyTorch and libdpt f32 / bf16 /
+      int8 on the forward of (a), 1 and 2 threads, interleaved; deviations from PyTorch's output.
 Targets (issue 6) are printed beside the figures; nothing here is a test.
 
 Timings are the fastest of 3 rounds (the 500-step runs: one), measured interleaved.
-Options: --quick (skip the 500-step end-to-end runs), --json PATH, --only f|flame|v|g|s (just that section).
+Options: --quick (skip the 500-step end-to-end runs), --json PATH, --only c|f|flame|v|g|s|o (just that section; c: (c), (d), (e)).
 """
 import argparse
 import json
@@ -203,6 +206,59 @@ def speech_clip(tmp, seconds=10.0):
     path = tmp / 'speech10.wav'
     sf.write(str(path), clip, sr)
     return path
+
+
+def e2e_section(tmp, res, rows, quick=False):
+    """(c) end to end (f32; bf16 and int8 at 25 steps), (d) audio encoder, (e) peak memory."""
+    import helpers_sampler as hs
+    ck, m32 = model_files('f32')
+    _, m16 = model_files('f16')
+    lm = hs.ref_model(ck)
+    clip = speech_clip(tmp)
+    shape = tmp / 'shape.npy'
+    np.save(shape, np.zeros(100, np.float32))
+    style = tmp / 'style.npy'  # default guidance (audio + style: 3 entries) needs a style
+    np.save(style, (0.5 * np.random.default_rng(1).standard_normal(lm.dp - 100)).astype(np.float32))
+    gen = str(BUILD / 'dpt-generate')
+    for steps in ((25,) if quick else (25, 500)):
+        for prec in (('f32', 'bf16', 'int8') if steps < 100 else ('f32',)):
+            for th in (1, 2):
+                cmd = [gen, '-m', str(m32), '-a', str(clip), '-c', str(shape), '-o', str(tmp / 'o.npz'),
+                       '--threads', str(th), '-q', '-s', str(style), '--precision', prec]
+                if steps != lm.T:
+                    cmd += ['--steps', str(steps)]
+                runs = [run_rss(cmd)[:2] for _ in range(ROUNDS if steps < 100 else 1)]
+                wall, rss = min(r[0] for r in runs), max(r[1] for r in runs)
+                key = f'e2e_{steps}steps_{th}t' + ('' if prec == 'f32' else f'_{prec}')
+                res[key] = dict(seconds=wall, rtf=wall / 10.0, peak_rss=rss, runs=len(runs), precision=prec)
+                target = ''
+                if steps == 25 and th == 2:
+                    target = {'f32': 'target <= 7 s', 'bf16': 'target <= 4 s', 'int8': ''}[prec]
+                rows.append((f'(c) 10.0 s speech, {steps} steps, {prec}, {th} thread{"s" if th > 1 else ""}',
+                             f'{wall:.1f} s wall, real-time factor {wall / 10:.2f}'
+                             + (f' (fastest of {len(runs)})' if len(runs) > 1 else ''), target))
+    # (d) audio encoder
+    for prec in ('f32', 'bf16', 'int8'):
+        for th in (1, 2):
+            wall, _, _ = run_rss([gen, '-m', str(m32), '-a', str(clip), '-c', str(shape), '--threads', str(th),
+                                  '-q', '--precision', prec, '--save-audio-features', str(tmp / 'f.npy')])
+            res[f'audio_encoder_{th}t' + ('' if prec == 'f32' else f'_{prec}')] = dict(seconds=wall)
+            rows.append((f'(d) audio encoder, 10 s of audio, {prec}, {th} thread{"s" if th > 1 else ""}',
+                         f'{wall:.2f} s (incl. model load and decoding)',
+                         {'f32': 'target <= 0.6 s', 'bf16': 'target <= 0.35 s', 'int8': ''}[prec] if th == 2 else ''))
+    # (e) memory
+    size32, size16 = os.path.getsize(m32), os.path.getsize(m16)
+    for name, m, size, prec in (('f32', m32, size32, 'f32'), ('f16', m16, size16, 'f32'),
+                                ('bf16', m32, size32, 'bf16'), ('int8', m32, size32, 'int8')):
+        _, rss, _ = run_rss([gen, '-m', str(m), '-a', str(clip), '-c', str(shape), '-o', str(tmp / 'o.npz'),
+                             '--threads', '2', '-q', '--steps', '25', '-s', str(style), '--precision', prec])
+        res[f'memory_{name}'] = dict(peak_rss=rss, file_size=size)
+        what = f'{name} model' if prec == 'f32' else f'f32 file at --precision {prec}'
+        rows.append((f'(e) peak RSS, {what} ({size / 2**20:.0f} MiB file)',
+                     f'{rss / 2**20:.0f} MiB = f32 weights {size32 / 2**20:.0f} MiB '
+                     f'{"+" if rss >= size32 else "-"} {abs(rss - size32) / 2**20:.0f} MiB',
+                     {'f32': 'target <= f32 size + 150 MiB', 'f16': 'clearly lower', 'bf16': 'target <= f16\'s',
+                      'int8': 'target <= 250 MiB'}[name]))
 
 
 def own_sgemm_section(tmp, res, rows):
@@ -387,6 +443,122 @@ def stream_section(tmp, res, rows, seconds=10.0):
     res.update(out)
 
 
+ORT_TIMER = r"""
+import sys, time, numpy as np, onnxruntime as ort
+model, inputs, threads, repeat, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+so = ort.SessionOptions()
+so.intra_op_num_threads = threads
+so.inter_op_num_threads = 1
+so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+sess = ort.InferenceSession(model, so, providers=['CPUExecutionProvider'])
+arrays = np.load(inputs)
+feeds = {i.name: arrays[i.name] for i in sess.get_inputs()}
+y = sess.run(None, feeds)[0]                     # warm up
+best = 1e9
+for _ in range(repeat):
+    t0 = time.perf_counter(); y = sess.run(None, feeds)[0]; best = min(best, time.perf_counter() - t0)
+np.save(out, y)
+print(best)
+"""
+
+ORT_QUANTIZE = r"""
+import sys
+from onnxruntime.quantization import quantize_dynamic
+quantize_dynamic(sys.argv[1], sys.argv[2])       # defaults: int8 weights per tensor, uint8 activations
+"""
+
+
+def ort_python():
+    """The bench's own venv with the pinned ONNX Runtime (tools/requirements-ort.txt), made on first use from
+    the system interpreter (the one Debian's torch is built for; ORT needs no torch)."""
+    venv = BUILD / 'ort-venv'
+    py = venv / 'bin' / 'python'
+    req = ROOT / 'tools' / 'requirements-ort.txt'
+    stamp = venv / 'requirements.txt'
+    if not py.exists() or not stamp.exists() or stamp.read_text() != req.read_text():
+        subprocess.run(['/usr/bin/python3', '-m', 'venv', '--clear', str(venv)], check=True)
+        subprocess.run([str(py), '-m', 'pip', 'install', '-q', '-r', str(req)], check=True)
+        stamp.write_text(req.read_text())
+    return py
+
+
+def export_onnx(ck, inputs, path):
+    """upstream's DenoisingNetwork (the reference's classes, the same random official-size weights) as ONNX,
+    with the 3-entry forward's shapes."""
+    import torch
+    import helpers_sampler as hs
+    rm = hs.ref_model(ck)
+    net = rm.model.denoising_net.eval()
+    names = ['x', 'af', 'pf', 'pm', 'pa', 't'] + (['ind'] if rm.args.use_indicator else [])
+    T = [torch.from_numpy(np.asarray(inputs[k])) for k in names]
+    B = T[0].shape[0]
+
+    class Forward(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net  # a submodule: its weights become the graph's initialisers
+
+        def forward(self, x, af, pf, pm, pa, t, ind=None):
+            return self.net(x, af, pf.view(B, 1, -1), pm, pa, t.long(), ind)
+
+    net.requires_grad_(False)
+    with torch.no_grad():
+        torch.onnx.export(Forward(), tuple(T), str(path), input_names=names, output_names=['out'], opset_version=17)
+
+
+def ort_section(tmp, res, rows):
+    """(o): ONNX Runtime (CPU, fp32 and dynamic int8) beside PyTorch and libdpt f32 / bf16 / int8 on the
+    same 3-entry denoiser forward, 1 and 2 threads, interleaved rounds, fastest of each; deviations
+    from the PyTorch float32 output as max|y - ref| / max|ref|."""
+    import helpers_sampler as hs
+    py = ort_python()
+    ck, m32 = model_files('f32')
+    inputs_path, lm, inputs = forward_inputs(tmp, ck)
+    ref = hs.ref_denoise(ck, inputs)
+    fp32, int8 = tmp / 'denoiser.onnx', tmp / 'denoiser-int8.onnx'
+    export_onnx(ck, inputs, fp32)
+    subprocess.run([str(py), '-c', ORT_QUANTIZE, str(fp32), str(int8)], check=True, capture_output=True)
+
+    def ort_run(model, th):
+        out = tmp / 'ort.npy'
+        r = subprocess.run([str(py), '-c', ORT_TIMER, str(model), str(inputs_path), str(th), '10', str(out)],
+                           check=True, capture_output=True, text=True)
+        return float(r.stdout.strip().splitlines()[-1]), np.load(out)
+
+    def c_run(prec, th):
+        secs = c_forward_seconds(m32, inputs_path, th, 10, tmp, prec)
+        return secs, np.load(tmp / 'out.npy')
+
+    L = lm.L
+    dev = lambda y: hs.max_rel_err(np.asarray(y)[:, -L:], ref[:, -L:])  # noqa: E731
+    runs = {'ORT fp32': lambda th: ort_run(fp32, th), 'ORT int8': lambda th: ort_run(int8, th),
+            'PyTorch': None, 'C f32': lambda th: c_run('f32', th), 'C bf16': lambda th: c_run('bf16', th),
+            'C int8': lambda th: c_run('int8', th)}
+    best, devs = {}, {}
+    for _ in range(ROUNDS):
+        for th in (1, 2):
+            for name, fn in runs.items():
+                if name == 'PyTorch':
+                    secs = torch_forward_seconds(tmp, th, 5)[0]
+                else:
+                    secs, y = fn(th)
+                    devs[name] = dev(y)
+                best[(name, th)] = min(best.get((name, th), 1e9), secs)
+    for th in (1, 2):
+        b = {name: best[(name, th)] for name in runs}
+        res[f'ort_forward_{th}t'] = dict(seconds=b, deviation=devs, rounds=ROUNDS)
+        times = ', '.join(f'{n} {b[n] * 1e3:.1f} ms' for n in runs)
+        rows.append((f'(o) denoiser forward beside ONNX Runtime, {th} thread{"s" if th > 1 else ""}', times, ''))
+        rows.append((f'(o) ratios, {th} thread{"s" if th > 1 else ""}',
+                     f'C bf16 {b["ORT fp32"] / b["C bf16"]:.2f}x ORT fp32, C int8 {b["ORT int8"] / b["C int8"]:.2f}x '
+                     f'ORT int8, C f32 {b["ORT fp32"] / b["C f32"]:.2f}x ORT fp32',
+                     'targets: bf16 >= 2.5x ORT fp32, int8 >= 1.2x ORT int8'))
+    rows.append(('(o) deviation per forward, max|y - ref| / max|ref|',
+                 ', '.join(f'{n} {devs[n]:.1e}' for n in runs if n in devs),
+                 'targets: bf16 <= 5e-3, int8 <= ORT int8'))
+
+
 def print_table(rows, res, path):
     w = max(len(r[0]) for r in rows)
     print(f'{"measurement":<{w}}  result')
@@ -400,14 +572,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--quick', action='store_true', help='skip the 500-step end-to-end runs')
     ap.add_argument('--json', default=str(ROOT / 'bench-results.json'))
-    ap.add_argument('--only', choices=['f', 'flame', 'v', 'g', 's'], help='run only this section')
+    ap.add_argument('--only', choices=['c', 'f', 'flame', 'v', 'g', 's', 'o'], help='run only this section')
     args = ap.parse_args()
     res = {}
     rows = []
     if args.only:
         with tempfile.TemporaryDirectory() as td:
-            {'f': own_sgemm_section, 'flame': flame_section, 'v': video_section,
-             'g': render_section, 's': stream_section}[args.only](pathlib.Path(td), res, rows)
+            {'c': lambda t, r, w: e2e_section(t, r, w, args.quick), 'f': own_sgemm_section, 'flame': flame_section, 'v': video_section,
+             'g': render_section, 's': stream_section, 'o': ort_section}[args.only](pathlib.Path(td), res, rows)
         print_table(rows, res, args.json)
         return
     with tempfile.TemporaryDirectory() as td:
@@ -447,43 +619,8 @@ def main():
             rows.append((f'(b) C GFLOP/s vs sgemm, {th} thread{"s" if th > 1 else ""}',
                          f'C {flops / tc / 1e9:.1f} GFLOP/s (on its own work), sgemm {gf:.1f} GFLOP/s: '
                          f'{100 * flops / tc / 1e9 / gf:.0f}%', 'target >= 80%'))
-        # (c) end to end, (e) memory
-        clip = speech_clip(tmp)
-        shape = tmp / 'shape.npy'
-        np.save(shape, np.zeros(100, np.float32))
-        style = tmp / 'style.npy'  # default guidance (audio + style: 3 entries) needs a style
-        np.save(style, (0.5 * np.random.default_rng(1).standard_normal(lm.dp - 100)).astype(np.float32))
-        gen = str(BUILD / 'dpt-generate')
-        for steps in ((25,) if args.quick else (25, 500)):
-            for th in (1, 2):
-                cmd = [gen, '-m', str(m32), '-a', str(clip), '-c', str(shape), '-o', str(tmp / 'o.npz'),
-                       '--threads', str(th), '-q', '-s', str(style)]
-                if steps != lm.T:
-                    cmd += ['--steps', str(steps)]
-                runs = [run_rss(cmd)[:2] for _ in range(ROUNDS if steps < 100 else 1)]
-                wall, rss = min(r[0] for r in runs), max(r[1] for r in runs)
-                res[f'e2e_{steps}steps_{th}t'] = dict(seconds=wall, rtf=wall / 10.0, peak_rss=rss, runs=len(runs))
-                rows.append((f'(c) 10.0 s speech, {steps} steps, {th} thread{"s" if th > 1 else ""}',
-                             f'{wall:.1f} s wall, real-time factor {wall / 10:.2f}'
-                             + (f' (fastest of {len(runs)})' if len(runs) > 1 else ''),
-                             'target < 10 s at 25 steps, 2 threads' if steps == 25 else ''))
-        # (d) audio encoder
-        for th in (1, 2):
-            wall, _, _ = run_rss([gen, '-m', str(m32), '-a', str(clip), '-c', str(shape), '--threads', str(th),
-                                  '-q', '--save-audio-features', str(tmp / 'f.npy')])
-            res[f'audio_encoder_{th}t'] = dict(seconds=wall)
-            rows.append((f'(d) audio encoder, 10 s of audio, {th} thread{"s" if th > 1 else ""}',
-                         f'{wall:.2f} s (incl. model load and decoding)', ''))
-        # (e) memory
-        size32, size16 = os.path.getsize(m32), os.path.getsize(m16)
-        for name, m, size in (('f32', m32, size32), ('f16', m16, size16)):
-            _, rss, _ = run_rss([gen, '-m', str(m), '-a', str(clip), '-c', str(shape), '-o', str(tmp / 'o.npz'),
-                                 '--threads', '2', '-q', '--steps', '25', '-s', str(style)])
-            res[f'memory_{name}'] = dict(peak_rss=rss, file_size=size)
-            rows.append((f'(e) peak RSS, {name} model ({size / 2**20:.0f} MiB file)',
-                         f'{rss / 2**20:.0f} MiB = f32 weights {size32 / 2**20:.0f} MiB '
-                         f'{"+" if rss >= size32 else "-"} {abs(rss - size32) / 2**20:.0f} MiB',
-                         'target <= f32 size + 150 MiB' if name == 'f32' else 'clearly lower'))
+        # (c) end to end, (d) audio encoder, (e) memory
+        e2e_section(tmp, res, rows, args.quick)
         # (f) own SGEMM vs OpenBLAS
         own_sgemm_section(tmp, res, rows)
         # (flame) FLAME vertices
@@ -494,6 +631,8 @@ def main():
         render_section(tmp, res, rows)
         # (s) streams
         stream_section(tmp, res, rows)
+        # (o) ONNX Runtime
+        ort_section(tmp, res, rows)
     print_table(rows, res, args.json)
 
 
