@@ -12,18 +12,19 @@ set -u
 cd "$(dirname "$0")/.."
 log=$(mktemp -d)
 status=0
+times=""  # seconds per step, printed before the summary (CI's time budget)
 make -s all >"$log/build" 2>&1 || { cat "$log/build"; echo "SUMMARY: build failed"; exit 1; }
 
-make -s test-c 2>&1 | tee "$log/c"; c_rc=${PIPESTATUS[0]}
-make -s test-asan 2>&1 | tee "$log/asan"; a_rc=${PIPESTATUS[0]}
-make -s test-tsan 2>&1 | tee "$log/tsan"; t_rc=${PIPESTATUS[0]}
-make -s test-valgrind 2>&1 | tee "$log/vg"; vg_rc=${PIPESTATUS[0]}
-make -s test-fuzz-regress 2>&1 | tee "$log/fr"; fr_rc=${PIPESTATUS[0]}
-make -s fuzz-short 2>&1 | tee "$log/fz"; fz_rc=${PIPESTATUS[0]}
-make -s soak-short 2>&1 | tee "$log/sk"; sk_rc=${PIPESTATUS[0]}
-make -s test-python 2>&1 | tee "$log/py"; p_rc=${PIPESTATUS[0]}
-make -s test-python-pkg 2>&1 | tee "$log/pkg"; k_rc=${PIPESTATUS[0]}
-tools/test_aarch64.sh 2>&1 | tee "$log/arm"; r_rc=${PIPESTATUS[0]}
+t0=$SECONDS; make -s test-c 2>&1 | tee "$log/c"; c_rc=${PIPESTATUS[0]}; times="$times c $((SECONDS - t0)) s,"
+t0=$SECONDS; make -s test-asan 2>&1 | tee "$log/asan"; a_rc=${PIPESTATUS[0]}; times="$times asan $((SECONDS - t0)) s,"
+t0=$SECONDS; make -s test-tsan 2>&1 | tee "$log/tsan"; t_rc=${PIPESTATUS[0]}; times="$times tsan $((SECONDS - t0)) s,"
+t0=$SECONDS; make -s test-valgrind 2>&1 | tee "$log/vg"; vg_rc=${PIPESTATUS[0]}; times="$times valgrind $((SECONDS - t0)) s,"
+t0=$SECONDS; make -s test-fuzz-regress 2>&1 | tee "$log/fr"; fr_rc=${PIPESTATUS[0]}; times="$times fuzz-regress $((SECONDS - t0)) s,"
+t0=$SECONDS; make -s fuzz-short 2>&1 | tee "$log/fz"; fz_rc=${PIPESTATUS[0]}; times="$times fuzz $((SECONDS - t0)) s,"
+t0=$SECONDS; make -s soak-short 2>&1 | tee "$log/sk"; sk_rc=${PIPESTATUS[0]}; times="$times soak $((SECONDS - t0)) s,"
+t0=$SECONDS; make -s test-python 2>&1 | tee "$log/py"; p_rc=${PIPESTATUS[0]}; times="$times python $((SECONDS - t0)) s,"
+t0=$SECONDS; make -s test-python-pkg 2>&1 | tee "$log/pkg"; k_rc=${PIPESTATUS[0]}; times="$times python-pkg $((SECONDS - t0)) s,"
+t0=$SECONDS; tools/test_aarch64.sh 2>&1 | tee "$log/arm"; r_rc=${PIPESTATUS[0]}; times="$times aarch64 $((SECONDS - t0)) s,"
 
 c_line=$(grep -E '^C tests \(build\)' "$log/c" | tail -n1)
 a_line=$(grep -E '^C tests \(build-asan\)' "$log/asan" | tail -n1)
@@ -42,6 +43,7 @@ else
   r_line=${r_line#aarch64 qemu: }
 fi
 [ "$c_rc" = 0 ] && [ "$a_rc" = 0 ] && [ "$t_rc" = 0 ] && [ "$vg_rc" = 0 ] && [ "$fr_rc" = 0 ] && [ "$fz_rc" = 0 ] && [ "$sk_rc" = 0 ] && [ "$p_rc" = 0 ] && [ "$k_rc" = 0 ] && [ "$r_rc" = 0 ] || status=1
+echo "times:${times%,}"
 echo "SUMMARY: ${c_line:-C tests did not run} | ASan/UBSan: ${a_line#C tests (build-asan): } | TSan: ${t_line#C tests (build-tsan): } | valgrind: ${vg_line:-did not run} | fuzz regress: ${fr_line:-did not run} | fuzz (15 s/target): ${fz_line:-did not run} | soak: ${sk_line:-did not run} | Python: ${p_line:-did not run} | Python package: ${k_line:-did not run} | aarch64 qemu: ${r_line:-did not run} | $([ $status = 0 ] && echo OK || echo FAILED)"
 rm -rf "$log"
 exit $status

@@ -90,7 +90,7 @@ def test_forward_official_int8(portable, tmp_path, monkeypatch):
     model, ck = hs.cached_model('official')
     lm = hs.ref_model(ck)
     errs = {}
-    for t in (1, 250, 500):
+    for t in (250,) if portable else (1, 250, 500):   # the portable kernel: one t (CI time)
         inputs, ne = hs.ref_forward_inputs(lm, 2, t, seed=t)
         c = run_forward(model, inputs, tmp_path)
         errs[t] = hs.max_rel_err(c, hs.ref_denoise(ck, inputs)[:, -lm.L:])
