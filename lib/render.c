@@ -109,6 +109,10 @@ typedef struct material {
 #define GAMMA_ENTRIES (20 << 8)
 typedef struct gamma_entry { float next; int level; } gamma_entry;
 static gamma_entry gamma_table[GAMMA_ENTRIES];
+/* The same table in 32 bits for one gather: level | t << 8, where c ≥ next ⇔ (bits of c & 0x7fff) ≥ t
+ * (next lies in the entry's range, whose floats share all but their low 15 bits; t = 0 when next is
+ * at or below it, 0x8000 when above). Checked against gamma_table for every float of the range. */
+static uint32_t gamma_packed[GAMMA_ENTRIES];
 static float srgb_table[1025];   /* srgb_to_linear of mesh.frag at i/1024 */
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
@@ -131,6 +135,11 @@ static void init_tables(void) {
             double t = pow((level + 0.5) / 255.0, 2.2);   /* where level + 1 begins */
             if (t < hi) gamma_table[e].next = (float)t;
         }
+        float next = gamma_table[e].next;
+        uint32_t next_bits;
+        memcpy(&next_bits, &next, 4);
+        uint32_t t = next <= lo ? 0 : next >= hi ? 0x8000 : (next_bits & 0x7fff);
+        gamma_packed[e] = (uint32_t)level | t << 8;
     }
     for (int i = 0; i <= 1024; i++) {
         double x = i / 1024.0;
@@ -926,15 +935,18 @@ AVX512_FN static void shade_row_grey_avx512(const dpt_renderer *r, const int32_t
     /* gamma_level */
     const __m512 lo = _mm512_set1_ps(9.5367431640625e-07f), onef = _mm512_set1_ps(1.0f);
     const __m512i base = _mm512_set1_epi32(GAMMA_EXP_MIN << 8), one = _mm512_set1_epi32(1);
+    const __m512i low = _mm512_set1_epi32(0x7fff), byte = _mm512_set1_epi32(0xff);
     for (int p = 0; p < n; p += 16) {
         __mmask16 m = n - p >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - p)) - 1);
         __m512 c = _mm512_maskz_loadu_ps(m, lin + p);
         __mmask16 top = _mm512_mask_cmp_ps_mask(m, c, onef, _CMP_GE_OQ);
         __mmask16 in = _mm512_mask_cmp_ps_mask(m, c, lo, _CMP_GE_OQ) & (__mmask16)~top;
-        __m512i idx = _mm512_sub_epi32(_mm512_srli_epi32(_mm512_castps_si512(c), 15), base);
-        __m512 next = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), in, idx, &gamma_table[0].next, 8);
-        __m512i level = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), in, idx, &gamma_table[0].level, 8);
-        level = _mm512_mask_add_epi32(level, _mm512_mask_cmp_ps_mask(in, c, next, _CMP_GE_OQ), level, one);
+        __m512i bits = _mm512_castps_si512(c);
+        __m512i idx = _mm512_sub_epi32(_mm512_srli_epi32(bits, 15), base);
+        __m512i e = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), in, idx, gamma_packed, 4);
+        __m512i level = _mm512_and_si512(e, byte);
+        __mmask16 up = _mm512_mask_cmpge_epi32_mask(in, _mm512_and_si512(bits, low), _mm512_srli_epi32(e, 8));
+        level = _mm512_mask_add_epi32(level, up, level, one);
         level = _mm512_mask_mov_epi32(level, top, _mm512_set1_epi32(255));
         _mm512_mask_storeu_epi32(lv + p, m, level);
     }
