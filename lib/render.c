@@ -567,8 +567,11 @@ AVX512_FN static void raster_span_avx512(int32_t *dep, int32_t *fid, int n, floa
 /* Coverage by sample centres, top-left rule, depth "less". */
 /* cull: skip the triangle when every depth tile it overlaps is already nearer than all of it
  * (tile_far, filled after the first pass). */
-HOT_CLONES static void raster_triangle(dpt_renderer *r, raster_vertex a, raster_vertex b, raster_vertex c,
-                            int32_t face, int tid, int cull, int *restrict box) {
+/* (The corners come by pointer: structs passed by value went through the stack, where reading
+ * them back in 16-byte pieces defeated store forwarding, a stall per triangle.) */
+HOT_CLONES static void raster_triangle(dpt_renderer *r, const raster_vertex *pa, const raster_vertex *pb,
+                                       const raster_vertex *pc, int32_t face, int tid, int cull, int *restrict box) {
+    raster_vertex a = *pa, b = *pb, c = *pc;
     int64_t area = (b.x - a.x) * (c.y - a.y) - (b.y - a.y) * (c.x - a.x);
     if (area == 0) return;
     if (area < 0) {
@@ -792,8 +795,10 @@ static void raster_clipped(dpt_renderer *r, const int32_t *tri, int32_t face, in
     for (int i = 0; i < n; i++)
         if (!(buf[cur][i][3] > 0)) return; /* rounding left a vertex at or behind the eye */
     raster_vertex v0 = to_raster(r, buf[cur][0]);
-    for (int i = 1; i + 1 < n; i++)
-        raster_triangle(r, v0, to_raster(r, buf[cur][i]), to_raster(r, buf[cur][i + 1]), face, tid, 0, box);
+    for (int i = 1; i + 1 < n; i++) {
+        raster_vertex v1 = to_raster(r, buf[cur][i]), v2 = to_raster(r, buf[cur][i + 1]);
+        raster_triangle(r, &v0, &v1, &v2, face, tid, 0, box);
+    }
 }
 
 /* Farthest depth of each TILE × TILE block of the rows this thread owns; blocks outside the
@@ -847,7 +852,7 @@ static void raster_all(dpt_renderer *r, int tid) {
                 if ((area > 0) != (r->first_winding > 0) ? pass == 0 : pass == 1) continue;
                 raster_vertex a = {p[0]->x, p[0]->y, p[0]->z}, b = {p[1]->x, p[1]->y, p[1]->z},
                               c = {p[2]->x, p[2]->y, p[2]->z};
-                raster_triangle(r, a, b, c, f, tid, pass, box);
+                raster_triangle(r, &a, &b, &c, f, tid, pass, box);
             } else if (pass == 0 && !(p[0]->outcode & p[1]->outcode & p[2]->outcode)) {
                 raster_clipped(r, t, f, tid, box);
             }
