@@ -216,6 +216,7 @@ struct dpt_renderer {
     uint8_t *out;
     float *scratch;                  /* n_threads × SCRATCH_ROWS × sw */
     int32_t *tile_far;               /* tiles_h × tiles_w farthest depth per tile */
+    int32_t *later;                  /* n_threads × n_faces: faces of the second raster pass */
     int tiles_w, tiles_h;
     int first_winding;               /* screen winding (sign of the area) drawn first */
     int64_t winding_samples[MAX_THREADS][2];   /* visible samples of each winding, last frame */
@@ -803,7 +804,7 @@ static void raster_clipped(dpt_renderer *r, const int32_t *tri, int32_t face, in
 
 /* Farthest depth of each TILE × TILE block of the rows this thread owns; blocks outside the
  * samples drawn so far (box) are clear: DEPTH_ONE. */
-static void tiles_far(dpt_renderer *r, int tid, const int *box) {
+HOT_CLONES static void tiles_far(dpt_renderer *r, int tid, const int *box) {
     int32_t *colmax = (int32_t *)(r->scratch + (size_t)tid * SCRATCH_ROWS * r->sw);
     int tx0 = box[0] / TILE, tx1 = box[1] / TILE, ty0 = box[2] / TILE, ty1 = box[3] / TILE;
     for (int ty = 0; ty < r->tiles_h; ty++) {
@@ -838,26 +839,32 @@ static void tiles_far(dpt_renderer *r, int tid, const int *box) {
  * first pass's depth tile by tile: the back of a head costs a few compares per triangle. The
  * picture is the same in any order (depth "less"), except that of two surfaces at exactly the
  * same depth the first drawn stays. */
+static inline void raster_face(dpt_renderer *r, int32_t f, int tid, int pass, int *box) {
+    const int32_t *t = r->faces + (size_t)f * 3;
+    const proj_vertex *p[3] = {&r->proj[t[0]], &r->proj[t[1]], &r->proj[t[2]]};
+    raster_vertex a = {p[0]->x, p[0]->y, p[0]->z}, b = {p[1]->x, p[1]->y, p[1]->z}, c = {p[2]->x, p[2]->y, p[2]->z};
+    raster_triangle(r, &a, &b, &c, f, tid, pass, box);
+}
+
 static void raster_all(dpt_renderer *r, int tid) {
     int box[4] = {r->sw, -1, r->sh, -1};
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass == 1) tiles_far(r, tid, box);
-        for (int f = 0; f < r->n_faces; f++) {
-            const int32_t *t = r->faces + (size_t)f * 3;
-            const proj_vertex *p[3] = {&r->proj[t[0]], &r->proj[t[1]], &r->proj[t[2]]};
-            int any = p[0]->outcode | p[1]->outcode | p[2]->outcode;
-            if (!any) {
-                int64_t area = (int64_t)(p[1]->x - p[0]->x) * (p[2]->y - p[0]->y) -
-                               (int64_t)(p[1]->y - p[0]->y) * (p[2]->x - p[0]->x);
-                if ((area > 0) != (r->first_winding > 0) ? pass == 0 : pass == 1) continue;
-                raster_vertex a = {p[0]->x, p[0]->y, p[0]->z}, b = {p[1]->x, p[1]->y, p[1]->z},
-                              c = {p[2]->x, p[2]->y, p[2]->z};
-                raster_triangle(r, &a, &b, &c, f, tid, pass, box);
-            } else if (pass == 0 && !(p[0]->outcode & p[1]->outcode & p[2]->outcode)) {
-                raster_clipped(r, t, f, tid, box);
-            }
+    int32_t *later = r->later + (size_t)tid * r->n_faces;   /* the second pass's faces, in order */
+    int n_later = 0;
+    for (int f = 0; f < r->n_faces; f++) {
+        const int32_t *t = r->faces + (size_t)f * 3;
+        const proj_vertex *p[3] = {&r->proj[t[0]], &r->proj[t[1]], &r->proj[t[2]]};
+        int any = p[0]->outcode | p[1]->outcode | p[2]->outcode;
+        if (!any) {
+            int64_t area = (int64_t)(p[1]->x - p[0]->x) * (p[2]->y - p[0]->y) -
+                           (int64_t)(p[1]->y - p[0]->y) * (p[2]->x - p[0]->x);
+            if ((area > 0) != (r->first_winding > 0)) later[n_later++] = f;
+            else raster_face(r, f, tid, 0, box);
+        } else if (!(p[0]->outcode & p[1]->outcode & p[2]->outcode)) {
+            raster_clipped(r, t, f, tid, box);
         }
     }
+    tiles_far(r, tid, box);
+    for (int k = 0; k < n_later; k++) raster_face(r, later[k], tid, 1, box);
     memcpy(r->drawn[tid], box, sizeof box);
 }
 
@@ -1209,7 +1216,7 @@ static void downsample_rows(dpt_renderer *r, int tid) {
 /* ---- one frame, on every thread of the team ------------------------------------------------- */
 
 /* Depth and face ids back to clear where the last frame drew (the rest stayed clear). */
-static void clear_rows(dpt_renderer *r, int tid) {
+HOT_CLONES static void clear_rows(dpt_renderer *r, int tid) {
     const int i0 = r->drawn[tid][0], i1 = r->drawn[tid][1], j0 = r->drawn[tid][2], j1 = r->drawn[tid][3];
     if (i0 > i1) return;
     for (int j = j0; j <= j1; j++) {
@@ -1483,6 +1490,7 @@ dpt_status dpt_renderer_new(const dpt_render_params *params, int n_vertices, con
     r->tiles_w = (r->sw + TILE - 1) / TILE;
     r->tiles_h = (r->sh + TILE - 1) / TILE;
     r->tile_far = malloc((size_t)r->tiles_w * r->tiles_h * sizeof(int32_t));
+    r->later = malloc((size_t)r->n_threads * n_faces * sizeof(int32_t));
     r->first_winding = 1;
     for (int t = 0; t < MAX_THREADS; t++) {   /* the first frame clears everything */
         r->drawn[t][0] = 0;
@@ -1492,7 +1500,7 @@ dpt_status dpt_renderer_new(const dpt_render_params *params, int n_vertices, con
     }
     if (tex) r->uv_of_corner = malloc(nc * 2 * sizeof(float));
     if (!r->faces || !r->proj || !r->rays || !r->shades || !r->corner_weight || !r->depth || !r->face_id || !r->ray_x ||
-        !r->ray_y || !r->scratch || !r->tile_far || (r->k > 1 && !r->samples) || (tex && !r->uv_of_corner)) {
+        !r->ray_y || !r->scratch || !r->tile_far || !r->later || (r->k > 1 && !r->samples) || (tex && !r->uv_of_corner)) {
         st = dpt_fail(err, DPT_ERR_NOMEM, "dpt_renderer_new: out of memory for %d x %d samples", r->sw, r->sh);
         goto fail;
     }
@@ -1544,6 +1552,7 @@ void dpt_renderer_free(dpt_renderer *r) {
     free(r->samples);
     free(r->scratch);
     free(r->tile_far);
+    free(r->later);
     free(r);
 }
 
