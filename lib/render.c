@@ -33,6 +33,7 @@
  * (rasterising every triangle into its bands only) so that the head in the middle is shared out.
  * Nothing is allocated per frame. */
 #include "core.h"
+#include "kernels.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -46,6 +47,16 @@
 #define HOT_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define HOT_CLONES
+#endif
+
+/* x86-64 (GCC, clang): hand-written AVX-512 versions of the rasteriser's rows, the run-finding of
+ * the shading pass and the 8-bit output, chosen per renderer at dpt_renderer_new when the CPU and
+ * OS have AVX-512 F/BW/VL/DQ and DPT_ARCH does not ask for scalar. The same operations in the same
+ * order as the C code (no FMA), so the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(DPT_NO_AVX512)
+#define RENDER_AVX512 1
+#include <immintrin.h>
+#define AVX512_FN __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,bmi,bmi2,popcnt")))
 #endif
 
 #define MAX_SIDE 8192          /* width, height */
@@ -98,6 +109,10 @@ typedef struct material {
 #define GAMMA_ENTRIES (20 << 8)
 typedef struct gamma_entry { float next; int level; } gamma_entry;
 static gamma_entry gamma_table[GAMMA_ENTRIES];
+/* The same table in 32 bits for one gather: level | t << 8, where c ≥ next ⇔ (bits of c & 0x7fff) ≥ t
+ * (next lies in the entry's range, whose floats share all but their low 15 bits; t = 0 when next is
+ * at or below it, 0x8000 when above). Checked against gamma_table for every float of the range. */
+static uint32_t gamma_packed[GAMMA_ENTRIES];
 static float srgb_table[1025];   /* srgb_to_linear of mesh.frag at i/1024 */
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
@@ -120,6 +135,11 @@ static void init_tables(void) {
             double t = pow((level + 0.5) / 255.0, 2.2);   /* where level + 1 begins */
             if (t < hi) gamma_table[e].next = (float)t;
         }
+        float next = gamma_table[e].next;
+        uint32_t next_bits;
+        memcpy(&next_bits, &next, 4);
+        uint32_t t = next <= lo ? 0 : next >= hi ? 0x8000 : (next_bits & 0x7fff);
+        gamma_packed[e] = (uint32_t)level | t << 8;
     }
     for (int i = 0; i <= 1024; i++) {
         double x = i / 1024.0;
@@ -196,10 +216,15 @@ struct dpt_renderer {
     uint8_t *out;
     float *scratch;                  /* n_threads × SCRATCH_ROWS × sw */
     int32_t *tile_far;               /* tiles_h × tiles_w farthest depth per tile */
+    int32_t *later;                  /* n_threads × n_faces: faces of the second raster pass */
     int tiles_w, tiles_h;
     int first_winding;               /* screen winding (sign of the area) drawn first */
     int64_t winding_samples[MAX_THREADS][2];   /* visible samples of each winding, last frame */
+    /* per thread, the samples its rasteriser may have written since its last clear: columns
+       [0] … [1], rows [2] … [3] (empty when [0] > [1]); outside, depth and face ids are clear */
+    int drawn[MAX_THREADS][4];
     int grey;                        /* untextured grey material, grey lights: shade_grey */
+    int avx512;                      /* the AVX-512 row functions (RENDER_AVX512) */
     /* team */
     pthread_t threads[MAX_THREADS];
     int n_started;
@@ -318,6 +343,93 @@ static void face_geometry(dpt_renderer *r, int f0, int f1) {
     }
 }
 
+#ifdef RENDER_AVX512
+/* face_geometry for 16 faces at a time: vertices gathered, the same operations lane by lane
+ * (unitize3, acos_fast, the degenerate test), corner weights and eye-ray data scattered. */
+AVX512_FN static void unitize3_avx512(__m512 *a) {
+    __m512 n2 = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(a[0], a[0]), _mm512_mul_ps(a[1], a[1])),
+                              _mm512_mul_ps(a[2], a[2]));
+    __mmask16 ok = _mm512_cmp_ps_mask(n2, _mm512_set1_ps(1e-30f), _CMP_GT_OQ);
+    __m512 s = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_sqrt_ps(n2));
+    for (int d = 0; d < 3; d++) a[d] = _mm512_maskz_mul_ps(ok, a[d], s);
+}
+
+AVX512_FN static __m512 acos_avx512(__m512 x) {
+    static const float c[8] = {-0.0012624911f, 0.0066700901f, -0.0170881256f, 0.0308918810f,
+                               -0.0501743046f, 0.0889789874f, -0.2145988016f, 1.5707963050f};
+    __m512 ax = _mm512_abs_ps(x);
+    ax = _mm512_min_ps(_mm512_set1_ps(1.0f), ax);   /* ax > 1 ? 1 : ax */
+    __m512 p = _mm512_set1_ps(c[0]);
+    for (int i = 1; i < 8; i++) p = _mm512_add_ps(_mm512_mul_ps(p, ax), _mm512_set1_ps(c[i]));
+    __m512 a = _mm512_mul_ps(_mm512_sqrt_ps(_mm512_sub_ps(_mm512_set1_ps(1.0f), ax)), p);
+    __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+    return _mm512_mask_sub_ps(a, neg, _mm512_set1_ps(PI_F), a);
+}
+
+AVX512_FN static inline void cross_avx512(const __m512 *a, const __m512 *b, __m512 *o) {
+    o[0] = _mm512_sub_ps(_mm512_mul_ps(a[1], b[2]), _mm512_mul_ps(a[2], b[1]));
+    o[1] = _mm512_sub_ps(_mm512_mul_ps(a[2], b[0]), _mm512_mul_ps(a[0], b[2]));
+    o[2] = _mm512_sub_ps(_mm512_mul_ps(a[0], b[1]), _mm512_mul_ps(a[1], b[0]));
+}
+
+AVX512_FN static inline __m512 dot_avx512(const __m512 *a, const __m512 *b) {
+    return _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(a[0], b[0]), _mm512_mul_ps(a[1], b[1])), _mm512_mul_ps(a[2], b[2]));
+}
+
+AVX512_FN static void face_geometry_avx512(dpt_renderer *r, int f0, int f1) {
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i i3 = _mm512_mullo_epi32(iota, _mm512_set1_epi32(3)), i9 = _mm512_mullo_epi32(iota, _mm512_set1_epi32(9));
+    for (int f = f0; f < f1; f += 16) {
+        __mmask16 m = f1 - f >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (f1 - f)) - 1);
+        const int *tri = r->faces + (size_t)f * 3;
+        __m512 p[3][3];   /* corner, coordinate */
+        for (int k = 0; k < 3; k++) {
+            __m512i t = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, _mm512_add_epi32(i3, _mm512_set1_epi32(k)),
+                                                    tri, 4);
+            __m512i t3 = _mm512_add_epi32(_mm512_add_epi32(t, t), t);
+            for (int d = 0; d < 3; d++)
+                p[k][d] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, t3, r->vertices + d, 4);
+        }
+        __m512 e1[3], e2[3], n[3], u[3], v[3], w[3], tv[3], m1[3], m2[3], m3[3];
+        for (int d = 0; d < 3; d++) {
+            e1[d] = _mm512_sub_ps(p[1][d], p[0][d]);
+            e2[d] = _mm512_sub_ps(p[2][d], p[0][d]);
+            w[d] = _mm512_sub_ps(p[2][d], p[1][d]);
+            u[d] = e1[d];
+            v[d] = e2[d];
+            tv[d] = _mm512_sub_ps(_mm512_set1_ps(d == 2 ? (float)CAM_Z : 0.0f), p[0][d]);
+        }
+        cross_avx512(e1, e2, n);
+        unitize3_avx512(n);
+        unitize3_avx512(u);
+        unitize3_avx512(v);
+        unitize3_avx512(w);
+        __m512 ang0 = acos_avx512(dot_avx512(u, v));
+        __m512 ang1 = acos_avx512(_mm512_xor_ps(dot_avx512(u, w), _mm512_set1_ps(-0.0f)));   /* −u·w */
+        __m512 ang2 = _mm512_sub_ps(_mm512_sub_ps(_mm512_set1_ps(PI_F), ang0), ang1);
+        const __m512 tiny = _mm512_set1_ps(1e-8f);
+        __mmask16 degenerate = _mm512_cmp_ps_mask(ang0, tiny, _CMP_LT_OQ) | _mm512_cmp_ps_mask(ang1, tiny, _CMP_LT_OQ) |
+                               _mm512_cmp_ps_mask(ang2, tiny, _CMP_LT_OQ);
+        const __m512 ang[3] = {_mm512_maskz_mov_ps((__mmask16)~degenerate, ang0),
+                               _mm512_maskz_mov_ps((__mmask16)~degenerate, ang1),
+                               _mm512_maskz_mov_ps((__mmask16)~degenerate, ang2)};
+        float *cw = r->corner_weight + (size_t)f * 9;
+        for (int k = 0; k < 3; k++)
+            for (int d = 0; d < 3; d++)
+                _mm512_mask_i32scatter_ps(cw, m, _mm512_add_epi32(i9, _mm512_set1_epi32(k * 3 + d)),
+                                          _mm512_mul_ps(ang[k], n[d]), 4);
+        cross_avx512(e2, e1, m1);
+        cross_avx512(e2, tv, m2);
+        cross_avx512(tv, e1, m3);
+        float *fr = (float *)(r->rays + f);
+        const __m512 *rows[3] = {m1, m2, m3};
+        for (int k = 0; k < 3; k++)
+            for (int d = 0; d < 3; d++)
+                _mm512_mask_i32scatter_ps(fr, m, _mm512_add_epi32(i9, _mm512_set1_epi32(k * 3 + d)), rows[k][d], 4);
+    }
+}
+#endif
+
 static void vertex_normals(dpt_renderer *r, int v0, int v1) {
     for (int i = v0; i < v1; i++) {
         float s[3] = {0, 0, 0};
@@ -393,11 +505,74 @@ static inline int32_t depth_sample(float z) {
     return (int32_t)z;
 }
 
+#ifdef RENDER_AVX512
+/* The small-triangle rows of raster_triangle, 16 samples at a time under masks (see there). */
+AVX512_FN static void raster_small_avx512(const dpt_renderer *r, const int32_t *e_row, const int32_t *step_x,
+                                          const int32_t *step_y, int n, int64_t i0, int64_t j0, int64_t j1,
+                                          double z_origin, double zdx, double zdy, float dz, int32_t face, int tid) {
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i r0 = _mm512_mullo_epi32(iota, _mm512_set1_epi32(step_x[0]));   /* lane · step_x */
+    const __m512i r1 = _mm512_mullo_epi32(iota, _mm512_set1_epi32(step_x[1]));
+    const __m512i r2 = _mm512_mullo_epi32(iota, _mm512_set1_epi32(step_x[2]));
+    const __m512 vdz = _mm512_set1_ps(dz), one = _mm512_set1_ps((float)DEPTH_ONE), zero = _mm512_setzero_ps();
+    const __m512i vface = _mm512_set1_epi32(face);
+    for (int64_t j = j0; j <= j1; j++) {
+        if (r->n_threads > 1 && !owns_row(r, (int)j, tid)) continue;
+        int32_t jy = (int32_t)(j - j0);
+        int32_t e0 = e_row[0] + jy * step_y[0], e1 = e_row[1] + jy * step_y[1], e2 = e_row[2] + jy * step_y[2];
+        float z0 = (float)((z_origin + (double)i0 * zdx + (double)jy * zdy) * DEPTH_ONE);
+        const __m512 vz0 = _mm512_set1_ps(z0);
+        size_t row = (size_t)j * r->stride + (size_t)i0;
+        int32_t *dep = r->depth + row, *fid = r->face_id + row;
+        for (int b = 0; b < n; b += 16) {
+            __mmask16 m = n - b >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - b)) - 1);
+            /* e − (b + lane)·step_x, in int32 as the C code (wrapping is exact modular arithmetic) */
+            __m512i a0 = _mm512_sub_epi32(_mm512_set1_epi32(e0 - b * step_x[0]), r0);
+            __m512i a1 = _mm512_sub_epi32(_mm512_set1_epi32(e1 - b * step_x[1]), r1);
+            __m512i a2 = _mm512_sub_epi32(_mm512_set1_epi32(e2 - b * step_x[2]), r2);
+            __m512i any = _mm512_or_si512(_mm512_or_si512(a0, a1), a2);
+            __mmask16 inside = _mm512_mask_cmpge_epi32_mask(m, any, _mm512_setzero_si512());
+            if (!inside) continue;
+            __m512 fi = _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_set1_epi32(b), iota));
+            __m512 z = _mm512_add_ps(vz0, _mm512_mul_ps(fi, vdz));
+            z = _mm512_min_ps(z, one);    /* z < 1 ? z : 1 (NaN → 1), as depth_sample */
+            z = _mm512_max_ps(z, zero);   /* z > 0 ? z : 0 */
+            __m512i zi = _mm512_cvttps_epi32(z);
+            __m512i d = _mm512_maskz_loadu_epi32(inside, dep + b);
+            __mmask16 nearer = _mm512_mask_cmplt_epi32_mask(inside, zi, d);
+            _mm512_mask_storeu_epi32(dep + b, nearer, zi);
+            _mm512_mask_storeu_epi32(fid + b, nearer, vface);
+        }
+    }
+}
+
+/* One span of the large-triangle path: n samples from dep/fid, depth z0 + i·dz. */
+AVX512_FN static void raster_span_avx512(int32_t *dep, int32_t *fid, int n, float z0, float dz, int32_t face) {
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512 vz0 = _mm512_set1_ps(z0), vdz = _mm512_set1_ps(dz), one = _mm512_set1_ps((float)DEPTH_ONE);
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512i vface = _mm512_set1_epi32(face);
+    for (int b = 0; b < n; b += 16) {
+        __mmask16 m = n - b >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - b)) - 1);
+        __m512 fi = _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_set1_epi32(b), iota));
+        __m512 z = _mm512_max_ps(_mm512_min_ps(_mm512_add_ps(vz0, _mm512_mul_ps(fi, vdz)), one), zero);
+        __m512i zi = _mm512_cvttps_epi32(z);
+        __m512i d = _mm512_maskz_loadu_epi32(m, dep + b);
+        __mmask16 nearer = _mm512_mask_cmplt_epi32_mask(m, zi, d);
+        _mm512_mask_storeu_epi32(dep + b, nearer, zi);
+        _mm512_mask_storeu_epi32(fid + b, nearer, vface);
+    }
+}
+#endif
+
 /* Coverage by sample centres, top-left rule, depth "less". */
 /* cull: skip the triangle when every depth tile it overlaps is already nearer than all of it
  * (tile_far, filled after the first pass). */
-HOT_CLONES static void raster_triangle(dpt_renderer *r, raster_vertex a, raster_vertex b, raster_vertex c,
-                            int32_t face, int tid, int cull) {
+/* (The corners come by pointer: structs passed by value went through the stack, where reading
+ * them back in 16-byte pieces defeated store forwarding, a stall per triangle.) */
+HOT_CLONES static void raster_triangle(dpt_renderer *r, const raster_vertex *pa, const raster_vertex *pb,
+                                       const raster_vertex *pc, int32_t face, int tid, int cull, int *restrict box) {
+    raster_vertex a = *pa, b = *pb, c = *pc;
     int64_t area = (b.x - a.x) * (c.y - a.y) - (b.y - a.y) * (c.x - a.x);
     if (area == 0) return;
     if (area < 0) {
@@ -436,6 +611,10 @@ HOT_CLONES static void raster_triangle(dpt_renderer *r, raster_vertex a, raster_
         }
         if (hidden) return;
     }
+    if (i0 < box[0]) box[0] = (int)i0;
+    if (i1 > box[1]) box[1] = (int)i1;
+    if (j0 < box[2]) box[2] = (int)j0;
+    if (j1 > box[3]) box[3] = (int)j1;
 
     /* depth plane in samples */
     double ax = a.x / (double)SUB, ay = a.y / (double)SUB;
@@ -462,6 +641,12 @@ HOT_CLONES static void raster_triangle(dpt_renderer *r, raster_vertex a, raster_
         }
         int n = (int)(i1 - i0 + 1);
         float dz = (float)(zdx * DEPTH_ONE);
+#ifdef RENDER_AVX512
+        if (r->avx512) {
+            raster_small_avx512(r, e_row, step_x, step_y, n, i0, j0, j1, z_origin, zdx, zdy, dz, face, tid);
+            return;
+        }
+#endif
         int32_t ramp[3][SMALL + 1];   /* i · step_x: SSE2 has no 32-bit vector multiply */
         for (int e = 0; e < 3; e++) {
             ramp[e][0] = 0;
@@ -542,6 +727,12 @@ HOT_CLONES static void raster_triangle(dpt_renderer *r, raster_vertex a, raster_
         int32_t *restrict dep = r->depth + row + lo;
         int32_t *restrict fid = r->face_id + row + lo;
         int n = (int)(hi - lo + 1);
+#ifdef RENDER_AVX512
+        if (r->avx512) {
+            raster_span_avx512(dep, fid, n, z0, dz, face);
+            continue;
+        }
+#endif
         for (int i = 0; i < n; i++) {   /* branch-free: vectorised */
             int32_t z = depth_sample(z0 + (float)i * dz);
             int32_t nearer = -(int32_t)(z < dep[i]);
@@ -573,7 +764,7 @@ static raster_vertex to_raster(const dpt_renderer *r, const double *clip) {
 }
 
 /* Sutherland–Hodgman against the near plane and the guard band, then a fan. */
-static void raster_clipped(dpt_renderer *r, const int32_t *tri, int32_t face, int tid) {
+static void raster_clipped(dpt_renderer *r, const int32_t *tri, int32_t face, int tid, int *box) {
     double buf[2][12][4];
     int n = 3;
     for (int i = 0; i < 3; i++) clip_position(r, tri[i], buf[0][i]);
@@ -605,26 +796,40 @@ static void raster_clipped(dpt_renderer *r, const int32_t *tri, int32_t face, in
     for (int i = 0; i < n; i++)
         if (!(buf[cur][i][3] > 0)) return; /* rounding left a vertex at or behind the eye */
     raster_vertex v0 = to_raster(r, buf[cur][0]);
-    for (int i = 1; i + 1 < n; i++)
-        raster_triangle(r, v0, to_raster(r, buf[cur][i]), to_raster(r, buf[cur][i + 1]), face, tid, 0);
+    for (int i = 1; i + 1 < n; i++) {
+        raster_vertex v1 = to_raster(r, buf[cur][i]), v2 = to_raster(r, buf[cur][i + 1]);
+        raster_triangle(r, &v0, &v1, &v2, face, tid, 0, box);
+    }
 }
 
-/* Farthest depth of each TILE × TILE block of the rows this thread owns. */
-static void tiles_far(dpt_renderer *r, int tid) {
+/* Farthest depth of each TILE × TILE block of the rows this thread owns; blocks outside the
+ * samples drawn so far (box) are clear: DEPTH_ONE. */
+HOT_CLONES static void tiles_far(dpt_renderer *r, int tid, const int *box) {
     int32_t *colmax = (int32_t *)(r->scratch + (size_t)tid * SCRATCH_ROWS * r->sw);
+    int tx0 = box[0] / TILE, tx1 = box[1] / TILE, ty0 = box[2] / TILE, ty1 = box[3] / TILE;
     for (int ty = 0; ty < r->tiles_h; ty++) {
         int j0 = ty * TILE, j1 = j0 + TILE < r->sh ? j0 + TILE : r->sh;
         if (r->n_threads > 1 && !owns_row(r, j0, tid)) continue;
-        memcpy(colmax, r->depth + (size_t)j0 * r->stride, (size_t)r->sw * sizeof(int32_t));
+        int32_t *far = r->tile_far + (size_t)ty * r->tiles_w;
+        if (box[0] > box[1] || ty < ty0 || ty > ty1) {
+            for (int tx = 0; tx < r->tiles_w; tx++) far[tx] = DEPTH_ONE;
+            continue;
+        }
+        int c0 = tx0 * TILE, c1 = (tx1 + 1) * TILE < r->sw ? (tx1 + 1) * TILE : r->sw;
+        memcpy(colmax + c0, r->depth + (size_t)j0 * r->stride + c0, (size_t)(c1 - c0) * sizeof(int32_t));
         for (int j = j0 + 1; j < j1; j++) {
             const int32_t *d = r->depth + (size_t)j * r->stride;
-            for (int i = 0; i < r->sw; i++) colmax[i] = colmax[i] > d[i] ? colmax[i] : d[i];
+            for (int i = c0; i < c1; i++) colmax[i] = colmax[i] > d[i] ? colmax[i] : d[i];
         }
         for (int tx = 0; tx < r->tiles_w; tx++) {
+            if (tx < tx0 || tx > tx1) {
+                far[tx] = DEPTH_ONE;
+                continue;
+            }
             int i0 = tx * TILE, i1 = i0 + TILE < r->sw ? i0 + TILE : r->sw;
             int32_t m = colmax[i0];
             for (int i = i0 + 1; i < i1; i++) m = m > colmax[i] ? m : colmax[i];
-            r->tile_far[(size_t)ty * r->tiles_w + tx] = m;
+            far[tx] = m;
         }
     }
 }
@@ -634,25 +839,33 @@ static void tiles_far(dpt_renderer *r, int tid) {
  * first pass's depth tile by tile: the back of a head costs a few compares per triangle. The
  * picture is the same in any order (depth "less"), except that of two surfaces at exactly the
  * same depth the first drawn stays. */
+static inline void raster_face(dpt_renderer *r, int32_t f, int tid, int pass, int *box) {
+    const int32_t *t = r->faces + (size_t)f * 3;
+    const proj_vertex *p[3] = {&r->proj[t[0]], &r->proj[t[1]], &r->proj[t[2]]};
+    raster_vertex a = {p[0]->x, p[0]->y, p[0]->z}, b = {p[1]->x, p[1]->y, p[1]->z}, c = {p[2]->x, p[2]->y, p[2]->z};
+    raster_triangle(r, &a, &b, &c, f, tid, pass, box);
+}
+
 static void raster_all(dpt_renderer *r, int tid) {
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass == 1) tiles_far(r, tid);
-        for (int f = 0; f < r->n_faces; f++) {
-            const int32_t *t = r->faces + (size_t)f * 3;
-            const proj_vertex *p[3] = {&r->proj[t[0]], &r->proj[t[1]], &r->proj[t[2]]};
-            int any = p[0]->outcode | p[1]->outcode | p[2]->outcode;
-            if (!any) {
-                int64_t area = (int64_t)(p[1]->x - p[0]->x) * (p[2]->y - p[0]->y) -
-                               (int64_t)(p[1]->y - p[0]->y) * (p[2]->x - p[0]->x);
-                if ((area > 0) != (r->first_winding > 0) ? pass == 0 : pass == 1) continue;
-                raster_vertex a = {p[0]->x, p[0]->y, p[0]->z}, b = {p[1]->x, p[1]->y, p[1]->z},
-                              c = {p[2]->x, p[2]->y, p[2]->z};
-                raster_triangle(r, a, b, c, f, tid, pass);
-            } else if (pass == 0 && !(p[0]->outcode & p[1]->outcode & p[2]->outcode)) {
-                raster_clipped(r, t, f, tid);
-            }
+    int box[4] = {r->sw, -1, r->sh, -1};
+    int32_t *later = r->later + (size_t)tid * r->n_faces;   /* the second pass's faces, in order */
+    int n_later = 0;
+    for (int f = 0; f < r->n_faces; f++) {
+        const int32_t *t = r->faces + (size_t)f * 3;
+        const proj_vertex *p[3] = {&r->proj[t[0]], &r->proj[t[1]], &r->proj[t[2]]};
+        int any = p[0]->outcode | p[1]->outcode | p[2]->outcode;
+        if (!any) {
+            int64_t area = (int64_t)(p[1]->x - p[0]->x) * (p[2]->y - p[0]->y) -
+                           (int64_t)(p[1]->y - p[0]->y) * (p[2]->x - p[0]->x);
+            if ((area > 0) != (r->first_winding > 0)) later[n_later++] = f;
+            else raster_face(r, f, tid, 0, box);
+        } else if (!(p[0]->outcode & p[1]->outcode & p[2]->outcode)) {
+            raster_clipped(r, t, f, tid, box);
         }
     }
+    tiles_far(r, tid, box);
+    for (int k = 0; k < n_later; k++) raster_face(r, later[k], tid, 1, box);
+    memcpy(r->drawn[tid], box, sizeof box);
 }
 
 /* ---- shading ------------------------------------------------------------------------------ */
@@ -711,8 +924,9 @@ static void shade_pbr(const dpt_renderer *r, const float *n, const float *v, con
 /* Grey material, lights of grey colour: mesh.frag's colour for n samples of one row, in a loop
  * without branches or gathers that the compiler vectorises. nx/ny/nz: interpolated normals (not
  * unit), dx: eye-ray x of each sample, dy: the row's; out: linear colour. */
-HOT_CLONES static void shade_grey(const dpt_renderer *r, int n, const float *restrict nx, const float *restrict ny,
-                       const float *restrict nz, const float *restrict dx, float dy, float *restrict out) {
+static inline __attribute__((always_inline)) void shade_grey_body(const dpt_renderer *r, int n, const float *restrict nx,
+                                                                   const float *restrict ny, const float *restrict nz,
+                                                                   const float *restrict dx, float dy, float *restrict out) {
     const material *m = &r->mat;
     const float base = m->base[0], c_diff = m->c_diff[0], f0 = m->f0[0], k = m->k, a2 = m->a2;
     for (int p = 0; p < n; p++) out[p] = base * AMBIENT;
@@ -746,6 +960,116 @@ HOT_CLONES static void shade_grey(const dpt_renderer *r, int n, const float *res
     }
 }
 
+HOT_CLONES static void shade_grey(const dpt_renderer *r, int n, const float *restrict nx, const float *restrict ny,
+                                  const float *restrict nz, const float *restrict dx, float dy, float *restrict out) {
+    shade_grey_body(r, n, nx, ny, nz, dx, dy, out);
+}
+
+#ifdef RENDER_AVX512
+AVX512_FN static void shade_grey_avx512(const dpt_renderer *r, int n, const float *restrict nx, const float *restrict ny,
+                                        const float *restrict nz, const float *restrict dx, float dy, float *restrict out) {
+    shade_grey_body(r, n, nx, ny, nz, dx, dy, out);
+}
+#endif
+
+#ifdef RENDER_AVX512
+/* shade_rows for one row [c0, c1] of the grey material (the rest of the row is done): the runs
+ * of one face found 16 face ids at a time, the normals' linear forms written under masks,
+ * shade_grey, the 8-bit levels through the gamma table by gathers, and the row written as RGB
+ * bytes with the background between the visible samples (expand-load, byte permutation). The
+ * same operations as the C code in shade_rows and gamma_level. */
+AVX512_FN static void shade_row_grey_avx512(const dpt_renderer *r, const int32_t *fid, int c0, int c1, float dy,
+                                            uint8_t *dst, float *sc, int64_t *facing) {
+    const int sw = r->sw;
+    const float *ray_x = r->ray_x;
+    const face_shade *shades = r->shades;
+    float *nx = sc, *ny = sc + sw, *nz = sc + 2 * (size_t)sw, *dxs = sc + 3 * (size_t)sw, *lin = sc + 4 * (size_t)sw;
+    int32_t *lv = (int32_t *)(sc + 5 * (size_t)sw);
+    int n = 0;
+    for (int i = c0; i <= c1;) {
+        int32_t f = fid[i];
+        const __m512i vf = _mm512_set1_epi32(f);
+        int i_end = i + 1;
+        for (;;) {   /* the first sample after i whose face differs, or c1 + 1 */
+            int left = c1 + 1 - i_end;
+            if (left <= 0) break;
+            __mmask16 valid = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+            __m512i v = _mm512_maskz_loadu_epi32(valid, fid + i_end);
+            unsigned ne = (unsigned)_mm512_mask_cmpneq_epi32_mask(valid, v, vf) | (unsigned)(__mmask16)~valid;
+            if (ne) {
+                i_end += (int)_tzcnt_u32(ne);
+                break;
+            }
+            i_end += 16;
+        }
+        if (f < 0) {
+            i = i_end;
+            continue;
+        }
+        const face_shade *fs = &shades[f];
+        float mid = ray_x[(i + i_end - 1) / 2];
+        int back = fs->m1[0] * mid + fs->m1[1] * dy - fs->m1[2] < 0;
+        float sgn = back ? -1.0f : 1.0f;
+        facing[back] += i_end - i;
+        float P[3], Q[3];
+        for (int d = 0; d < 3; d++) {
+            P[d] = sgn * (dy * fs->y[d] - fs->z[d]);
+            Q[d] = sgn * fs->q[d];
+        }
+        const __m512 p0 = _mm512_set1_ps(P[0]), p1 = _mm512_set1_ps(P[1]), p2 = _mm512_set1_ps(P[2]);
+        const __m512 q0 = _mm512_set1_ps(Q[0]), q1 = _mm512_set1_ps(Q[1]), q2 = _mm512_set1_ps(Q[2]);
+        int n_run = i_end - i;
+        for (int t = 0; t < n_run; t += 16) {
+            __mmask16 m = n_run - t >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n_run - t)) - 1);
+            __m512 dx = _mm512_maskz_loadu_ps(m, ray_x + i + t);
+            _mm512_mask_storeu_ps(nx + n + t, m, _mm512_add_ps(p0, _mm512_mul_ps(q0, dx)));
+            _mm512_mask_storeu_ps(ny + n + t, m, _mm512_add_ps(p1, _mm512_mul_ps(q1, dx)));
+            _mm512_mask_storeu_ps(nz + n + t, m, _mm512_add_ps(p2, _mm512_mul_ps(q2, dx)));
+            _mm512_mask_storeu_ps(dxs + n + t, m, dx);
+        }
+        n += n_run;
+        i = i_end;
+    }
+    shade_grey_avx512(r, n, nx, ny, nz, dxs, dy, lin);
+    /* gamma_level */
+    const __m512 lo = _mm512_set1_ps(9.5367431640625e-07f), onef = _mm512_set1_ps(1.0f);
+    const __m512i base = _mm512_set1_epi32(GAMMA_EXP_MIN << 8), one = _mm512_set1_epi32(1);
+    const __m512i low = _mm512_set1_epi32(0x7fff), byte = _mm512_set1_epi32(0xff);
+    for (int p = 0; p < n; p += 16) {
+        __mmask16 m = n - p >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - p)) - 1);
+        __m512 c = _mm512_maskz_loadu_ps(m, lin + p);
+        __mmask16 top = _mm512_mask_cmp_ps_mask(m, c, onef, _CMP_GE_OQ);
+        __mmask16 in = _mm512_mask_cmp_ps_mask(m, c, lo, _CMP_GE_OQ) & (__mmask16)~top;
+        __m512i bits = _mm512_castps_si512(c);
+        __m512i idx = _mm512_sub_epi32(_mm512_srli_epi32(bits, 15), base);
+        __m512i e = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), in, idx, gamma_packed, 4);
+        __m512i level = _mm512_and_si512(e, byte);
+        __mmask16 up = _mm512_mask_cmpge_epi32_mask(in, _mm512_and_si512(bits, low), _mm512_srli_epi32(e, 8));
+        level = _mm512_mask_add_epi32(level, up, level, one);
+        level = _mm512_mask_mov_epi32(level, top, _mm512_set1_epi32(255));
+        _mm512_mask_storeu_epi32(lv + p, m, level);
+    }
+    /* the row's bytes: visible samples take the next level, the others the background */
+    const __m512i bgv = _mm512_set1_epi32(r->black_bg ? 0 : 255);
+    const __m512i rgb3 = _mm512_set_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 14, 14, 14,
+                                         13, 13, 13, 12, 12, 12, 11, 11, 11, 10, 10, 10, 9, 9, 9, 8, 8, 8, 7, 7, 7,
+                                         6, 6, 6, 5, 5, 5, 4, 4, 4, 3, 3, 3, 2, 2, 2, 1, 1, 1, 0, 0, 0);
+    int k = 0;
+    for (int i = c0; i <= c1; i += 16) {
+        int left = c1 + 1 - i;
+        __mmask16 valid = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        __m512i f = _mm512_maskz_loadu_epi32(valid, fid + i);
+        __mmask16 vis = _mm512_mask_cmpge_epi32_mask(valid, f, _mm512_setzero_si512());
+        __m512i L = _mm512_mask_expandloadu_epi32(bgv, vis, lv + k);
+        k += _mm_popcnt_u32(vis);
+        __m512i bytes = _mm512_castsi128_si512(_mm512_cvtepi32_epi8(L));
+        __m512i out = _mm512_permutexvar_epi8(rgb3, bytes);
+        __mmask64 bm = left >= 16 ? (__mmask64)0xffffffffffffULL : (__mmask64)((1ULL << (3 * left)) - 1);
+        _mm512_mask_storeu_epi8(dst + 3 * (size_t)i, bm, out);
+    }
+}
+#endif
+
 /* Pass 2 over the rows this thread owns: background, or for each visible sample its face's
  * perspective-correct barycentrics, the interpolated normal (and uv), then the colour. */
 static void shade_rows(dpt_renderer *r, int tid) {
@@ -763,17 +1087,31 @@ static void shade_rows(dpt_renderer *r, int tid) {
     float *restrict tu = sc + 5 * (size_t)sw, *restrict tv = sc + 6 * (size_t)sw;
     int32_t *restrict col = (int32_t *)(sc + 7 * (size_t)sw);
     int64_t facing[2] = {0, 0};   /* visible samples with den > 0 (screen area < 0), den < 0 */
+    const int *box = r->drawn[tid];   /* outside: background */
+    const int c0 = box[0], c1 = box[1];
     for (int j = 0; j < sh; j++) {
         if (r->n_threads > 1 && !owns_row(r, j, tid)) continue;
         size_t row = (size_t)j * r->stride;
         const int32_t *fid = r->face_id + row;
         uint8_t *dst = dst_base + (size_t)j * sw * 3;
+        if (c0 > c1 || j < box[2] || j > box[3]) {
+            memset(dst, bg, 3 * (size_t)sw);
+            continue;
+        }
+        memset(dst, bg, 3 * (size_t)c0);
+        memset(dst + 3 * (size_t)(c1 + 1), bg, 3 * (size_t)(sw - 1 - c1));
         const float dy = r->ray_y[j];
+#ifdef RENDER_AVX512
+        if (grey && r->avx512) {
+            shade_row_grey_avx512(r, fid, c0, c1, dy, dst, sc, facing);
+            continue;
+        }
+#endif
         int n = 0;
-        for (int i = 0; i < sw;) {
+        for (int i = c0; i <= c1;) {
             int32_t f = fid[i];
             int i_end = i + 1;
-            while (i_end < sw && fid[i_end] == f) i_end++;
+            while (i_end <= c1 && fid[i_end] == f) i_end++;
             if (f < 0) {
                 memset(dst + 3 * (size_t)i, bg, 3 * (size_t)(i_end - i));
                 i = i_end;
@@ -877,21 +1215,28 @@ static void downsample_rows(dpt_renderer *r, int tid) {
 
 /* ---- one frame, on every thread of the team ------------------------------------------------- */
 
-static void clear_rows(dpt_renderer *r, int tid) {
-    for (int j = 0; j < r->sh; j++) {
+/* Depth and face ids back to clear where the last frame drew (the rest stayed clear). */
+HOT_CLONES static void clear_rows(dpt_renderer *r, int tid) {
+    const int i0 = r->drawn[tid][0], i1 = r->drawn[tid][1], j0 = r->drawn[tid][2], j1 = r->drawn[tid][3];
+    if (i0 > i1) return;
+    for (int j = j0; j <= j1; j++) {
         if (r->n_threads > 1 && !owns_row(r, j, tid)) continue;
         size_t row = (size_t)j * r->stride;
-        for (size_t i = 0; i < r->stride; i++) {
-            r->depth[row + i] = DEPTH_ONE;
-            r->face_id[row + i] = -1;
-        }
+        int32_t *restrict d = r->depth + row, *restrict f = r->face_id + row;
+        for (int i = i0; i <= i1; i++) d[i] = DEPTH_ONE;
+        memset(f + i0, 0xff, (size_t)(i1 - i0 + 1) * sizeof(int32_t));   /* −1 */
     }
 }
 
 static void frame_work(dpt_renderer *r, int tid) {
     int n = r->n_threads;
     project_vertices(r, (int)((int64_t)r->n_vertices * tid / n), (int)((int64_t)r->n_vertices * (tid + 1) / n));
-    face_geometry(r, (int)((int64_t)r->n_faces * tid / n), (int)((int64_t)r->n_faces * (tid + 1) / n));
+    int fa = (int)((int64_t)r->n_faces * tid / n), fb = (int)((int64_t)r->n_faces * (tid + 1) / n);
+#ifdef RENDER_AVX512
+    if (r->avx512) face_geometry_avx512(r, fa, fb);
+    else
+#endif
+        face_geometry(r, fa, fb);
     clear_rows(r, tid);
     if (n > 1) pthread_barrier_wait(&r->barrier);
     vertex_normals(r, (int)((int64_t)r->n_nv * tid / n), (int)((int64_t)r->n_nv * (tid + 1) / n));
@@ -1119,6 +1464,11 @@ dpt_status dpt_renderer_new(const dpt_render_params *params, int n_vertices, con
     else material_init(&r->mat, 0.3f, 0.8f, 0.8f);              /* upstream's primitive_material */
     lights_init(r);
     r->grey = !tex && r->mat.base[0] == r->mat.base[1] && r->mat.base[0] == r->mat.base[2];
+#ifdef RENDER_AVX512
+    r->avx512 = dpt_k_arch_active() != DPT_K_ARCH_SCALAR && __builtin_cpu_supports("avx512f") &&
+                __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vbmi");
+#endif
     for (int i = 0; i < r->n_lights; i++)
         if (r->lights[i].radiance[0] != r->lights[i].radiance[1] || r->lights[i].radiance[0] != r->lights[i].radiance[2])
             r->grey = 0;
@@ -1140,10 +1490,17 @@ dpt_status dpt_renderer_new(const dpt_render_params *params, int n_vertices, con
     r->tiles_w = (r->sw + TILE - 1) / TILE;
     r->tiles_h = (r->sh + TILE - 1) / TILE;
     r->tile_far = malloc((size_t)r->tiles_w * r->tiles_h * sizeof(int32_t));
+    r->later = malloc((size_t)r->n_threads * n_faces * sizeof(int32_t));
     r->first_winding = 1;
+    for (int t = 0; t < MAX_THREADS; t++) {   /* the first frame clears everything */
+        r->drawn[t][0] = 0;
+        r->drawn[t][1] = r->sw - 1;
+        r->drawn[t][2] = 0;
+        r->drawn[t][3] = r->sh - 1;
+    }
     if (tex) r->uv_of_corner = malloc(nc * 2 * sizeof(float));
     if (!r->faces || !r->proj || !r->rays || !r->shades || !r->corner_weight || !r->depth || !r->face_id || !r->ray_x ||
-        !r->ray_y || !r->scratch || !r->tile_far || (r->k > 1 && !r->samples) || (tex && !r->uv_of_corner)) {
+        !r->ray_y || !r->scratch || !r->tile_far || !r->later || (r->k > 1 && !r->samples) || (tex && !r->uv_of_corner)) {
         st = dpt_fail(err, DPT_ERR_NOMEM, "dpt_renderer_new: out of memory for %d x %d samples", r->sw, r->sh);
         goto fail;
     }
@@ -1195,6 +1552,7 @@ void dpt_renderer_free(dpt_renderer *r) {
     free(r->samples);
     free(r->scratch);
     free(r->tile_far);
+    free(r->later);
     free(r);
 }
 

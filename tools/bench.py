@@ -29,7 +29,8 @@ Prints one table and writes bench-results.json:
 Targets (issue 6) are printed beside the figures; nothing here is a test.
 
 Timings are the fastest of 3 rounds (the 500-step runs: one), measured interleaved.
-Options: --quick (skip the 500-step end-to-end runs), --json PATH, --only c|f|flame|v|g|s|o (just that section; c: (c), (d), (e)).
+Options: --quick (skip the 500-step end-to-end runs), --json PATH, --only c|f|flame|v|g|s|o (just that section;
+c: (c), (d), (e); also DPT_BENCH_ONLY=g make bench).
 """
 import argparse
 import json
@@ -572,7 +573,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--quick', action='store_true', help='skip the 500-step end-to-end runs')
     ap.add_argument('--json', default=str(ROOT / 'bench-results.json'))
-    ap.add_argument('--only', choices=['c', 'f', 'flame', 'v', 'g', 's', 'o'], help='run only this section')
+    ap.add_argument('--only', choices=['c', 'f', 'flame', 'v', 'g', 's', 'o'], default=os.environ.get('DPT_BENCH_ONLY') or None,
+                    help='run only this section (default: $DPT_BENCH_ONLY, e.g. DPT_BENCH_ONLY=g make bench)')
     args = ap.parse_args()
     res = {}
     rows = []

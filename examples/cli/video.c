@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -241,23 +242,130 @@ static void restore_sigpipe(cli_video *v) {
     v->pipe_ignored = 0;
 }
 
+/* Luma of pixels x0 … width − 1 of one row, chroma of blocks c0 … width / 2 − 1 of a row pair. */
+static void luma_row(const uint8_t *p, int x0, int width, uint8_t *o) {
+    for (int x = x0; x < width; x++)
+        o[x] = (uint8_t)(((66 * p[3 * x] + 129 * p[3 * x + 1] + 25 * p[3 * x + 2] + 128) >> 8) + 16);
+}
+
+static void chroma_row(const uint8_t *r0, const uint8_t *r1, int c0, int width, uint8_t *u, uint8_t *v) {
+    for (int x = c0; x < width / 2; x++) {   /* each 2 × 2 block from its mean colour */
+        const uint8_t *a = r0 + 6 * x, *b = r1 + 6 * x;
+        int R = a[0] + a[3] + b[0] + b[3], G = a[1] + a[4] + b[1] + b[4], B = a[2] + a[5] + b[2] + b[5];
+        u[x] = (uint8_t)(((-38 * R - 74 * G + 112 * B + 512) >> 10) + 128);
+        v[x] = (uint8_t)(((112 * R - 94 * G - 18 * B + 512) >> 10) + 128);
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define YUV_SIMD 1
+/* 16 pixels (48 bytes) → their R, G, B bytes: three byte shuffles per channel */
+typedef struct rgb_shuffles { __m128i m[3][3]; } rgb_shuffles;
+
+__attribute__((target("avx2"))) static rgb_shuffles make_shuffles(void) {
+    rgb_shuffles s;
+    for (int ch = 0; ch < 3; ch++)
+        for (int src = 0; src < 3; src++) {
+            uint8_t b[16];
+            for (int i = 0; i < 16; i++) {
+                int at = 3 * i + ch - 16 * src;
+                b[i] = at >= 0 && at < 16 ? (uint8_t)at : 0x80;
+            }
+            s.m[ch][src] = _mm_loadu_si128((const __m128i *)b);
+        }
+    return s;
+}
+
+__attribute__((target("avx2"))) static inline void split_rgb(const rgb_shuffles *s, const uint8_t *p, __m128i *c) {
+    __m128i a = _mm_loadu_si128((const __m128i *)p), b = _mm_loadu_si128((const __m128i *)(p + 16)),
+            d = _mm_loadu_si128((const __m128i *)(p + 32));
+    for (int ch = 0; ch < 3; ch++)
+        c[ch] = _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(a, s->m[ch][0]), _mm_shuffle_epi8(b, s->m[ch][1])),
+                             _mm_shuffle_epi8(d, s->m[ch][2]));
+}
+
+/* The same integer formulas as luma_row / chroma_row, 16 pixels at a time: luma in unsigned
+ * 16-bit lanes (66·255 + 129·255 + 25·255 + 128 < 2^16), chroma in 32-bit (madd of pairs). */
+__attribute__((target("avx2"))) static void rgb_to_yuv420_avx2(const uint8_t *rgb, int width, int height,
+                                                               uint8_t *Y, uint8_t *U, uint8_t *V) {
+    const rgb_shuffles s = make_shuffles();
+    const __m128i k66 = _mm_set1_epi16(66), k129 = _mm_set1_epi16(129), k25 = _mm_set1_epi16(25);
+    const __m128i k128 = _mm_set1_epi16(128), k16 = _mm_set1_epi8(16);
+    const __m128i ku_rg = _mm_setr_epi16(-38, -74, -38, -74, -38, -74, -38, -74);
+    const __m128i kv_rg = _mm_setr_epi16(112, -94, 112, -94, 112, -94, 112, -94);
+    const __m128i ku_b = _mm_setr_epi16(112, 512, 112, 512, 112, 512, 112, 512);
+    const __m128i kv_b = _mm_setr_epi16(-18, 512, -18, 512, -18, 512, -18, 512);
+    const __m128i one = _mm_set1_epi16(1), c128 = _mm_set1_epi32(128);
+    const int w16 = width & ~15;
+    for (int y = 0; y < height; y += 2) {
+        const uint8_t *r0 = rgb + (size_t)y * width * 3, *r1 = r0 + (size_t)width * 3;
+        uint8_t *y0 = Y + (size_t)y * width, *y1 = y0 + width;
+        uint8_t *u = U + (size_t)(y / 2) * (width / 2), *v = V + (size_t)(y / 2) * (width / 2);
+        for (int x = 0; x < w16; x += 16) {
+            __m128i t[3], b[3], sum[3];
+            split_rgb(&s, r0 + 3 * x, t);
+            split_rgb(&s, r1 + 3 * x, b);
+            for (int row = 0; row < 2; row++) {
+                const __m128i *c = row ? b : t;
+                __m128i out[2];
+                for (int h = 0; h < 2; h++) {
+                    __m128i R = _mm_cvtepu8_epi16(h ? _mm_srli_si128(c[0], 8) : c[0]);
+                    __m128i G = _mm_cvtepu8_epi16(h ? _mm_srli_si128(c[1], 8) : c[1]);
+                    __m128i B = _mm_cvtepu8_epi16(h ? _mm_srli_si128(c[2], 8) : c[2]);
+                    __m128i l = _mm_add_epi16(_mm_add_epi16(_mm_mullo_epi16(R, k66), _mm_mullo_epi16(G, k129)),
+                                              _mm_add_epi16(_mm_mullo_epi16(B, k25), k128));
+                    out[h] = _mm_srli_epi16(l, 8);
+                }
+                _mm_storeu_si128((__m128i *)((row ? y1 : y0) + x), _mm_add_epi8(_mm_packus_epi16(out[0], out[1]), k16));
+            }
+            for (int ch = 0; ch < 3; ch++) {   /* the 2 × 2 sums of 8 blocks */
+                __m128i lo = _mm_add_epi16(_mm_cvtepu8_epi16(t[ch]), _mm_cvtepu8_epi16(b[ch]));
+                __m128i hi = _mm_add_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(t[ch], 8)),
+                                           _mm_cvtepu8_epi16(_mm_srli_si128(b[ch], 8)));
+                sum[ch] = _mm_hadd_epi16(lo, hi);
+            }
+            __m128i rg_lo = _mm_unpacklo_epi16(sum[0], sum[1]), rg_hi = _mm_unpackhi_epi16(sum[0], sum[1]);
+            __m128i b1_lo = _mm_unpacklo_epi16(sum[2], one), b1_hi = _mm_unpackhi_epi16(sum[2], one);
+            __m128i u_lo = _mm_srai_epi32(_mm_add_epi32(_mm_madd_epi16(rg_lo, ku_rg), _mm_madd_epi16(b1_lo, ku_b)), 10);
+            __m128i u_hi = _mm_srai_epi32(_mm_add_epi32(_mm_madd_epi16(rg_hi, ku_rg), _mm_madd_epi16(b1_hi, ku_b)), 10);
+            __m128i v_lo = _mm_srai_epi32(_mm_add_epi32(_mm_madd_epi16(rg_lo, kv_rg), _mm_madd_epi16(b1_lo, kv_b)), 10);
+            __m128i v_hi = _mm_srai_epi32(_mm_add_epi32(_mm_madd_epi16(rg_hi, kv_rg), _mm_madd_epi16(b1_hi, kv_b)), 10);
+            __m128i uu = _mm_packs_epi32(_mm_add_epi32(u_lo, c128), _mm_add_epi32(u_hi, c128));
+            __m128i vv = _mm_packs_epi32(_mm_add_epi32(v_lo, c128), _mm_add_epi32(v_hi, c128));
+            _mm_storel_epi64((__m128i *)(u + x / 2), _mm_packus_epi16(uu, uu));
+            _mm_storel_epi64((__m128i *)(v + x / 2), _mm_packus_epi16(vv, vv));
+        }
+        luma_row(r0, w16, width, y0);
+        luma_row(r1, w16, width, y1);
+        chroma_row(r0, r1, w16 / 2, width, u, v);
+    }
+}
+#endif
+
+#ifdef YUV_SIMD
+static int yuv_avx2;
+static pthread_once_t yuv_once = PTHREAD_ONCE_INIT;
+
+static void yuv_init(void) {   /* DPT_ARCH=scalar as for the library's kernels */
+    const char *env = getenv("DPT_ARCH");
+    yuv_avx2 = __builtin_cpu_supports("avx2") && !(env && !strcmp(env, "scalar"));
+}
+#endif
+
 void cli_rgb_to_yuv420(const uint8_t *rgb, int width, int height, uint8_t *yuv) {
     uint8_t *Y = yuv, *U = yuv + (size_t)width * height, *V = U + (size_t)width * height / 4;
-    for (int y = 0; y < height; y++) {
-        const uint8_t *p = rgb + (size_t)y * width * 3;
-        uint8_t *o = Y + (size_t)y * width;
-        for (int x = 0; x < width; x++, p += 3)
-            o[x] = (uint8_t)(((66 * p[0] + 129 * p[1] + 25 * p[2] + 128) >> 8) + 16);
+#ifdef YUV_SIMD
+    pthread_once(&yuv_once, yuv_init);
+    if (yuv_avx2 && width % 2 == 0 && height % 2 == 0) {
+        rgb_to_yuv420_avx2(rgb, width, height, Y, U, V);
+        return;
     }
-    /* chroma of each 2 × 2 block from its mean colour */
+#endif
+    for (int y = 0; y < height; y++) luma_row(rgb + (size_t)y * width * 3, 0, width, Y + (size_t)y * width);
     for (int y = 0; y < height / 2; y++) {
-        const uint8_t *r0 = rgb + (size_t)(2 * y) * width * 3, *r1 = r0 + (size_t)width * 3;
-        for (int x = 0; x < width / 2; x++) {
-            const uint8_t *a = r0 + 6 * x, *b = r1 + 6 * x;
-            int R = a[0] + a[3] + b[0] + b[3], G = a[1] + a[4] + b[1] + b[4], B = a[2] + a[5] + b[2] + b[5];
-            U[(size_t)y * (width / 2) + x] = (uint8_t)(((-38 * R - 74 * G + 112 * B + 512) >> 10) + 128);
-            V[(size_t)y * (width / 2) + x] = (uint8_t)(((112 * R - 94 * G - 18 * B + 512) >> 10) + 128);
-        }
+        const uint8_t *r0 = rgb + (size_t)(2 * y) * width * 3;
+        chroma_row(r0, r0 + (size_t)width * 3, 0, width, U + (size_t)y * (width / 2), V + (size_t)y * (width / 2));
     }
 }
 
