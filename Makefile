@@ -157,6 +157,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/libdpt.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libdpt.a $(CHECK_LIBS) $(LIBS)
 
+# suites of the programs' shared code (examples/cli/): linked with it
+$(BUILD)/tests/test_cli_%: $(BUILD)/obj/tests/test_cli_%.o $(CLI_OBJ) $(BUILD)/libdpt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(CLI_OBJ) $(BUILD)/libdpt.a $(CHECK_LIBS) $(LIBS)
+
 FORCE:
 # regenerated every time: it records PREFIX
 $(BUILD)/dpt.pc: FORCE
