@@ -98,6 +98,8 @@ typedef struct dpt_model dpt_model;
  *                     float32. */
 #define DPT_PRECISION_F32 0
 #define DPT_PRECISION_BF16 1
+#define DPT_PRECISION_F16 2 /* weights rounded to IEEE half once at load (exact for an f16 file), float32
+                              activations and sums; on aarch64 half panels in memory, elsewhere float32 */
 
 typedef struct dpt_load_params {
     int use_mmap;   /* 1 (default): map the file and use float32 tensors in place */

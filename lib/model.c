@@ -54,22 +54,39 @@ static void *own(loader *L, size_t n_bytes) {
 
 /* ---- linear layers ---- */
 
+static void linear_unpacked(const dpt_linear *lin, int row0, int n, const float *x, int rows, float *y,
+                            int ldy, float beta);
+
 void dpt_linear_rows(const dpt_linear *lin, int row0, int n, const float *x, int rows, float *y,
                      int ldy) {
     const float *b = lin->b ? lin->b + row0 : NULL;
     if (b) {
         for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * ldy, b, sizeof(float) * (size_t)n);
     }
+    if (lin->pk && lin->pk_seg) { /* one packing per segment of rows (the K/V rows of ca_in) */
+        for (int r0 = row0; r0 < row0 + n;) {
+            const int s = r0 / lin->pk_seg, s1 = (s + 1) * lin->pk_seg,
+                      r1 = s1 < row0 + n ? s1 : row0 + n;
+            if (dpt_k_sgemm_packed(rows, r0 - s * lin->pk_seg, r1 - s * lin->pk_seg, 1.0f, x, lin->n_in,
+                                   &lin->pk[s], b ? 1.0f : 0.0f, y + (r0 - row0), ldy) != 0)
+                linear_unpacked(lin, r0, r1 - r0, x, rows, y + (r0 - row0), ldy, b ? 1.0f : 0.0f);
+            r0 = r1;
+        }
+        return;
+    }
     if (lin->pk && dpt_k_sgemm_packed(rows, row0, row0 + n, 1.0f, x, lin->n_in, lin->pk,
                                       b ? 1.0f : 0.0f, y, ldy) == 0)
         return;
+    linear_unpacked(lin, row0, n, x, rows, y, ldy, b ? 1.0f : 0.0f);
+}
+
+static void linear_unpacked(const dpt_linear *lin, int row0, int n, const float *x, int rows, float *y,
+                            int ldy, float beta) {
     const size_t off = (size_t)row0 * lin->n_in;
     if (lin->wh)
-        dpt_k_sgemm_h(rows, n, lin->n_in, 1.0f, x, lin->n_in, lin->wh + off, lin->n_in,
-                      b ? 1.0f : 0.0f, y, ldy);
+        dpt_k_sgemm_h(rows, n, lin->n_in, 1.0f, x, lin->n_in, lin->wh + off, lin->n_in, beta, y, ldy);
     else
-        dpt_k_gemm_nt(rows, n, lin->n_in, 1.0f, x, lin->n_in, lin->w + off, lin->n_in,
-                      b ? 1.0f : 0.0f, y, ldy);
+        dpt_k_gemm_nt(rows, n, lin->n_in, 1.0f, x, lin->n_in, lin->w + off, lin->n_in, beta, y, ldy);
 }
 
 /* ---- metadata ---- */
@@ -606,46 +623,65 @@ void dpt_model_free(dpt_model *m) {
 /* The denoiser runs every weight matrix once per diffusion step: pack its float32 matrices for the
  * own SGEMM once here, and give the file's pages of the originals back (they are only read again
  * if the packing cannot be used, e.g. after a switch of kernel architecture). Only for a mapped
- * file, where giving pages back keeps the resident size as it was; f16 matrices stay halves. */
-static void pack_linear(loader *L, dpt_linear *lin) {
+ * file, where giving pages back keeps the resident size as it was; f16 matrices stay halves.
+ * bf16 / f16 precision: 16-bit panels (or float panels of the rounded values) from float32 or
+ * half, any file. seg > 0: one packing per seg rows (ca_in's q, k, v rows are used apart, and
+ * D = 512 is not on every micro-kernel's panel boundary: NEON's are 12 columns wide); the same
+ * bits as one packing, since every element of C is computed alone. */
+static void pack_linear_seg(loader *L, dpt_linear *lin, int seg) {
     if (failed(L)) return;
-    if (L->precision == DPT_PRECISION_BF16) { /* bfloat16 panels from float32 or half, any file */
-        if (!lin->w && !lin->wh) return;
-        dpt_k_packed *pk = own(L, sizeof *pk);
-        void *buf = pk ? own(L, dpt_k_packed_bf16_bytes(lin->n_out, lin->n_in)) : NULL;
-        if (!buf) {
-            L->st = dpt_fail(L->err, DPT_ERR_NOMEM, "%s: out of memory for the bf16 weights", L->path);
-            return;
+    const int low = L->precision == DPT_PRECISION_BF16 || L->precision == DPT_PRECISION_F16;
+    if (low ? !lin->w && !lin->wh : !lin->w || !L->m->weights->mapped) return;
+    if (seg <= 0 || lin->n_out % seg || lin->n_out == seg) seg = 0;
+    const int n_pk = seg ? lin->n_out / seg : 1, rows = seg ? seg : lin->n_out;
+    dpt_k_packed *pk = own(L, sizeof *pk * (size_t)n_pk);
+    for (int s = 0; pk && s < n_pk; s++) {
+        const size_t off = (size_t)s * rows * lin->n_in;
+        const float *w = lin->w ? lin->w + off : NULL;
+        const uint16_t *wh = lin->wh ? lin->wh + off : NULL;
+        if (low) {
+            const int f16 = L->precision == DPT_PRECISION_F16;
+            void *buf = own(L, f16 ? dpt_k_packed_f16_bytes(rows, lin->n_in) : dpt_k_packed_bf16_bytes(rows, lin->n_in));
+            if (!buf) {
+                L->st = dpt_fail(L->err, DPT_ERR_NOMEM, "%s: out of memory for the %s weights", L->path,
+                                 f16 ? "f16" : "bf16");
+                return;
+            }
+            if (f16) dpt_k_pack_f16(w, wh, rows, lin->n_in, buf, &pk[s]);
+            else dpt_k_pack_bf16(w, wh, rows, lin->n_in, buf, &pk[s]);
+        } else {
+            float *buf = own(L, sizeof(float) * dpt_k_packed_floats(rows, lin->n_in));
+            if (!buf) return; /* no memory: the unpacked path works */
+            dpt_k_pack(w, NULL, rows, lin->n_in, buf, &pk[s]);
         }
-        dpt_k_pack_bf16(lin->w, lin->wh, lin->n_out, lin->n_in, buf, pk);
-        lin->pk = pk;
-        if (L->m->weights->mapped)
-            dpt_weights_release(L->m->weights, lin->w ? (const void *)lin->w : (const void *)lin->wh,
-                                (lin->w ? sizeof(float) : sizeof(uint16_t)) * (size_t)lin->n_out * lin->n_in);
+    }
+    if (!pk) {
+        if (low) L->st = dpt_fail(L->err, DPT_ERR_NOMEM, "%s: out of memory", L->path);
         return;
     }
-    if (!lin->w || !L->m->weights->mapped) return;
-    dpt_k_packed *pk = own(L, sizeof *pk);
-    float *buf = pk ? own(L, sizeof(float) * dpt_k_packed_floats(lin->n_out, lin->n_in)) : NULL;
-    if (!buf) return; /* no memory: the unpacked path works */
-    dpt_k_pack(lin->w, NULL, lin->n_out, lin->n_in, buf, pk);
     lin->pk = pk;
-    dpt_weights_release(L->m->weights, lin->w, sizeof(float) * (size_t)lin->n_out * lin->n_in);
+    lin->pk_seg = seg;
+    if (L->m->weights->mapped)
+        dpt_weights_release(L->m->weights, lin->w ? (const void *)lin->w : (const void *)lin->wh,
+                            (lin->w ? sizeof(float) : sizeof(uint16_t)) * (size_t)lin->n_out * lin->n_in);
 }
+
+static void pack_linear(loader *L, dpt_linear *lin) { pack_linear_seg(L, lin, 0); }
 
 static void pack_denoiser(loader *L) {
     dpt_denoiser *n = &L->m->den;
     for (int l = 0; l < n->n_layers && n->layers; l++) {
         dpt_decoder_layer *y = &n->layers[l];
-        dpt_linear *lins[] = {&y->sa_in, &y->sa_out, &y->ca_in, &y->ca_out, &y->ff1, &y->ff2};
+        dpt_linear *lins[] = {&y->sa_in, &y->sa_out, &y->ca_out, &y->ff1, &y->ff2};
         for (size_t i = 0; i < sizeof lins / sizeof lins[0]; i++) pack_linear(L, lins[i]);
+        pack_linear_seg(L, &y->ca_in, n->D); /* its q, k, v rows are used apart */
     }
     pack_linear(L, &n->feature_proj);
     pack_linear(L, &n->step_map1);
     pack_linear(L, &n->step_map2);
     pack_linear(L, &n->dec1);
     pack_linear(L, &n->dec2);
-    if (L->precision == DPT_PRECISION_BF16) { /* the audio encoder's matrices too (f32: BLAS/own SGEMM as stored) */
+    if (L->precision != DPT_PRECISION_F32) { /* the audio encoder's matrices too (f32: BLAS/own SGEMM as stored) */
         dpt_audio_encoder *a = &L->m->audio;
         for (int l = 0; l < a->n_layers && a->layers; l++) {
             dpt_audio_layer *y = &a->layers[l];
@@ -662,8 +698,9 @@ dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_m
     if (!out) return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_model_load: out is NULL");
     *out = NULL;
     dpt_load_params p = params ? *params : dpt_load_default_params();
-    if (p.precision != DPT_PRECISION_F32 && p.precision != DPT_PRECISION_BF16)
-        return dpt_fail(err, DPT_ERR_INVALID_ARG, "%s: unknown precision %d (0 = f32, 1 = bf16)",
+    if (p.precision != DPT_PRECISION_F32 && p.precision != DPT_PRECISION_BF16 &&
+        p.precision != DPT_PRECISION_F16)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "%s: unknown precision %d (0 = f32, 1 = bf16, 2 = f16)",
                         path ? path : "(null)", p.precision);
     dpt_model *m = calloc(1, sizeof *m);
     if (!m) return dpt_fail(err, DPT_ERR_NOMEM, "%s: out of memory", path ? path : "(null)");
@@ -723,8 +760,11 @@ dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_m
     inf->file_size = m->weights->size;
     inf->precision = p.precision;
     inf->precision_name = p.precision == DPT_PRECISION_F32 ? "f32"
-                          : dpt_k_bf16_native()          ? "bf16 (AVX512-BF16)"
-                                                         : "bf16 (emulated)";
+                          : p.precision == DPT_PRECISION_F16
+                              ? (dpt_k_f16_native() ? "f16 (NEON half panels)" : "f16 (emulated)")
+                          : !dpt_k_bf16_native() ? "bf16 (emulated)"
+                          : dpt_k_arch_active() == DPT_K_ARCH_NEON ? "bf16 (BFMMLA)"
+                                                                  : "bf16 (AVX512-BF16)";
     for (int i = 0; i < m->weights->n_tensors; i++) {
         const dpt_tensor_entry *t = &m->weights->tensors[i];
         if (t->dtype == DPT_DTYPE_F16) inf->any_f16 = 1;

@@ -204,7 +204,8 @@ int cli_parse_float(const char *opt, const char *v, float *out) {
 int cli_parse_precision(const char *v, int *out) {
     if (!strcmp(v, "f32")) *out = DPT_PRECISION_F32;
     else if (!strcmp(v, "bf16")) *out = DPT_PRECISION_BF16;
-    else return cli_error("--precision: '%s' is not f32 or bf16", v), 1;
+    else if (!strcmp(v, "f16")) *out = DPT_PRECISION_F16;
+    else return cli_error("--precision: '%s' is not f32, bf16 or f16", v), 1;
     return 0;
 }
 
