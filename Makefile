@@ -109,9 +109,10 @@ ifneq ($(filter x86_64%,$(MACHINE)),)
 $(BUILD)/obj/kernels/avx2.o $(BUILD)/obj/kernels/gemm_avx2.o: KERNEL_FLAGS := -mavx2 -mfma -mf16c
 $(BUILD)/obj/kernels/gemm_avx512bf16.o: KERNEL_FLAGS := -mavx512f -mavx512bw -mavx512bf16
 endif
-# aarch64: the BFMMLA kernel alone may use FEAT_BF16 (gemm_bf16.c checks HWCAP2_BF16 first)
+# aarch64: the BFMMLA kernel alone may use FEAT_BF16 (gemm_bf16.c checks HWCAP2_BF16 first);
+# without the pre-allocation scheduler, which hoists all 6 A loads and spills 3 accumulators
 ifneq ($(filter aarch64%,$(MACHINE)),)
-$(BUILD)/obj/kernels/gemm_neon_bf16.o: KERNEL_FLAGS := -march=armv8.2-a+bf16
+$(BUILD)/obj/kernels/gemm_neon_bf16.o: KERNEL_FLAGS := -march=armv8.2-a+bf16 -fno-schedule-insns
 endif
 
 # The renderer's shading loop is written for the vectoriser (-O3 vectorises it at the baseline ISA;

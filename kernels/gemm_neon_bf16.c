@@ -6,7 +6,9 @@
  * two columns of 4): 16 multiply-adds per instruction. Panels (dispatch.h DPT_K_LAYOUT_MMLA), per
  * group of 4 depths: A 6 row pairs × 8 bfloat16 (6 q registers), B 4 column pairs × 8 (4 q
  * registers). Per group: 4 + 6 loads, 24 BFMMLA into 24 accumulators (each a 2 × 2 block of C),
- * 28 of the 32 vector registers live; 384 multiply-adds per 10 loads.
+ * 29 of the 32 vector registers live (built with -fno-schedule-insns: GCC's pre-allocation
+ * scheduler would hoist all 6 A loads and spill 3 accumulators); 384 multiply-adds per 10 loads,
+ * 2 pointer adds, a compare and a branch.
  *
  * Arithmetic (Arm ARM, BFMMLA, without FEAT_EBF16 or with FPCR.EBF = 0, which is the state this
  * library leaves FPCR in): each element of C adds per group two "2-way unfused dot products":
@@ -48,24 +50,35 @@ static inline float32x4_t hi_rows(float32x4_t x, float32x4_t y) { /* row i + 1 *
 static void ukr_12x8(int kq, const uint32_t *ap, const uint32_t *bp, float *c, int ldc, int mr, int nr,
                      float alpha, float beta) {
     const uint16_t *a = (const uint16_t *)(const void *)ap, *b = (const uint16_t *)(const void *)bp;
-    float32x4_t acc[MR / 2][NR / 2];
-    for (int r = 0; r < MR / 2; r++)
-        for (int j = 0; j < NR / 2; j++) acc[r][j] = vdupq_n_f32(0.0f);
+    const float32x4_t z = vdupq_n_f32(0.0f);
+    /* cRJ: the 2 × 2 block of rows 2R, 2R+1 and columns 2J, 2J+1 (named, not an array: GCC keeps
+     * them in registers) */
+    float32x4_t c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z;
+    float32x4_t c20 = z, c21 = z, c22 = z, c23 = z, c30 = z, c31 = z, c32 = z, c33 = z;
+    float32x4_t c40 = z, c41 = z, c42 = z, c43 = z, c50 = z, c51 = z, c52 = z, c53 = z;
     for (int g = 0; g < kq; g++) {
         const bfloat16x8_t b0 = vreinterpretq_bf16_u16(vld1q_u16(b)), b1 = vreinterpretq_bf16_u16(vld1q_u16(b + 8)),
                            b2 = vreinterpretq_bf16_u16(vld1q_u16(b + 16)),
                            b3 = vreinterpretq_bf16_u16(vld1q_u16(b + 24));
-#pragma GCC unroll 6
-        for (int r = 0; r < MR / 2; r++) {
-            const bfloat16x8_t av = vreinterpretq_bf16_u16(vld1q_u16(a + 8 * r));
-            acc[r][0] = vbfmmlaq_f32(acc[r][0], av, b0);
-            acc[r][1] = vbfmmlaq_f32(acc[r][1], av, b1);
-            acc[r][2] = vbfmmlaq_f32(acc[r][2], av, b2);
-            acc[r][3] = vbfmmlaq_f32(acc[r][3], av, b3);
-        }
+        bfloat16x8_t av;
+#define PAIR(r)                                                                                    \
+    av = vreinterpretq_bf16_u16(vld1q_u16(a + 8 * r));                                             \
+    c##r##0 = vbfmmlaq_f32(c##r##0, av, b0);                                                       \
+    c##r##1 = vbfmmlaq_f32(c##r##1, av, b1);                                                       \
+    c##r##2 = vbfmmlaq_f32(c##r##2, av, b2);                                                       \
+    c##r##3 = vbfmmlaq_f32(c##r##3, av, b3)
+        PAIR(0);
+        PAIR(1);
+        PAIR(2);
+        PAIR(3);
+        PAIR(4);
+        PAIR(5);
+#undef PAIR
         a += 4 * MR;
         b += 4 * NR;
     }
+    const float32x4_t acc[MR / 2][NR / 2] = {{c00, c01, c02, c03}, {c10, c11, c12, c13}, {c20, c21, c22, c23},
+                                             {c30, c31, c32, c33}, {c40, c41, c42, c43}, {c50, c51, c52, c53}};
     /* 2 × 2 blocks → rows; full tiles straight into C, ragged ones through a copy with the same
      * arithmetic (so a C element's bits do not depend on its tile being ragged) */
     const int full = mr == MR && nr == NR;
