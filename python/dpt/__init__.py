@@ -329,7 +329,9 @@ class Model(_dpt._Model):
     so results may differ from a mapped load (and from dpt-generate) in the last bits.
     precision='bf16' computes the denoiser's matrix products with bfloat16 operands and float32
     sums (dpt-generate --precision bf16: about twice as fast on CPUs with AVX512-BF16, README
-    gives its deviation from float32); 'f32' (default) is the reference arithmetic."""
+    gives its deviation from float32); precision='f16' rounds the weights to half once at load
+    and keeps float32 activations and sums (--precision f16: half the weight memory on aarch64);
+    'f32' (default) is the reference arithmetic."""
 
     def __init__(self, path: PathLike, threads: int = 0, mmap: bool = True, precision: str = 'f32') -> None:
         super().__init__(path, threads, mmap, precision)
