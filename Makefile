@@ -103,12 +103,17 @@ endif
 LIBS    := $(PKG_LIBS) $(BLAS_LIBS) -lpthread -lm
 CHECK_LIBS := $(shell $(PKG_CONFIG) $(PKG_STATIC) --libs check 2>/dev/null)
 
-# Per-file SIMD flags: only these objects may contain AVX2/FMA/F16C instructions (the CPU is checked
-# at run time before they are called); NEON is baseline on aarch64 and needs none.
+# Per-file SIMD flags: only these objects may contain AVX2/FMA/F16C/AVX512 (x86-64) or BF16 (aarch64)
+# instructions (the CPU is checked at run time before they are called); NEON is baseline on aarch64.
 ifneq ($(filter x86_64%,$(MACHINE)),)
 $(BUILD)/obj/kernels/avx2.o $(BUILD)/obj/kernels/gemm_avx2.o: KERNEL_FLAGS := -mavx2 -mfma -mf16c
 $(BUILD)/obj/kernels/gemm_avx512bf16.o: KERNEL_FLAGS := -mavx512f -mavx512bw -mavx512bf16
 $(BUILD)/obj/kernels/gemm_avx512vnni.o: KERNEL_FLAGS := -mavx512f -mavx512bw -mavx512vnni
+endif
+# aarch64: the BFMMLA kernel alone may use FEAT_BF16 (gemm_bf16.c checks HWCAP2_BF16 first);
+# without the pre-allocation scheduler, which hoists all 6 A loads and spills 3 accumulators
+ifneq ($(filter aarch64%,$(MACHINE)),)
+$(BUILD)/obj/kernels/gemm_neon_bf16.o: KERNEL_FLAGS := -march=armv8.2-a+bf16 -fno-schedule-insns
 endif
 
 # The renderer's shading loop is written for the vectoriser (-O3 vectorises it at the baseline ISA;

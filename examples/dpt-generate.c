@@ -82,9 +82,10 @@ static const cli_option OPTIONS[] = {
                                    "demo)"},
     {O_SECTION, NULL, NULL, "Running:"},
     {O_PRECISION, "--precision", "P", "matrix arithmetic: f32 (default), bf16 (weights and activations "
-                                      "rounded to bfloat16, float32 sums: about 2x faster with AVX512-BF16) or "
-                                      "int8 (8-bit weights and activations, integer sums: faster still with "
-                                      "AVX512-VNNI)"},
+                                      "rounded to bfloat16, float32 sums: about 2x faster with AVX512-BF16 "
+                                      "or BFMMLA), int8 (8-bit weights and activations, integer sums: faster "
+                                      "still with AVX512-VNNI) or f16 (weights rounded to half, float32 sums: "
+                                      "half the weight memory on aarch64)"},
     {O_THREADS, "--threads", "N", "threads (default 0 = all cores)"},
     {O_QUIET, "-q|--quiet", NULL, "no progress bar and no warnings (the bar shows only on a terminal)"},
     {O_SAVE_COEF, "--save-coef", NULL, "with --flame: write the coefficients (OUT.npz) beside the video; without "

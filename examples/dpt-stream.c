@@ -31,9 +31,10 @@ static const cli_option OPTIONS[] = {
                                          "n_motions - chunk, 0 in window mode)"},
     {O_STEPS, "--steps", "N", "diffusion steps (0 = the model's full schedule, default)"},
     {O_PRECISION, "--precision", "P", "matrix arithmetic: f32 (default), bf16 (weights and activations "
-                                      "rounded to bfloat16, float32 sums: about 2x faster with AVX512-BF16) or "
-                                      "int8 (8-bit weights and activations, integer sums: faster still with "
-                                      "AVX512-VNNI)"},
+                                      "rounded to bfloat16, float32 sums: about 2x faster with AVX512-BF16 "
+                                      "or BFMMLA), int8 (8-bit weights and activations, integer sums: faster "
+                                      "still with AVX512-VNNI) or f16 (weights rounded to half, float32 sums: "
+                                      "half the weight memory on aarch64)"},
     {O_THREADS, "--threads", "N", "threads (0 = all cores, default)"},
     {O_SEED, "--seed", "S", "seed of the built-in random generator (default 0)"},
     {O_NOISE, "--noise-from", "DRAWS.npy", "replay standard-normal draws from a float32 array (flattened, in "

@@ -106,6 +106,8 @@ typedef struct dpt_model dpt_model;
  *                     linear layers; README lists the layers kept in float32 and the measured
  *                     deviation. */
 #define DPT_PRECISION_INT8 2
+#define DPT_PRECISION_F16 3 /* weights rounded to IEEE half once at load (exact for an f16 file), float32
+                              activations and sums; on aarch64 half panels in memory, elsewhere float32 */
 
 typedef struct dpt_load_params {
     int use_mmap;   /* 1 (default): map the file and use float32 tensors in place */

@@ -76,7 +76,18 @@ typedef struct dpt_k_ukr_bf16 {
     void (*fn)(int kq, const uint32_t *ap, const uint32_t *bp, float *c, int ldc, int mr, int nr,
                float alpha, float beta);
     void (*pack_a)(const float *a, int lda, int mr, int kc, uint32_t *ap);
+    /* Panel layout of B (and A), in 16-bit elements of a panel of NR columns and kp depths (kp = kc
+     * rounded up to a multiple of the layout's step; fn's kq counts steps):
+     *   DPT_K_LAYOUT_PAIRS (0, step 2): depth p of column j at (p/2)·2NR + 2j + p%2 (above);
+     *   DPT_K_LAYOUT_MMLA (step 4): (p/4)·4NR + (j/2)·8 + (j%2)·4 + p%4 — the 2×4 blocks of
+     *     BFMMLA; A likewise with rows for columns;
+     *   DPT_K_LAYOUT_ROWS (step 1): p·NR + j, IEEE halves (half = 1), A as float32 panels
+     *     (kc steps of MR floats, not rounded: pack_a writes floats into the words). */
+    int layout, half;
 } dpt_k_ukr_bf16;
+#define DPT_K_LAYOUT_PAIRS 0
+#define DPT_K_LAYOUT_MMLA 1
+#define DPT_K_LAYOUT_ROWS 2
 #ifdef DPT_K_HAVE_AVX2_BUILD
 extern const dpt_k_ukr_bf16 dpt_k_ukr_avx512bf16; /* gemm_avx512bf16.c */
 #endif
@@ -98,6 +109,10 @@ extern const dpt_k_ukr_int8 dpt_k_ukr_avx512vnni; /* gemm_avx512vnni.c */
 int dpt_k_int8_gemm_packed(int m, int n0, int n1, float alpha, const float *a, int lda,
                            const dpt_k_packed *b, float beta, float *c, int ldc);
 
+#ifdef DPT_K_HAVE_NEON_BUILD
+extern const dpt_k_ukr_bf16 dpt_k_ukr_neon_bf16; /* gemm_neon_bf16.c: BFMMLA 12 × 8 (FEAT_BF16) */
+extern const dpt_k_ukr_bf16 dpt_k_ukr_neon_f16;  /* gemm_neon_f16.c: half panels, 8 × 12 */
+#endif
 /* How the GEMM drivers (gemm.c, gemm_bf16.c) share C out over a team: the thread count for an
  * (m, n, k) product with (mr, nr) tiles, and whether columns (*split_n = 1) or rows are split;
  * then thread tid's strip [i0, i1) × [j0, j1) of whole tiles. */
@@ -105,7 +120,7 @@ int dpt_k_gemm_split(const dpt_k_team *team, int m, int n, int k, int mr, int nr
 void dpt_k_gemm_strip(int m, int n, int mr, int nr, int split_n, int tid, int nt, int *i0, int *i1,
                       int *j0, int *j1);
 
-/* bf16 GEMM from a native packing (gemm_bf16.c), called by dpt_k_sgemm_packed. */
+/* bf16 / f16 GEMM from a native packing (gemm_bf16.c), called by dpt_k_sgemm_packed. */
 int dpt_k_bf16_gemm_packed(int m, int n0, int n1, float alpha, const float *a, int lda,
                            const dpt_k_packed *b, float beta, float *c, int ldc);
 

@@ -450,7 +450,7 @@ void dpt_k_pack(const float *b, const uint16_t *bh, int n, int k, float *buf, dp
 int dpt_k_sgemm_packed(int m, int n0, int n1, float alpha, const float *a, int lda,
                        const dpt_k_packed *b, float beta, float *c, int ldc) {
     if (b->int8) return dpt_k_int8_gemm_packed(m, n0, n1, alpha, a, lda, b, beta, c, ldc);
-    if (b->bf16 == DPT_K_BF16_NATIVE)
+    if (b->bf16 == DPT_K_BF16_NATIVE || b->bf16 == DPT_K_F16_NATIVE)
         return dpt_k_bf16_gemm_packed(m, n0, n1, alpha, a, lda, b, beta, c, ldc);
     const dpt_k_ukr *u = dpt_k_ops_active()->ukr;
     if (b->ukr != u || n0 < 0 || n1 > b->n || n0 > n1 || n0 % u->nr) return -1;

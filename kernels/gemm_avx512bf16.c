@@ -90,7 +90,7 @@ static void pack_a_12(const float *a, int lda, int mr, int kc, uint32_t *ap) {
 }
 
 /* mc 120 = 10 tiles: Ap 120 × 256 bfloat16 = 60 KB (L2). */
-const dpt_k_ukr_bf16 dpt_k_ukr_avx512bf16 = {MR, NR, 120, KC, ukr_12x32, pack_a_12};
+const dpt_k_ukr_bf16 dpt_k_ukr_avx512bf16 = {MR, NR, 120, KC, ukr_12x32, pack_a_12, DPT_K_LAYOUT_PAIRS, 0};
 
 #else
 typedef int dpt_k_gemm_avx512bf16_unused;

@@ -136,7 +136,8 @@ typedef struct dpt_k_packed {
     const void *ukr;  /* micro-kernel the panels are laid out for */
     int n, k, kcb, npad;
     float *p;         /* dpt_k_packed_floats(n, k) floats, 64-byte aligned (the caller's) */
-    int bf16;         /* 0: float32; DPT_K_BF16_NATIVE / DPT_K_BF16_EMULATED (dpt_k_pack_bf16) */
+    int bf16;         /* 0: float32; DPT_K_BF16_NATIVE / DPT_K_BF16_EMULATED (dpt_k_pack_bf16),
+                       * DPT_K_F16_NATIVE / DPT_K_F16_EMULATED (dpt_k_pack_f16) */
     int int8;         /* 1: quantised by dpt_k_pack_int8 (then colsum and scale are set) */
     const int32_t *colsum; /* int8: per column, the sum of its quantised weights */
     const float *scale;    /* int8: per column, the weights' scale */
@@ -157,15 +158,18 @@ int dpt_k_sgemm_packed(int m, int n0, int n1, float alpha, const float *a, int l
  * when a GEMM packs them; the products of two bfloat16 values are exact in float32 and are summed
  * in float32. Rounding: to nearest even, float32 denormals to zero (as the AVX512-BF16
  * conversion does). Native: the AVX512-BF16 micro-kernel (vdpbf16ps, 12 × 32 tile, pairs of
- * depths); emulated: the same rounded operands through the float32 micro-kernel (another
- * summation order: results agree to float32 rounding, not bit for bit). */
+ * depths) on x86-64, the BFMMLA micro-kernel (12 × 8 tile, groups of 4 depths; its sums round to
+ * odd, see gemm_neon_bf16.c for the bound) on aarch64 with FEAT_BF16; emulated: the same rounded
+ * operands through the float32 micro-kernel (another summation order: results agree to float32
+ * rounding, not bit for bit). */
 #define DPT_K_BF16_NATIVE 1
 #define DPT_K_BF16_EMULATED 2
 /* float → bfloat16 bits (round to nearest even, denormals to ±0, NaN stays NaN). */
 uint16_t dpt_k_bf16_from_float(float x);
 float dpt_k_bf16_to_float(uint16_t h);
-/* 1 if new bf16 packings use the native micro-kernel (CPU has AVX512-BF16, active arch avx2, not
- * disabled by DPT_BF16=emulate or dpt_k_set_bf16_native(0)). */
+/* 1 if new bf16 packings use the native micro-kernel (CPU has AVX512-BF16 and active arch avx2, or
+ * FEAT_BF16 (HWCAP2_BF16) and arch neon; not disabled by DPT_BF16=emulate or
+ * dpt_k_set_bf16_native(0)). */
 int dpt_k_bf16_native(void);
 /* Tests: 0 forces the emulation for new packings, 1 asks for the native kernel (−1 if the CPU or
  * build has none). Packings made before keep their kind. */
@@ -175,6 +179,26 @@ size_t dpt_k_packed_bf16_bytes(int n, int k);
 /* Pack B (n, k) [ldb = k], float (b) or half (bh when not NULL), rounded to bfloat16, into buf
  * (64-byte aligned). dpt_k_sgemm_packed then computes with bfloat16 operands. */
 void dpt_k_pack_bf16(const float *b, const uint16_t *bh, int n, int k, void *buf, dpt_k_packed *out);
+/* ---- half-precision weights (kernels/gemm_bf16.c, kernels/gemm_neon_f16.c) ----------------
+ * A weight matrix rounded to IEEE half once (dpt_k_pack_f16; exact for an f16 file's halves),
+ * activations float32 (not rounded), products and sums float32. Native (aarch64): half panels
+ * converted to float in registers by the NEON micro-kernel (FCVTL; 8 × 12 tile, the float32
+ * kernel's FMAs in the same order, so results equal the float32 kernel on the rounded weights
+ * bit for bit, at half the weight memory); emulated (elsewhere): float panels of the rounded
+ * weights through the float32 micro-kernel. */
+#define DPT_K_F16_NATIVE 3
+#define DPT_K_F16_EMULATED 4
+/* float → IEEE half bits (round to nearest even, subnormal halves kept, overflow to ±Inf, NaN
+ * stays NaN). */
+uint16_t dpt_k_half_from_float(float x);
+/* 1 if new f16 packings use the native micro-kernel (aarch64, active arch neon, not disabled by
+ * DPT_F16=emulate or dpt_k_set_f16_native(0)). */
+int dpt_k_f16_native(void);
+/* Tests: as dpt_k_set_bf16_native for the f16 packings. */
+int dpt_k_set_f16_native(int on);
+size_t dpt_k_packed_f16_bytes(int n, int k);
+void dpt_k_pack_f16(const float *b, const uint16_t *bh, int n, int k, void *buf, dpt_k_packed *out);
+
 /* Reference: C = alpha · round(A) · round(B)ᵀ + beta · C, B (n, k), products summed in double. */
 void dpt_k_gemm_bf16_ref(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
                          int ldb, float beta, float *c, int ldc);

@@ -58,22 +58,39 @@ static void *own(loader *L, size_t n_bytes) {
 
 /* ---- linear layers ---- */
 
+static void linear_unpacked(const dpt_linear *lin, int row0, int n, const float *x, int rows, float *y,
+                            int ldy, float beta);
+
 void dpt_linear_rows(const dpt_linear *lin, int row0, int n, const float *x, int rows, float *y,
                      int ldy) {
     const float *b = lin->b ? lin->b + row0 : NULL;
     if (b) {
         for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * ldy, b, sizeof(float) * (size_t)n);
     }
+    if (lin->pk && lin->pk_seg) { /* one packing per segment of rows (the K/V rows of ca_in) */
+        for (int r0 = row0; r0 < row0 + n;) {
+            const int s = r0 / lin->pk_seg, s1 = (s + 1) * lin->pk_seg,
+                      r1 = s1 < row0 + n ? s1 : row0 + n;
+            if (dpt_k_sgemm_packed(rows, r0 - s * lin->pk_seg, r1 - s * lin->pk_seg, 1.0f, x, lin->n_in,
+                                   &lin->pk[s], b ? 1.0f : 0.0f, y + (r0 - row0), ldy) != 0)
+                linear_unpacked(lin, r0, r1 - r0, x, rows, y + (r0 - row0), ldy, b ? 1.0f : 0.0f);
+            r0 = r1;
+        }
+        return;
+    }
     if (lin->pk && dpt_k_sgemm_packed(rows, row0, row0 + n, 1.0f, x, lin->n_in, lin->pk,
                                       b ? 1.0f : 0.0f, y, ldy) == 0)
         return;
+    linear_unpacked(lin, row0, n, x, rows, y, ldy, b ? 1.0f : 0.0f);
+}
+
+static void linear_unpacked(const dpt_linear *lin, int row0, int n, const float *x, int rows, float *y,
+                            int ldy, float beta) {
     const size_t off = (size_t)row0 * lin->n_in;
     if (lin->wh)
-        dpt_k_sgemm_h(rows, n, lin->n_in, 1.0f, x, lin->n_in, lin->wh + off, lin->n_in,
-                      b ? 1.0f : 0.0f, y, ldy);
+        dpt_k_sgemm_h(rows, n, lin->n_in, 1.0f, x, lin->n_in, lin->wh + off, lin->n_in, beta, y, ldy);
     else
-        dpt_k_gemm_nt(rows, n, lin->n_in, 1.0f, x, lin->n_in, lin->w + off, lin->n_in,
-                      b ? 1.0f : 0.0f, y, ldy);
+        dpt_k_gemm_nt(rows, n, lin->n_in, 1.0f, x, lin->n_in, lin->w + off, lin->n_in, beta, y, ldy);
 }
 
 /* ---- metadata ---- */
@@ -618,48 +635,69 @@ void dpt_model_free(dpt_model *m) {
  * own SGEMM once here, and give the file's pages of the originals back (they are only read again
  * if the packing cannot be used, e.g. after a switch of kernel architecture). f32: only for a
  * mapped file, where giving pages back keeps the resident size as it was; f16 matrices stay
- * halves. bf16 / int8: every matrix of the denoiser and the audio encoder, from any file. */
-static void pack_linear(loader *L, dpt_linear *lin) {
+ * halves. bf16 / f16 / int8 precision: every matrix of the denoiser and the audio encoder, from
+ * float32 or half, any file (int8 keeps the layers marked keep_f32 in float32 panels). seg > 0:
+ * one packing per seg rows (ca_in's q, k, v rows are used apart, and D = 512 is not on every
+ * micro-kernel's panel boundary: NEON's are 12 columns wide); the same bits as one packing, since
+ * every element of C is computed alone. */
+static void pack_linear_seg(loader *L, dpt_linear *lin, int seg) {
     if (failed(L) || (!lin->w && !lin->wh)) return;
-    /* float32 panels: f32 models (mapped float32 matrices only) and the layers int8 keeps float32 */
     const int prec = L->precision == DPT_PRECISION_INT8 && L->keep_f32 ? DPT_PRECISION_F32 : L->precision;
     const int any_file = L->precision != DPT_PRECISION_F32;
     if (!any_file && (!lin->w || !L->m->weights->mapped)) return;
-    const int n = lin->n_out, k = lin->n_in;
-    const size_t bytes = prec == DPT_PRECISION_INT8   ? dpt_k_packed_int8_bytes(n, k)
-                         : prec == DPT_PRECISION_BF16 ? dpt_k_packed_bf16_bytes(n, k)
-                                                      : sizeof(float) * dpt_k_packed_floats(n, k);
-    dpt_k_packed *pk = own(L, sizeof *pk);
-    void *buf = pk ? own(L, bytes) : NULL;
-    if (!buf) {
-        if (any_file) /* the file's pages are given back: the unpacked matrix cannot be the fallback */
-            L->st = dpt_fail(L->err, DPT_ERR_NOMEM, "%s: out of memory for the %s weights", L->path,
-                             prec == DPT_PRECISION_INT8 ? "int8" : prec == DPT_PRECISION_BF16 ? "bf16" : "float32");
-        return; /* f32: the unpacked path works */
-    }
-    if (prec == DPT_PRECISION_INT8) {
-        if (dpt_k_pack_int8(lin->w, lin->wh, n, k, buf, pk) != 0) {
-            L->st = dpt_fail(L->err, DPT_ERR_UNSUPPORTED, "%s: a %d x %d matrix is too wide for int8 (at most %d "
-                             "inputs)", L->path, n, k, DPT_K_INT8_MAX_K);
-            return;
+    if (seg <= 0 || lin->n_out % seg || lin->n_out == seg) seg = 0;
+    const int n_pk = seg ? lin->n_out / seg : 1, rows = seg ? seg : lin->n_out, k = lin->n_in;
+    const char *what = prec == DPT_PRECISION_INT8 ? "int8" : prec == DPT_PRECISION_BF16 ? "bf16"
+                       : prec == DPT_PRECISION_F16 ? "f16" : "float32";
+    dpt_k_packed *pk = own(L, sizeof *pk * (size_t)n_pk);
+    for (int s = 0; pk && s < n_pk; s++) {
+        const size_t off = (size_t)s * rows * k;
+        const float *w = lin->w ? lin->w + off : NULL;
+        const uint16_t *wh = lin->wh ? lin->wh + off : NULL;
+        const size_t bytes = prec == DPT_PRECISION_INT8   ? dpt_k_packed_int8_bytes(rows, k)
+                             : prec == DPT_PRECISION_BF16 ? dpt_k_packed_bf16_bytes(rows, k)
+                             : prec == DPT_PRECISION_F16  ? dpt_k_packed_f16_bytes(rows, k)
+                                                          : sizeof(float) * dpt_k_packed_floats(rows, k);
+        void *buf = own(L, bytes);
+        if (!buf) {
+            if (any_file) /* the file's pages are given back: the unpacked matrix cannot be the fallback */
+                L->st = dpt_fail(L->err, DPT_ERR_NOMEM, "%s: out of memory for the %s weights", L->path, what);
+            return; /* f32: the unpacked path works */
         }
-    } else if (prec == DPT_PRECISION_BF16) {
-        dpt_k_pack_bf16(lin->w, lin->wh, n, k, buf, pk);
-    } else {
-        dpt_k_pack(lin->w, lin->wh, n, k, buf, pk);
+        if (prec == DPT_PRECISION_INT8) {
+            if (dpt_k_pack_int8(w, wh, rows, k, buf, &pk[s]) != 0) {
+                L->st = dpt_fail(L->err, DPT_ERR_UNSUPPORTED, "%s: a %d x %d matrix is too wide for int8 (at "
+                                 "most %d inputs)", L->path, lin->n_out, k, DPT_K_INT8_MAX_K);
+                return;
+            }
+        } else if (prec == DPT_PRECISION_BF16) {
+            dpt_k_pack_bf16(w, wh, rows, k, buf, &pk[s]);
+        } else if (prec == DPT_PRECISION_F16) {
+            dpt_k_pack_f16(w, wh, rows, k, buf, &pk[s]);
+        } else {
+            dpt_k_pack(w, wh, rows, k, buf, &pk[s]);
+        }
+    }
+    if (!pk) {
+        if (any_file) L->st = dpt_fail(L->err, DPT_ERR_NOMEM, "%s: out of memory", L->path);
+        return;
     }
     lin->pk = pk;
+    lin->pk_seg = seg;
     if (L->m->weights->mapped)
         dpt_weights_release(L->m->weights, lin->w ? (const void *)lin->w : (const void *)lin->wh,
-                            (lin->w ? sizeof(float) : sizeof(uint16_t)) * (size_t)n * k);
+                            (lin->w ? sizeof(float) : sizeof(uint16_t)) * (size_t)lin->n_out * k);
 }
+
+static void pack_linear(loader *L, dpt_linear *lin) { pack_linear_seg(L, lin, 0); }
 
 static void pack_denoiser(loader *L) {
     dpt_denoiser *n = &L->m->den;
     for (int l = 0; l < n->n_layers && n->layers; l++) {
         dpt_decoder_layer *y = &n->layers[l];
-        dpt_linear *lins[] = {&y->sa_in, &y->sa_out, &y->ca_in, &y->ca_out, &y->ff1, &y->ff2};
+        dpt_linear *lins[] = {&y->sa_in, &y->sa_out, &y->ca_out, &y->ff1, &y->ff2};
         for (size_t i = 0; i < sizeof lins / sizeof lins[0]; i++) pack_linear(L, lins[i]);
+        pack_linear_seg(L, &y->ca_in, n->D); /* its q, k, v rows are used apart */
     }
     pack_linear(L, &n->feature_proj);
     pack_linear(L, &n->step_map1);
@@ -688,8 +726,9 @@ dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_m
     if (!out) return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_model_load: out is NULL");
     *out = NULL;
     dpt_load_params p = params ? *params : dpt_load_default_params();
-    if (p.precision != DPT_PRECISION_F32 && p.precision != DPT_PRECISION_BF16 && p.precision != DPT_PRECISION_INT8)
-        return dpt_fail(err, DPT_ERR_INVALID_ARG, "%s: unknown precision %d (0 = f32, 1 = bf16, 2 = int8)",
+    if (p.precision != DPT_PRECISION_F32 && p.precision != DPT_PRECISION_BF16 &&
+        p.precision != DPT_PRECISION_INT8 && p.precision != DPT_PRECISION_F16)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "%s: unknown precision %d (0 = f32, 1 = bf16, 2 = int8, 3 = f16)",
                         path ? path : "(null)", p.precision);
     dpt_model *m = calloc(1, sizeof *m);
     if (!m) return dpt_fail(err, DPT_ERR_NOMEM, "%s: out of memory", path ? path : "(null)");
@@ -757,10 +796,14 @@ dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_m
     inf->n_tensors = m->weights->n_tensors;
     inf->file_size = m->weights->size;
     inf->precision = p.precision;
-    inf->precision_name = p.precision == DPT_PRECISION_F32    ? "f32"
-                          : p.precision == DPT_PRECISION_INT8 ? (dpt_k_int8_native() ? "int8 (AVX512-VNNI)" : "int8 (portable)")
-                          : dpt_k_bf16_native()               ? "bf16 (AVX512-BF16)"
-                                                              : "bf16 (emulated)";
+    inf->precision_name = p.precision == DPT_PRECISION_F32 ? "f32"
+                          : p.precision == DPT_PRECISION_INT8
+                              ? (dpt_k_int8_native() ? "int8 (AVX512-VNNI)" : "int8 (portable)")
+                          : p.precision == DPT_PRECISION_F16
+                              ? (dpt_k_f16_native() ? "f16 (NEON half panels)" : "f16 (emulated)")
+                          : !dpt_k_bf16_native() ? "bf16 (emulated)"
+                          : dpt_k_arch_active() == DPT_K_ARCH_NEON ? "bf16 (BFMMLA)"
+                                                                  : "bf16 (AVX512-BF16)";
     for (int i = 0; i < m->weights->n_tensors; i++) {
         const dpt_tensor_entry *t = &m->weights->tensors[i];
         if (t->dtype == DPT_DTYPE_F16) inf->any_f16 = 1;

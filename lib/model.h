@@ -16,6 +16,7 @@ typedef struct dpt_linear {
     const float *b;
     int n_out, n_in;
     dpt_k_packed *pk; /* W packed for the own SGEMM at load (denoiser, f32, mapped file), or NULL */
+    int pk_seg;       /* 0: pk packs all n_out rows; else pk[s] packs rows [s·pk_seg, (s+1)·pk_seg) */
 } dpt_linear;
 
 /* y (rows, n) = x (rows, n_in) · W[row0 : row0+n]ᵀ + b[row0 : row0+n], the output rows row0.. of

@@ -16,8 +16,12 @@
  *              (the standard float dot-product error bound, k roundings, with margin),
  *              and bit-identical results for any thread count. Half-precision B: bit-identical
  *              to the own SGEMM on B converted to float beforehand.
- *   bf16 GEMM  the SGEMM bound against the same bfloat16-rounded operands summed in double;
- *              (2·2⁻⁹ + 2⁻¹⁸)·|α|·Σ|a·b| more against the float32 product (gemm_bf16_packed).
+ *   bf16 GEMM  the SGEMM bound against the same bfloat16-rounded operands summed in double
+ *              (aarch64's BFMMLA kernel: γ(⌈k/2⌉ + 2·blocks + 2) with the unit 2⁻²³ of round to
+ *              odd, see gemm_neon_bf16.c); (2·2⁻⁹ + 2⁻¹⁸)·|α|·Σ|a·b| more against the float32
+ *              product (gemm_bf16_packed).
+ *   f16 GEMM   bit-identical to the SGEMM on the half-rounded weights; 2⁻¹¹·|α|·Σ|a·b| plus twice
+ *              the SGEMM bound against the float32 product (gemm_f16_packed).
  *   int8 GEMM  bit-exact against its reference and across kernels and thread counts; against the
  *              float32 product within the quantisation steps (gemm_int8_packed). */
 #include <check.h>
@@ -966,10 +970,16 @@ START_TEST(gemm_bf16_packed) {
                                {37, 64, 2049}, {333, 512, 512}};
     for (int native = 1; native >= 0; native--) {
         if (dpt_k_set_bf16_native(native) != 0) {
-            printf("gemm_bf16_packed: no AVX512-BF16 here: emulated kernel only\n");
+            /* tools/test_aarch64.sh runs this under qemu -cpu max, which has BF16: no silent skip */
+            const char *want = getenv("DPT_EXPECT_BF16");
+            CHECK(!(want && !strcmp(want, "1")), "no native bf16 kernel, but DPT_EXPECT_BF16=1");
+            printf("SKIPPED: test_kernels: gemm_bf16_packed native (no AVX512-BF16 / FEAT_BF16 here: "
+                   "emulated kernel only)\n");
             continue;
         }
         CHECK1(dpt_k_bf16_native() == native);
+        const int mmla = dpt_k_arch_active() == DPT_K_ARCH_NEON; /* the aarch64 native kernel */
+        double worst = 0.0; /* largest |C − ref| / bound seen */
         for (size_t si = 0; si < sizeof S / sizeof S[0]; si++) {
             const int m = S[si][0], n = S[si][1], k = S[si][2], ldc = n + 3;
             float *x = malloc(sizeof(float) * m * k), *bf = malloc(sizeof(float) * n * k),
@@ -1014,9 +1024,16 @@ START_TEST(gemm_bf16_packed) {
                                 sab += fabs((double)x[i * k + p] * bf[j * k + p]);
                             }
                             const double cij = c0[i * ldc + j];
-                            const double sum_bound = 4.0 * (k + 2) * 0x1p-24 *
-                                                     (fabs(alpha) * sabs + fabs(beta * cij)) + 1e-30;
+                            double sum_bound = 4.0 * (k + 2) * 0x1p-24 *
+                                               (fabs(alpha) * sabs + fabs(beta * cij)) + 1e-30;
+                            if (native && mmla) { /* BFMMLA, round to odd: gemm_neon_bf16.c */
+                                const double nr = ceil(k / 2.0) + 2.0 * ceil(k / 256.0) + 2.0, u = 0x1p-23;
+                                sum_bound = nr * u / (1.0 - nr * u) * (fabs(alpha) * sabs + fabs(beta * cij)) +
+                                            fabs(alpha) * k * 0x1p-125;
+                            }
                             const double got = c.p[i * ldc + j - n0];
+                            if (fabs(got - cr[i * ldc + j]) / sum_bound > worst)
+                                worst = fabs(got - cr[i * ldc + j]) / sum_bound;
                             CHECK(fabs(got - cr[i * ldc + j]) <= sum_bound,
                                   "native %d m %d n %d k %d (%d, %d): %.9g vs ref %.9g", native, m, n, k, i,
                                   j, got, (double)cr[i * ldc + j]);
@@ -1042,6 +1059,8 @@ START_TEST(gemm_bf16_packed) {
             free(cf);
             free(c1);
         }
+        printf("gemm_bf16_packed: %s kernel: largest |C - ref| = %.3f of its bound\n",
+               !native ? "emulated" : mmla ? "BFMMLA" : "vdpbf16ps", worst);
         /* ties and denormals in A, B = 1: C is A rounded, exactly */
         float a[12], one[32], c[12 * 32];
         const float special[12] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -1.0f - 0x1p-8f, 1e-39f, -1e-40f,
@@ -1187,6 +1206,163 @@ START_TEST(gemm_int8_packed) {
 }
 END_TEST
 
+/* Which bf16 kind a CPU gets: DPT_EXPECT_BF16=1 (qemu -cpu max) requires the native kernel to be
+ * chosen by default, DPT_EXPECT_BF16=0 (qemu -cpu cortex-a76, no FEAT_BF16) requires the fallback:
+ * dpt_k_set_bf16_native(1) refused, packings emulated, results still within the bounds of
+ * gemm_bf16_packed (run in the same process). Unset: whatever this CPU has is reported. */
+START_TEST(bf16_native_detection) {
+    const char *want = getenv("DPT_EXPECT_BF16");
+    const int have = dpt_k_bf16_native();
+    printf("bf16 kind by default here: %s\n", have ? "native" : "emulated");
+    if (want) CHECK(have == (want[0] == '1'), "DPT_EXPECT_BF16=%s but the default kind is %s", want,
+                    have ? "native" : "emulated");
+    if (!have) {
+        if (want && want[0] == '0') CHECK1(dpt_k_set_bf16_native(1) == -1);
+        float b[8 * 4] = {0};
+        unsigned char *buf = NULL;
+        CHECK1(posix_memalign((void **)&buf, 64, dpt_k_packed_bf16_bytes(8, 4) + 64) == 0);
+        dpt_k_packed pk;
+        dpt_k_pack_bf16(b, NULL, 8, 4, buf, &pk);
+        CHECK1(pk.bf16 == DPT_K_BF16_EMULATED);
+        free(buf);
+    }
+}
+END_TEST
+
+/* half value of h with the overflow threshold's convention: the infinity counts as 65536 */
+static double half_val_inf(uint16_t h) {
+    if ((h & 0x7fffu) == 0x7c00u) return h & 0x8000u ? -65536.0 : 65536.0;
+    float v;
+    dpt_k_half_to_float_ref(&h, &v, 1);
+    return v;
+}
+
+/* float → half rounding: every half comes back exactly; every 9973rd float goes to a nearest half
+ * (no neighbour closer, ties to the even one, the sign kept), 65520 and above to infinity, NaN to
+ * NaN. */
+START_TEST(half_rounding) {
+    for (uint32_t h = 0; h < 65536; h++) {
+        uint16_t hh = (uint16_t)h;
+        float v;
+        dpt_k_half_to_float_ref(&hh, &v, 1);
+        if (isnan(v)) CHECK(((dpt_k_half_from_float(v) & 0x7c00u) == 0x7c00u) && (dpt_k_half_from_float(v) & 0x3ffu),
+                            "%04x: NaN lost", h);
+        else CHECK(dpt_k_half_from_float(v) == hh, "%04x does not come back: %04x", h, dpt_k_half_from_float(v));
+    }
+    for (uint64_t i = 0; i < (1ull << 32); i += 9973) {
+        uint32_t u = (uint32_t)i;
+        float x;
+        memcpy(&x, &u, 4);
+        const uint16_t h = dpt_k_half_from_float(x);
+        if (isnan(x)) {
+            CHECK((h & 0x7c00u) == 0x7c00u && (h & 0x3ffu), "%08x: NaN lost (%04x)", u, h);
+            continue;
+        }
+        CHECK((h & 0x8000u) == ((u >> 16) & 0x8000u), "%08x: sign lost", u);
+        const uint16_t hm = h & 0x7fffu;
+        if (fabsf(x) >= 65520.0f) {
+            CHECK(hm == 0x7c00u, "%08x (%g): %04x, expected infinity", u, (double)x, h);
+            continue;
+        }
+        CHECK(hm < 0x7c00u, "%08x (%g): overflowed", u, (double)x);
+        const double d0 = fabs((double)x - half_val_inf(h));
+        if (hm > 0) {
+            const double dl = fabs((double)x - half_val_inf((uint16_t)(h - 1)));
+            CHECK(dl > d0 || (dl == d0 && !(h & 1u)), "%08x: %04x, its lower neighbour is nearer", u, h);
+        }
+        const double dh = fabs((double)x - half_val_inf((uint16_t)(h + 1)));
+        CHECK(dh > d0 || (dh == d0 && !(h & 1u)), "%08x: %04x, its upper neighbour is nearer", u, h);
+    }
+}
+END_TEST
+
+/* f16 weights (dpt_k_pack_f16 + dpt_k_sgemm_packed), native (aarch64: half panels, FCVTL) and
+ * emulated: bit-identical to dpt_k_sgemm on the weights rounded to half beforehand (the float32
+ * kernel's multiply-adds in its order), from float and from half weights, for 1 and 2 threads
+ * and for column ranges from a panel boundary; against the unrounded float32 product within the
+ * weights' rounding, 2⁻¹¹·|α|·Σ|a·b|, plus twice the float32 summation bound. */
+START_TEST(gemm_f16_packed) {
+    static const int S[][3] = {{1, 1, 1}, {7, 17, 33}, {13, 33, 257}, {65, 50, 300}, {12, 1536, 512},
+                               {37, 64, 2049}, {333, 512, 512}};
+    for (int native = 1; native >= 0; native--) {
+        if (dpt_k_set_f16_native(native) != 0) {
+            const char *want = getenv("DPT_EXPECT_F16");
+            CHECK(!(want && !strcmp(want, "1")), "no native f16 kernel, but DPT_EXPECT_F16=1");
+            printf("gemm_f16_packed: no native f16 kernel in this build (aarch64 only): emulated kernel\n");
+            continue;
+        }
+        CHECK1(dpt_k_f16_native() == native);
+        for (size_t si = 0; si < sizeof S / sizeof S[0]; si++) {
+            const int m = S[si][0], n = S[si][1], k = S[si][2], ldc = n + 3;
+            float *x = malloc(sizeof(float) * m * k), *bf = malloc(sizeof(float) * n * k),
+                  *br = malloc(sizeof(float) * n * k), *c0 = malloc(sizeof(float) * m * ldc),
+                  *cf = malloc(sizeof(float) * m * ldc);
+            uint16_t *bh = malloc(sizeof(uint16_t) * n * k);
+            fill(x, (size_t)m * k, -1, 1);
+            fill(bf, (size_t)n * k, -1, 1);
+            fill(c0, (size_t)m * ldc, -1, 1);
+            for (int i = 0; i < n * k; i++) bh[i] = dpt_k_half_from_float(bf[i]);
+            dpt_k_half_to_float_ref(bh, br, (size_t)n * k);
+            const float alpha = 0.5f, beta = -0.75f;
+            memcpy(cf, c0, sizeof(float) * m * ldc);
+            dpt_k_gemm_ref(1, m, n, k, alpha, x, k, bf, k, beta, cf, ldc);
+            for (int half = 0; half < 2; half++) {
+                size_t nb = dpt_k_packed_f16_bytes(n, k);
+                unsigned char *buf = NULL;
+                CHECK1(posix_memalign((void **)&buf, 64, nb + 64) == 0);
+                memset(buf + nb, 0xa5, 64);
+                dpt_k_packed pk;
+                dpt_k_pack_f16(half ? NULL : bf, half ? bh : NULL, n, k, buf, &pk);
+                for (int i = 0; i < 64; i++) CHECK(buf[nb + i] == 0xa5, "packing overran its %zu bytes", nb);
+                CHECK1(pk.bf16 == (native ? DPT_K_F16_NATIVE : DPT_K_F16_EMULATED));
+                if (native) CHECK(nb <= (size_t)(n + 11) / 12 * 12 * k * 2 + 4, "native f16 packing of %zu bytes", nb);
+                const int nr = (int)dpt_k_packed_floats(1, 1);
+                for (int th = 1; th <= 2; th++) {
+                    dpt_k_set_threads(th);
+                    const int starts[2] = {0, nr};
+                    for (int sj = 0; sj < 2; sj++) {
+                        const int n0 = starts[sj];
+                        if (n0 >= n) continue;
+                        gbuf c1 = gb_new((size_t)m * ldc), c2 = gb_new((size_t)m * ldc);
+                        memcpy(c1.p, c0, sizeof(float) * m * ldc);
+                        memcpy(c2.p, c0, sizeof(float) * m * ldc);
+                        dpt_k_sgemm(1, m, n - n0, k, alpha, x, k, br + (size_t)n0 * k, k, beta, c1.p, ldc);
+                        CHECK1(dpt_k_sgemm_packed(m, n0, n, alpha, x, k, &pk, beta, c2.p, ldc) == 0);
+                        gb_check(&c2, "gemm_f16");
+                        CHECK(!memcmp(c1.p, c2.p, sizeof(float) * m * ldc),
+                              "native %d m %d n %d k %d from %d, half %d, %d threads: differs from the "
+                              "float32 kernel on the rounded weights", native, m, n, k, n0, half, th);
+                        if (n0 == 0 && th == 1 && !half)
+                            for (int i = 0; i < m; i++)
+                                for (int j = 0; j < n; j++) {
+                                    double sab = 0.0;
+                                    for (int p = 0; p < k; p++) sab += fabs((double)x[i * k + p] * bf[j * k + p]);
+                                    const double cij = c0[i * ldc + j];
+                                    const double tol = 0x1p-11 * fabs(alpha) * sab +
+                                                       2 * 4.0 * (k + 2) * 0x1p-24 * (fabs(alpha) * sab + fabs(beta * cij)) + 1e-30;
+                                    CHECK(fabs(c2.p[i * ldc + j] - cf[i * ldc + j]) <= tol,
+                                          "native %d m %d n %d k %d (%d, %d): %.9g vs float32 %.9g", native, m, n,
+                                          k, i, j, (double)c2.p[i * ldc + j], (double)cf[i * ldc + j]);
+                                }
+                        gb_free(&c1);
+                        gb_free(&c2);
+                    }
+                }
+                dpt_k_set_threads(1);
+                free(buf);
+            }
+            free(x);
+            free(bf);
+            free(br);
+            free(c0);
+            free(cf);
+            free(bh);
+        }
+    }
+    dpt_k_set_f16_native(1);
+}
+END_TEST
+
 /* Own SGEMM vs the build's BLAS (when there is one) on the models' shapes. */
 START_TEST(sgemm_vs_blas) {
     if (!dpt_k_have_blas()) return;
@@ -1297,6 +1473,9 @@ static Suite *suite(void) {
     tcase_add_test(tc, bf16_rounding);
     tcase_add_test(tc, gemm_bf16_packed);
     tcase_add_test(tc, gemm_int8_packed);
+    tcase_add_test(tc, bf16_native_detection);
+    tcase_add_test(tc, half_rounding);
+    tcase_add_test(tc, gemm_f16_packed);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -35,6 +35,7 @@ static dpt_result *generate(int precision, int threads) {
     ck_assert_int_eq(info.precision, precision);
     ck_assert_ptr_nonnull(strstr(info.precision_name, precision == DPT_PRECISION_BF16   ? "bf16"
                                                       : precision == DPT_PRECISION_INT8 ? "int8"
+                                                      : precision == DPT_PRECISION_F16  ? "f16"
                                                                                         : "f32"));
     dpt_gen_params p = dpt_gen_default_params();
     p.cfg_conds = DPT_COND_AUDIO;
@@ -99,7 +100,7 @@ END_TEST
 
 START_TEST(native_near_emulated) {
     if (dpt_k_set_bf16_native(1) != 0) {
-        printf("SKIPPED: precision: native_near_emulated (no AVX512-BF16 on this CPU)\n");
+        printf("SKIPPED: precision: native_near_emulated (no AVX512-BF16 / FEAT_BF16 on this CPU)\n");
         return;
     }
     dpt_result *nat = generate(DPT_PRECISION_BF16, 2);
@@ -147,6 +148,40 @@ START_TEST(int8_near_f32_thread_and_kernel_independent) {
 }
 END_TEST
 
+/* f16 (weights rounded to half, float32 activations and sums): near f32 — much nearer than bf16 —
+ * without being equal, the same bits at 1 and 2 threads; on aarch64 the native kernel (half
+ * panels) and the forced fallback (float panels of the same halves) give the same bits, both
+ * being the float32 kernel's arithmetic on the rounded weights. */
+START_TEST(f16_near_f32_and_native_equals_emulated) {
+    dpt_result *f = generate(DPT_PRECISION_F32, 1);
+    dpt_result *h1 = generate(DPT_PRECISION_F16, 1);
+    dpt_result *h2 = generate(DPT_PRECISION_F16, 2);
+    const size_t ne = (size_t)f->n_frames * 50, np = (size_t)f->n_frames * 6;
+    ck_assert_int_eq(f->n_frames, h1->n_frames);
+    ck_assert_msg(!memcmp(h1->exp, h2->exp, sizeof(float) * ne) && !memcmp(h1->pose, h2->pose, sizeof(float) * np),
+                  "f16: 2 threads differ from 1");
+    const double de = max_diff(h1->exp, f->exp, ne) / max_abs(f->exp, ne);
+    const double dp = max_diff(h1->pose, f->pose, np) / max_abs(f->pose, np);
+    printf("tiny model, f16 (%s) vs f32: exp %.2e, pose %.2e of max|f32|\n",
+           dpt_k_f16_native() ? "native" : "emulated", de, dp);
+    /* halves keep 11 bits: weights move by up to 2^-12 relative, 16 times less than bfloat16's */
+    ck_assert(de > 0.0 && de < 1e-2 && dp < 1e-2);
+    if (dpt_k_f16_native()) {
+        ck_assert_int_eq(dpt_k_set_f16_native(0), 0);
+        dpt_result *e = generate(DPT_PRECISION_F16, 2);
+        dpt_k_set_f16_native(1);
+        ck_assert_msg(!memcmp(e->exp, h1->exp, sizeof(float) * ne) && !memcmp(e->pose, h1->pose, sizeof(float) * np),
+                      "f16 native differs from its fallback");
+        dpt_result_free(e);
+    } else {
+        printf("f16: no native kernel in this build (aarch64 only): native = fallback not checked\n");
+    }
+    dpt_result_free(f);
+    dpt_result_free(h1);
+    dpt_result_free(h2);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("precision");
     TCase *tc = tcase_create("precision");
@@ -155,6 +190,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, bf16_near_f32_and_thread_independent);
     tcase_add_test(tc, native_near_emulated);
     tcase_add_test(tc, int8_near_f32_thread_and_kernel_independent);
+    tcase_add_test(tc, f16_near_f32_and_native_equals_emulated);
     suite_add_tcase(s, tc);
     return s;
 }

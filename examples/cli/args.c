@@ -205,7 +205,8 @@ int cli_parse_precision(const char *v, int *out) {
     if (!strcmp(v, "f32")) *out = DPT_PRECISION_F32;
     else if (!strcmp(v, "bf16")) *out = DPT_PRECISION_BF16;
     else if (!strcmp(v, "int8")) *out = DPT_PRECISION_INT8;
-    else return cli_error("--precision: '%s' is not f32, bf16 or int8", v), 1;
+    else if (!strcmp(v, "f16")) *out = DPT_PRECISION_F16;
+    else return cli_error("--precision: '%s' is not f32, bf16, int8 or f16", v), 1;
     return 0;
 }
 

@@ -402,9 +402,10 @@ static int Model_init(ModelObject *self, PyObject *args, PyObject *kw) {
     if (!strcmp(precision, "f32")) prec = DPT_PRECISION_F32;
     else if (!strcmp(precision, "bf16")) prec = DPT_PRECISION_BF16;
     else if (!strcmp(precision, "int8")) prec = DPT_PRECISION_INT8;
+    else if (!strcmp(precision, "f16")) prec = DPT_PRECISION_F16;
     else {
         Py_DECREF(path_obj);
-        invalid("precision: '%s' is not 'f32', 'bf16' or 'int8'", precision);
+        invalid("precision: '%s' is not 'f32', 'bf16', 'int8' or 'f16'", precision);
         return -1;
     }
     if (self->model) {
