@@ -188,3 +188,30 @@ void dpt_k_linear_h(const float *x, int rows, int n_in, const uint16_t *w, const
     }
     dpt_k_sgemm_h(rows, n_out, n_in, 1.0f, x, n_in, w, n_in, b ? 1.0f : 0.0f, y, n_out);
 }
+
+/* the arch whose float32 tables the native reduced-precision kernels belong with */
+static int native_arch_active(void) {
+#if defined(DPT_K_HAVE_AVX2_BUILD)
+    return dpt_k_arch_active() == DPT_K_ARCH_AVX2;
+#elif defined(DPT_K_HAVE_NEON_BUILD)
+    return dpt_k_arch_active() == DPT_K_ARCH_NEON;
+#else
+    return 0;
+#endif
+}
+
+int dpt_k_choice_get(dpt_k_choice *c) {
+    int m = atomic_load(&c->mode);
+    if (m) return m;
+    const char *env = getenv(c->env);
+    m = c->available() && native_arch_active() && !(env && !strcmp(env, c->off)) ? c->native : c->fallback;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&c->mode, &expected, m)) return expected;
+    return m;
+}
+
+int dpt_k_choice_set(dpt_k_choice *c, int on) {
+    if (on && !c->available()) return -1;
+    atomic_store(&c->mode, on ? c->native : c->fallback);
+    return 0;
+}

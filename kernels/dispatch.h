@@ -6,6 +6,7 @@
 #define DPT_K_DISPATCH_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "kernels.h"
@@ -113,6 +114,19 @@ int dpt_k_int8_gemm_packed(int m, int n0, int n1, float alpha, const float *a, i
 extern const dpt_k_ukr_bf16 dpt_k_ukr_neon_bf16; /* gemm_neon_bf16.c: BFMMLA 12 × 8 (FEAT_BF16) */
 extern const dpt_k_ukr_bf16 dpt_k_ukr_neon_f16;  /* gemm_neon_f16.c: half panels, 8 × 12 */
 #endif
+/* Which kernel a reduced-precision kind runs (gemm_bf16.c's bf16 / f16, gemm_int8.c's int8): the
+ * native one if `available` and the arch whose float32 tables it belongs with is active, unless
+ * the environment variable `env` equals `off`; decided once, changed by dpt_k_choice_set (tests). */
+typedef struct dpt_k_choice {
+    atomic_int mode; /* 0: not decided, else native or fallback */
+    const char *env, *off;
+    int native, fallback;
+    int (*available)(void);
+} dpt_k_choice;
+int dpt_k_choice_get(dpt_k_choice *c);
+/* 0, or −1 (nothing changes) if on and the native kernel is not available */
+int dpt_k_choice_set(dpt_k_choice *c, int on);
+
 /* How the GEMM drivers (gemm.c, gemm_bf16.c) share C out over a team: the thread count for an
  * (m, n, k) product with (mr, nr) tiles, and whether columns (*split_n = 1) or rows are split;
  * then thread tid's strip [i0, i1) × [j0, j1) of whole tiles. */

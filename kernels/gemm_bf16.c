@@ -97,47 +97,16 @@ static const dpt_k_ukr_bf16 *native_ukr_f16(void) {
 #endif
 }
 
-/* the arch whose float32 tables the native kernels belong with */
-static int native_arch_active(void) {
-#if defined(DPT_K_HAVE_AVX2_BUILD)
-    return dpt_k_arch_active() == DPT_K_ARCH_AVX2;
-#elif defined(DPT_K_HAVE_NEON_BUILD)
-    return dpt_k_arch_active() == DPT_K_ARCH_NEON;
-#else
-    return 0;
-#endif
-}
+static int have_bf16(void) { return native_ukr_bf16() != NULL; }
+static int have_f16(void) { return native_ukr_f16() != NULL; }
 
-typedef struct kind_sel {
-    atomic_int mode; /* 0: not decided, else the NATIVE or EMULATED value */
-    const char *env;
-    int native, emulated;
-    const dpt_k_ukr_bf16 *(*ukr)(void);
-} kind_sel;
+static dpt_k_choice g_bf16 = {0, "DPT_BF16", "emulate", DPT_K_BF16_NATIVE, DPT_K_BF16_EMULATED, have_bf16};
+static dpt_k_choice g_f16 = {0, "DPT_F16", "emulate", DPT_K_F16_NATIVE, DPT_K_F16_EMULATED, have_f16};
 
-static kind_sel g_bf16 = {0, "DPT_BF16", DPT_K_BF16_NATIVE, DPT_K_BF16_EMULATED, native_ukr_bf16};
-static kind_sel g_f16 = {0, "DPT_F16", DPT_K_F16_NATIVE, DPT_K_F16_EMULATED, native_ukr_f16};
-
-static int mode(kind_sel *k) {
-    int m = atomic_load(&k->mode);
-    if (m) return m;
-    const char *env = getenv(k->env);
-    m = k->ukr() && native_arch_active() && !(env && !strcmp(env, "emulate")) ? k->native : k->emulated;
-    int expected = 0;
-    if (!atomic_compare_exchange_strong(&k->mode, &expected, m)) return expected;
-    return m;
-}
-
-static int set_native(kind_sel *k, int on) {
-    if (on && !k->ukr()) return -1;
-    atomic_store(&k->mode, on ? k->native : k->emulated);
-    return 0;
-}
-
-int dpt_k_bf16_native(void) { return mode(&g_bf16) == DPT_K_BF16_NATIVE; }
-int dpt_k_set_bf16_native(int on) { return set_native(&g_bf16, on); }
-int dpt_k_f16_native(void) { return mode(&g_f16) == DPT_K_F16_NATIVE; }
-int dpt_k_set_f16_native(int on) { return set_native(&g_f16, on); }
+int dpt_k_bf16_native(void) { return dpt_k_choice_get(&g_bf16) == DPT_K_BF16_NATIVE; }
+int dpt_k_set_bf16_native(int on) { return dpt_k_choice_set(&g_bf16, on); }
+int dpt_k_f16_native(void) { return dpt_k_choice_get(&g_f16) == DPT_K_F16_NATIVE; }
+int dpt_k_set_f16_native(int on) { return dpt_k_choice_set(&g_f16, on); }
 
 /* ---- packing -------------------------------------------------------------------------------- */
 
@@ -177,12 +146,12 @@ static size_t native_bytes(const dpt_k_ukr_bf16 *u, int n, int k) {
 }
 
 size_t dpt_k_packed_bf16_bytes(int n, int k) {
-    if (mode(&g_bf16) == DPT_K_BF16_NATIVE) return native_bytes(native_ukr_bf16(), n, k);
+    if (dpt_k_choice_get(&g_bf16) == DPT_K_BF16_NATIVE) return native_bytes(native_ukr_bf16(), n, k);
     return dpt_k_packed_floats(n, k) * sizeof(float);
 }
 
 size_t dpt_k_packed_f16_bytes(int n, int k) {
-    if (mode(&g_f16) == DPT_K_F16_NATIVE) return native_bytes(native_ukr_f16(), n, k);
+    if (dpt_k_choice_get(&g_f16) == DPT_K_F16_NATIVE) return native_bytes(native_ukr_f16(), n, k);
     return dpt_k_packed_floats(n, k) * sizeof(float);
 }
 
@@ -246,14 +215,14 @@ static void pack_native(const dpt_k_ukr_bf16 *u, const float *b, const uint16_t 
 }
 
 void dpt_k_pack_bf16(const float *b, const uint16_t *bh, int n, int k, void *buf, dpt_k_packed *out) {
-    if (mode(&g_bf16) != DPT_K_BF16_NATIVE)
+    if (dpt_k_choice_get(&g_bf16) != DPT_K_BF16_NATIVE)
         pack_emulated(b, bh, n, k, buf, out, bf16_round, DPT_K_BF16_EMULATED);
     else
         pack_native(native_ukr_bf16(), b, bh, n, k, buf, out, DPT_K_BF16_NATIVE);
 }
 
 void dpt_k_pack_f16(const float *b, const uint16_t *bh, int n, int k, void *buf, dpt_k_packed *out) {
-    if (mode(&g_f16) != DPT_K_F16_NATIVE) {
+    if (dpt_k_choice_get(&g_f16) != DPT_K_F16_NATIVE) {
         if (bh) { /* halves already: plain float panels, exact */
             dpt_k_pack(NULL, bh, n, k, buf, out);
             out->bf16 = DPT_K_F16_EMULATED;

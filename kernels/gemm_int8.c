@@ -135,30 +135,16 @@ static const dpt_k_ukr_int8 *native_ukr(void) {
     return NULL;
 }
 
-static atomic_int g_mode; /* 0: not decided, else DPT_K_INT8_NATIVE / DPT_K_INT8_PORTABLE */
+static int have_native(void) { return native_ukr() != NULL; }
 
-static int mode(void) {
-    int m = atomic_load(&g_mode);
-    if (m) return m;
-    const char *env = getenv("DPT_INT8");
-    m = native_ukr() && dpt_k_arch_active() == DPT_K_ARCH_AVX2 && !(env && !strcmp(env, "portable"))
-            ? DPT_K_INT8_NATIVE
-            : DPT_K_INT8_PORTABLE;
-    int expected = 0;
-    if (!atomic_compare_exchange_strong(&g_mode, &expected, m)) return expected;
-    return m;
-}
+static dpt_k_choice g_int8 = {0, "DPT_INT8", "portable", DPT_K_INT8_NATIVE, DPT_K_INT8_PORTABLE, have_native};
 
-int dpt_k_int8_native(void) { return mode() == DPT_K_INT8_NATIVE; }
+int dpt_k_int8_native(void) { return dpt_k_choice_get(&g_int8) == DPT_K_INT8_NATIVE; }
 
-int dpt_k_set_int8_native(int on) {
-    if (on && !native_ukr()) return -1;
-    atomic_store(&g_mode, on ? DPT_K_INT8_NATIVE : DPT_K_INT8_PORTABLE);
-    return 0;
-}
+int dpt_k_set_int8_native(int on) { return dpt_k_choice_set(&g_int8, on); }
 
 static const dpt_k_ukr_int8 *active_ukr(void) {
-    const dpt_k_ukr_int8 *u = mode() == DPT_K_INT8_NATIVE ? native_ukr() : NULL;
+    const dpt_k_ukr_int8 *u = dpt_k_int8_native() ? native_ukr() : NULL;
     return u ? u : &ukr_int8_portable;
 }
 
