@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "dpt.h"
 
 #if defined(__GNUC__)
@@ -31,5 +32,26 @@ float dpt_half_to_float(uint16_t h);
 
 /* 1 if every value is finite. */
 int dpt_all_finite(const float *x, size_t n);
+
+/* Little-endian fields of file formats (npy, zip). */
+static inline uint32_t dpt_rd16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+static inline uint32_t dpt_rd32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline void dpt_wr16(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static inline void dpt_wr32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Files (file.c). Open path for reading, a regular file only: *size its bytes; NULL and err filled
+ * on failure. */
+FILE *dpt_file_open_read(const char *path, uint64_t *size, dpt_error *err);
+/* 1 if all n bytes were written (n == 0 writes nothing). */
+int dpt_file_write_all(FILE *f, const void *p, size_t n);
+/* 1 if f is a regular file (a failed write may remove it; never a device or FIFO). */
+int dpt_file_is_regular(FILE *f);
 
 #endif
