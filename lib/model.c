@@ -3,6 +3,7 @@
  * float32 pointers (used in place from the mapped file; float16 tensors converted once here, except
  * the matrices of linear layers, which the GEMM reads as halves in place). */
 #include "model.h"
+#include "style.h"
 
 #include "kernels.h"
 
@@ -54,43 +55,6 @@ static void *own(loader *L, size_t n_bytes) {
     void *b = dpt_alloc(n_bytes);
     if (b) m->owned[m->n_owned++] = b;
     return b;
-}
-
-/* ---- linear layers ---- */
-
-static void linear_unpacked(const dpt_linear *lin, int row0, int n, const float *x, int rows, float *y,
-                            int ldy, float beta);
-
-void dpt_linear_rows(const dpt_linear *lin, int row0, int n, const float *x, int rows, float *y,
-                     int ldy) {
-    const float *b = lin->b ? lin->b + row0 : NULL;
-    if (b) {
-        for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * ldy, b, sizeof(float) * (size_t)n);
-    }
-    if (lin->pk && lin->pk_seg) { /* one packing per segment of rows (the K/V rows of ca_in) */
-        for (int r0 = row0; r0 < row0 + n;) {
-            const int s = r0 / lin->pk_seg, s1 = (s + 1) * lin->pk_seg,
-                      r1 = s1 < row0 + n ? s1 : row0 + n;
-            if (dpt_k_sgemm_packed(rows, r0 - s * lin->pk_seg, r1 - s * lin->pk_seg, 1.0f, x, lin->n_in,
-                                   &lin->pk[s], b ? 1.0f : 0.0f, y + (r0 - row0), ldy) != 0)
-                linear_unpacked(lin, r0, r1 - r0, x, rows, y + (r0 - row0), ldy, b ? 1.0f : 0.0f);
-            r0 = r1;
-        }
-        return;
-    }
-    if (lin->pk && dpt_k_sgemm_packed(rows, row0, row0 + n, 1.0f, x, lin->n_in, lin->pk,
-                                      b ? 1.0f : 0.0f, y, ldy) == 0)
-        return;
-    linear_unpacked(lin, row0, n, x, rows, y, ldy, b ? 1.0f : 0.0f);
-}
-
-static void linear_unpacked(const dpt_linear *lin, int row0, int n, const float *x, int rows, float *y,
-                            int ldy, float beta) {
-    const size_t off = (size_t)row0 * lin->n_in;
-    if (lin->wh)
-        dpt_k_sgemm_h(rows, n, lin->n_in, 1.0f, x, lin->n_in, lin->wh + off, lin->n_in, beta, y, ldy);
-    else
-        dpt_k_gemm_nt(rows, n, lin->n_in, 1.0f, x, lin->n_in, lin->w + off, lin->n_in, beta, y, ldy);
 }
 
 /* ---- metadata ---- */
@@ -398,17 +362,6 @@ static void load_audio(loader *L) {
     }
 }
 
-/* pe(d, max_len)[p] per spec §2.8, float32 arithmetic. */
-static void sinusoid_row(float *row, int d, int p) {
-    float step = (float)(-log(10000.0) / d);
-    for (int k = 0; k < d / 2; k++) {
-        float div = expf((float)(2 * k) * step);
-        float arg = (float)p * div;
-        row[2 * k] = sinf(arg);
-        row[2 * k + 1] = cosf(arg);
-    }
-}
-
 static void load_denoiser(loader *L) {
     dpt_model *m = L->m;
     dpt_denoiser *n = &m->den;
@@ -555,7 +508,7 @@ static void load_denoiser(loader *L) {
         L->st = dpt_fail(L->err, DPT_ERR_NOMEM, "%s: out of memory", L->path);
         return;
     }
-    for (int t = 0; t <= T; t++) sinusoid_row(n->te_table + (size_t)t * D, D, t);
+    for (int t = 0; t <= T; t++) dpt_sinusoid_row(n->te_table + (size_t)t * D, D, t);
 }
 
 static void load_style(loader *L) {
@@ -631,62 +584,22 @@ void dpt_model_free(dpt_model *m) {
     free(m);
 }
 
-/* The denoiser runs every weight matrix once per diffusion step: pack its float32 matrices for the
- * own SGEMM once here, and give the file's pages of the originals back (they are only read again
- * if the packing cannot be used, e.g. after a switch of kernel architecture). f32: only for a
- * mapped file, where giving pages back keeps the resident size as it was; f16 matrices stay
- * halves. bf16 / f16 / int8 precision: every matrix of the denoiser and the audio encoder, from
- * float32 or half, any file (int8 keeps the layers marked keep_f32 in float32 panels). seg > 0:
- * one packing per seg rows (ca_in's q, k, v rows are used apart, and D = 512 is not on every
- * micro-kernel's panel boundary: NEON's are 12 columns wide); the same bits as one packing, since
- * every element of C is computed alone. */
+/* The denoiser runs every weight matrix once per diffusion step: pack its matrices once here
+ * (dpt_linear_pack, linear.c) and give the file's pages of the originals back. f32: only for a
+ * mapped file, where giving pages back keeps the resident size as it was. bf16 / f16 / int8
+ * precision: every matrix of the denoiser and the audio encoder, any file (int8 keeps the layers
+ * marked keep_f32 in float32 panels). */
+static void *own_cb(void *L, size_t n_bytes) { return own(L, n_bytes); }
+
 static void pack_linear_seg(loader *L, dpt_linear *lin, int seg) {
     if (failed(L) || (!lin->w && !lin->wh)) return;
     const int prec = L->precision == DPT_PRECISION_INT8 && L->keep_f32 ? DPT_PRECISION_F32 : L->precision;
     const int any_file = L->precision != DPT_PRECISION_F32;
     if (!any_file && (!lin->w || !L->m->weights->mapped)) return;
-    if (seg <= 0 || lin->n_out % seg || lin->n_out == seg) seg = 0;
-    const int n_pk = seg ? lin->n_out / seg : 1, rows = seg ? seg : lin->n_out, k = lin->n_in;
-    const char *what = prec == DPT_PRECISION_INT8 ? "int8" : prec == DPT_PRECISION_BF16 ? "bf16"
-                       : prec == DPT_PRECISION_F16 ? "f16" : "float32";
-    dpt_k_packed *pk = own(L, sizeof *pk * (size_t)n_pk);
-    for (int s = 0; pk && s < n_pk; s++) {
-        const size_t off = (size_t)s * rows * k;
-        const float *w = lin->w ? lin->w + off : NULL;
-        const uint16_t *wh = lin->wh ? lin->wh + off : NULL;
-        const size_t bytes = prec == DPT_PRECISION_INT8   ? dpt_k_packed_int8_bytes(rows, k)
-                             : prec == DPT_PRECISION_BF16 ? dpt_k_packed_bf16_bytes(rows, k)
-                             : prec == DPT_PRECISION_F16  ? dpt_k_packed_f16_bytes(rows, k)
-                                                          : sizeof(float) * dpt_k_packed_floats(rows, k);
-        void *buf = own(L, bytes);
-        if (!buf) {
-            if (any_file) /* the file's pages are given back: the unpacked matrix cannot be the fallback */
-                L->st = dpt_fail(L->err, DPT_ERR_NOMEM, "%s: out of memory for the %s weights", L->path, what);
-            return; /* f32: the unpacked path works */
-        }
-        if (prec == DPT_PRECISION_INT8) {
-            if (dpt_k_pack_int8(w, wh, rows, k, buf, &pk[s]) != 0) {
-                L->st = dpt_fail(L->err, DPT_ERR_UNSUPPORTED, "%s: a %d x %d matrix is too wide for int8 (at "
-                                 "most %d inputs)", L->path, lin->n_out, k, DPT_K_INT8_MAX_K);
-                return;
-            }
-        } else if (prec == DPT_PRECISION_BF16) {
-            dpt_k_pack_bf16(w, wh, rows, k, buf, &pk[s]);
-        } else if (prec == DPT_PRECISION_F16) {
-            dpt_k_pack_f16(w, wh, rows, k, buf, &pk[s]);
-        } else {
-            dpt_k_pack(w, wh, rows, k, buf, &pk[s]);
-        }
-    }
-    if (!pk) {
-        if (any_file) L->st = dpt_fail(L->err, DPT_ERR_NOMEM, "%s: out of memory", L->path);
-        return;
-    }
-    lin->pk = pk;
-    lin->pk_seg = seg;
-    if (L->m->weights->mapped)
+    L->st = dpt_linear_pack(lin, seg, prec, any_file, own_cb, L, L->path, L->err);
+    if (!failed(L) && lin->pk && L->m->weights->mapped)
         dpt_weights_release(L->m->weights, lin->w ? (const void *)lin->w : (const void *)lin->wh,
-                            (lin->w ? sizeof(float) : sizeof(uint16_t)) * (size_t)lin->n_out * k);
+                            (lin->w ? sizeof(float) : sizeof(uint16_t)) * (size_t)lin->n_out * lin->n_in);
 }
 
 static void pack_linear(loader *L, dpt_linear *lin) { pack_linear_seg(L, lin, 0); }

@@ -29,6 +29,13 @@ static inline void dpt_linear_fwd(const dpt_linear *lin, const float *x, int row
     dpt_linear_rows(lin, 0, lin->n_out, x, rows, y, lin->n_out);
 }
 
+/* Pack lin's matrix for precision prec (DPT_PRECISION_*) into buffers from alloc(ctx, bytes),
+ * owned by the caller; sets lin->pk / pk_seg (see linear.c for seg). An allocation failure is an
+ * error only if required (else lin->pk stays NULL and the unpacked path runs). */
+dpt_status dpt_linear_pack(dpt_linear *lin, int seg, int prec, int required,
+                           void *(*alloc)(void *ctx, size_t n_bytes), void *ctx, const char *path,
+                           dpt_error *err);
+
 /* LayerNorm / GroupNorm affine parameters over n channels. */
 typedef struct dpt_norm {
     const float *gamma;
