@@ -11,18 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "audio.h"
 #include "dpt.h"
 
-static char tmp_dir[128];
-static int tmp_counter;
-
-static const char *tmp_path(const char *ext) {
-    static char slots[8][256];
-    char *p = slots[tmp_counter % 8];
-    snprintf(p, 256, "%s/a%d%s", tmp_dir, tmp_counter++, ext);
-    return p;
-}
+static const char *tmp_path(const char *ext) { return dpt_check_tmp_file("a", ext); }
 
 static void check_error(const dpt_error *err, dpt_status got, dpt_status want, const char *name,
                         const char *what) {
@@ -432,6 +425,7 @@ START_TEST(t_load_errors) {
     check_error(&err, dpt_audio_load(missing, &y, &n, &err), DPT_ERR_IO, missing, "cannot open");
     ck_assert_ptr_null(y);
     ck_assert_uint_eq(n, 0);
+    const char *tmp_dir = dpt_check_tmp_dir("audio");
     check_error(&err, dpt_audio_load(tmp_dir, &y, &n, &err), DPT_ERR_IO, tmp_dir, "directory");
     /* empty file, text file, garbage after a FLAC magic, a truncated WAV header */
     const char *p = write_bytes("", 0, ".wav");
@@ -514,8 +508,7 @@ static void quiet_log(int level, const char *message, void *user) {
 }
 
 int main(void) {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dpt_test_audio_%d", (int)getpid());
-    mkdir(tmp_dir, 0700);
+    dpt_check_tmp_dir("audio"); /* in the parent, so that it removes it after the run */
     dpt_set_log_callback(quiet_log, NULL);
     Suite *s = suite_create("audio");
     TCase *tc = tcase_create("audio");
@@ -536,13 +529,7 @@ int main(void) {
     tcase_add_test(tc, t_load_errors);
     tcase_add_test(tc, t_load_truncated_wav);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-    if (system(cmd) != 0) { /* best effort */
-    }
-    return failed ? 1 : 0;
+    int failed = dpt_check_run(s);
+    dpt_check_tmp_dir_remove();
+    return failed;
 }

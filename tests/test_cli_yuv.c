@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "../examples/cli/cli.h"
 
 static uint32_t state = 12345u;
@@ -83,9 +84,5 @@ int main(void) {
     tcase_add_test(tc, random_frames);
     tcase_add_test(tc, extreme_frames);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return dpt_check_run(s);
 }

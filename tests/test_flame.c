@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "check_main.h"
 #include "dpt.h"
 
 #define V 7
@@ -612,9 +613,5 @@ int main(void) {
     tcase_add_test(tc, test_closed_form_values);
     tcase_add_test(tc, test_count_limits);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return dpt_check_run(s);
 }

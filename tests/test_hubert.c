@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "conv.h"
 #include "dpt.h"
 #include "hubert.h"
@@ -330,9 +331,5 @@ int main(void) {
     tcase_add_test(te, t_encode_threads_and_public_api);
     tcase_add_test(te, t_encode_errors);
     suite_add_tcase(s, te);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return dpt_check_run(s);
 }

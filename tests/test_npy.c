@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "check_main.h"
 #include "dpt.h"
 
 /* ---- files written by numpy 1.24.2 (Python 3.11 zipfile), embedded as test vectors ----
@@ -109,23 +110,8 @@ static const unsigned char np_v3_f64[144] = {
 
 /* ---- helpers ---- */
 
-static char tmp_dir[128];
-static int tmp_counter;
-
-static void make_tmp_dir(void) {
-    if (tmp_dir[0]) return;
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dpt_test_npy_%d", (int)getpid());
-    mkdir(tmp_dir, 0700);
-}
-
-/* A fresh temporary path ending in ext. Returned buffer is static per call slot (8 slots). */
-static const char *tmp_path(const char *ext) {
-    static char slots[8][256];
-    make_tmp_dir();
-    char *p = slots[tmp_counter % 8];
-    snprintf(p, 256, "%s/f%d%s", tmp_dir, tmp_counter++ % 64, ext);
-    return p;
-}
+/* A fresh temporary path ending in ext (check_main.h: 8 rotating buffers). */
+static const char *tmp_path(const char *ext) { return dpt_check_tmp_file("f", ext); }
 
 static const char *write_bytes(const void *b, size_t n, const char *ext) {
     const char *p = tmp_path(ext);
@@ -400,7 +386,7 @@ START_TEST(t_npy_bad_files) {
     const char *missing = "/nonexistent-dir/none.npy";
     check_error(&err, dpt_npy_read(missing, &a, &err), DPT_ERR_IO, missing, "cannot open");
     /* a directory */
-    make_tmp_dir();
+    const char *tmp_dir = dpt_check_tmp_dir("npy");
     check_error(&err, dpt_npy_read(tmp_dir, &a, &err), DPT_ERR_IO, tmp_dir, NULL);
     /* empty, bad magic, short preamble */
     BAD_NPY("", 0, DPT_ERR_FORMAT, NULL);
@@ -953,16 +939,8 @@ START_TEST(t_npz_float64_entry) {
 }
 END_TEST
 
-static void cleanup(void) {
-    if (!tmp_dir[0]) return;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-    if (system(cmd) != 0) { /* best effort */
-    }
-}
-
 int main(void) {
-    make_tmp_dir(); /* in the parent, so that cleanup() below sees it */
+    dpt_check_tmp_dir("npy"); /* in the parent, so that it removes it after the run */
     Suite *s = suite_create("npy");
     TCase *tc = tcase_create("npy");
     tcase_set_timeout(tc, 120);
@@ -984,10 +962,7 @@ int main(void) {
     tcase_add_test(tc, t_limits);
     tcase_add_test(tc, t_npz_float64_entry);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    cleanup();
-    return failed ? 1 : 0;
+    int failed = dpt_check_run(s);
+    dpt_check_tmp_dir_remove();
+    return failed;
 }

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "audio.h"
 #include "dpt.h"
 
@@ -24,8 +25,6 @@ static const int have_sndfile = 0;
 #else
 static const int have_sndfile = 1;
 #endif
-
-static char tmp_dir[128];
 
 /* n samples of a deterministic speech-like signal at 16 kHz: two tones under an envelope */
 static float *make_signal(size_t n, float f0) {
@@ -61,8 +60,7 @@ static void put_u16(unsigned char *p, uint16_t v) {
 
 /* A 16 kHz mono IEEE-float WAV written by hand (no libsndfile needed to make it). */
 static const char *write_wav(const float *x, size_t n) {
-    static char path[256];
-    snprintf(path, sizeof path, "%s/speech.wav", tmp_dir);
+    const char *path = dpt_check_tmp_path("speech.wav");
     unsigned char h[44];
     memcpy(h, "RIFF", 4);
     put_u32(h + 4, (uint32_t)(36 + 4 * n));
@@ -288,8 +286,7 @@ START_TEST(generate_raw) {
 END_TEST
 
 int main(void) {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dpt_test_raw_audio_%d", (int)getpid());
-    mkdir(tmp_dir, 0700);
+    dpt_check_tmp_dir("raw_audio"); /* in the parent, so that it removes it after the run */
     Suite *s = suite_create("raw_audio");
     TCase *tc = tcase_create("raw_audio");
     tcase_set_timeout(tc, 120);
@@ -299,14 +296,8 @@ int main(void) {
     tcase_add_test(tc, prepare_raw);
     tcase_add_test(tc, generate_raw);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    char path[300];
-    snprintf(path, sizeof path, "%s/speech.wav", tmp_dir);
-    remove(path);
-    rmdir(tmp_dir);
+    int failed = dpt_check_run(s);
+    dpt_check_tmp_dir_remove();
     printf("raw_audio: built %s\n", have_sndfile ? "with libsndfile/libsoxr" : "without libsndfile/libsoxr (NO_SNDFILE=1)");
-    return failed ? 1 : 0;
+    return failed;
 }

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "dpt.h"
 #include "kernels.h"   /* dpt_k_set_arch: the renderer's SIMD rows against its C code */
 
@@ -30,26 +31,6 @@
 #define TAN8 0.14054083470239145   /* tan(16° / 2) */
 #define CAM_Z 1.0
 
-static char tmp_dir[256];
-
-static void make_tmp_dir(void) {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dpt_test_render_XXXXXX");
-    if (!mkdtemp(tmp_dir)) abort();
-}
-
-static void cleanup(void) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmp_dir);
-}
-
-static const char *tmp_path(const char *name) {
-    static char p[4][400];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", tmp_dir, name);
-    return p[k];
-}
 
 /* A point at pixel position (px, py) (pixel units, row 0 top) and camera distance d. */
 static void unproject(double px, double py, double d, int w, int h, float *out) {
@@ -671,7 +652,7 @@ START_TEST(t_image_unsupported) {
     ck_assert_ptr_nonnull(strstr(err.message, "NO_IMAGE"));
     uint8_t px[3] = {0};
     dpt_image one = {1, 1, px};
-    ck_assert_int_eq(dpt_image_write_png(tmp_path("x.png"), &one, &err), DPT_ERR_UNSUPPORTED);
+    ck_assert_int_eq(dpt_image_write_png(dpt_check_tmp_path("x.png"), &one, &err), DPT_ERR_UNSUPPORTED);
 }
 END_TEST
 
@@ -735,7 +716,7 @@ START_TEST(t_png_roundtrip_and_kinds) {
     uint8_t *px = malloc((size_t)w * h * 3);
     for (int k = 0; k < w * h * 3; k++) px[k] = (uint8_t)(k * 131 + 7);
     dpt_image img = {w, h, px}, back = {0};
-    const char *path = tmp_path("rt.png");
+    const char *path = dpt_check_tmp_path("rt.png");
     ck_assert_msg(dpt_image_write_png(path, &img, &err) == DPT_OK, "%s", err.message);
     ck_assert_msg(dpt_image_read(path, &back, &err) == DPT_OK, "%s", err.message);
     ck_assert_int_eq(back.width, w);
@@ -807,7 +788,7 @@ START_TEST(t_jpeg_read) {
     dpt_error err = {0};
     dpt_image img = {0};
     for (int grey = 0; grey < 2; grey++) {
-        const char *path = tmp_path("t.jpg");
+        const char *path = dpt_check_tmp_path("t.jpg");
         write_jpeg(path, 48, 32, grey);
         ck_assert_msg(dpt_image_read(path, &img, &err) == DPT_OK, "%s", err.message);
         ck_assert_int_eq(img.width, 48);
@@ -829,23 +810,23 @@ END_TEST
 START_TEST(t_image_errors) {
     dpt_error err = {0};
     dpt_image img = {0};
-    ck_assert_int_eq(dpt_image_read(tmp_path("missing.png"), &img, &err), DPT_ERR_IO);
+    ck_assert_int_eq(dpt_image_read(dpt_check_tmp_path("missing.png"), &img, &err), DPT_ERR_IO);
     ck_assert_ptr_nonnull(strstr(err.message, "missing.png"));
-    write_file(tmp_path("text.png"), "hello, not an image\n", 20);
-    ck_assert_int_eq(dpt_image_read(tmp_path("text.png"), &img, &err), DPT_ERR_FORMAT);
+    write_file(dpt_check_tmp_path("text.png"), "hello, not an image\n", 20);
+    ck_assert_int_eq(dpt_image_read(dpt_check_tmp_path("text.png"), &img, &err), DPT_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(err.message, "not a PNG or JPEG"));
-    write_file(tmp_path("empty.png"), "", 0);
-    ck_assert_int_eq(dpt_image_read(tmp_path("empty.png"), &img, &err), DPT_ERR_FORMAT);
+    write_file(dpt_check_tmp_path("empty.png"), "", 0);
+    ck_assert_int_eq(dpt_image_read(dpt_check_tmp_path("empty.png"), &img, &err), DPT_ERR_FORMAT);
     ck_assert_int_eq(dpt_image_read(NULL, &img, &err), DPT_ERR_INVALID_ARG);
 
     /* the side limit (8192), from the header before any pixel is allocated: PNG and JPEG */
-    write_png_kind(tmp_path("wide.png"), 8193, 1, PNG_COLOR_TYPE_RGB, 8);
-    ck_assert_int_eq(dpt_image_read(tmp_path("wide.png"), &img, &err), DPT_ERR_UNSUPPORTED);
+    write_png_kind(dpt_check_tmp_path("wide.png"), 8193, 1, PNG_COLOR_TYPE_RGB, 8);
+    ck_assert_int_eq(dpt_image_read(dpt_check_tmp_path("wide.png"), &img, &err), DPT_ERR_UNSUPPORTED);
     ck_assert_msg(strstr(err.message, "wide.png: image size 8193 x 1 outside 1 ... 8192 per side"), "%s",
                   err.message);
     ck_assert_ptr_null(img.rgb);
-    write_jpeg(tmp_path("tall.jpg"), 2, 8193, 0);
-    ck_assert_int_eq(dpt_image_read(tmp_path("tall.jpg"), &img, &err), DPT_ERR_UNSUPPORTED);
+    write_jpeg(dpt_check_tmp_path("tall.jpg"), 2, 8193, 0);
+    ck_assert_int_eq(dpt_image_read(dpt_check_tmp_path("tall.jpg"), &img, &err), DPT_ERR_UNSUPPORTED);
     ck_assert_msg(strstr(err.message, "tall.jpg: image size 2 x 8193 outside 1 ... 8192 per side"), "%s",
                   err.message);
     /* fuzz image finding: a progressive JPEG whose header claims 24581 x 51462 (libjpeg would
@@ -855,19 +836,19 @@ START_TEST(t_image_errors) {
                      DPT_ERR_UNSUPPORTED);
     ck_assert_msg(strstr(err.message, "image size 24581 x 51462 outside 1 ... 8192 per side"), "%s", err.message);
     ck_assert_ptr_null(img.rgb);
-    write_png_kind(tmp_path("edge.png"), 8192, 1, PNG_COLOR_TYPE_RGB, 8);
-    ck_assert_msg(dpt_image_read(tmp_path("edge.png"), &img, &err) == DPT_OK, "%s", err.message);
+    write_png_kind(dpt_check_tmp_path("edge.png"), 8192, 1, PNG_COLOR_TYPE_RGB, 8);
+    ck_assert_msg(dpt_image_read(dpt_check_tmp_path("edge.png"), &img, &err) == DPT_OK, "%s", err.message);
     ck_assert_int_eq(img.width, 8192);
     dpt_image_free(&img);
 
     /* every truncation of a PNG and a JPEG, and byte damage, fail with one line naming the file */
-    write_png_kind(tmp_path("good.png"), 40, 30, PNG_COLOR_TYPE_RGB, 8);
-    write_jpeg(tmp_path("good.jpg"), 40, 30, 0);
+    write_png_kind(dpt_check_tmp_path("good.png"), 40, 30, PNG_COLOR_TYPE_RGB, 8);
+    write_jpeg(dpt_check_tmp_path("good.jpg"), 40, 30, 0);
     const char *names[2] = {"good.png", "good.jpg"};
     for (int k = 0; k < 2; k++) {
         size_t n;
-        uint8_t *data = read_file(tmp_path(names[k]), &n);
-        const char *cut = tmp_path("cut.img");
+        uint8_t *data = read_file(dpt_check_tmp_path(names[k]), &n);
+        const char *cut = dpt_check_tmp_path("cut.img");
         int failures = 0, tried = 0;
         for (size_t len = 1; len < n; len += (len < 64 ? 1 : 7)) {
             write_file(cut, data, len);
@@ -904,15 +885,15 @@ START_TEST(t_image_errors) {
     ck_assert_int_eq(dpt_image_write_png("/nonexistent-dir/x.png", &one, &err), DPT_ERR_IO);
     ck_assert_ptr_nonnull(strstr(err.message, "/nonexistent-dir/x.png"));
     dpt_image zero = {0, 1, px};
-    ck_assert_int_eq(dpt_image_write_png(tmp_path("z.png"), &zero, &err), DPT_ERR_INVALID_ARG);
-    ck_assert_int_eq(dpt_image_write_png(tmp_path("z.png"), NULL, &err), DPT_ERR_INVALID_ARG);
+    ck_assert_int_eq(dpt_image_write_png(dpt_check_tmp_path("z.png"), &zero, &err), DPT_ERR_INVALID_ARG);
+    ck_assert_int_eq(dpt_image_write_png(dpt_check_tmp_path("z.png"), NULL, &err), DPT_ERR_INVALID_ARG);
 }
 END_TEST
 
 #endif
 
 int main(void) {
-    make_tmp_dir();
+    dpt_check_tmp_dir("render");
     Suite *s = suite_create("render");
     TCase *tc = tcase_create("render");
     tcase_set_timeout(tc, 120);
@@ -935,10 +916,7 @@ int main(void) {
     tcase_add_test(tc, t_image_errors);
 #endif
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    cleanup();
-    return failed ? 1 : 0;
+    int failed = dpt_check_run(s);
+    dpt_check_tmp_dir_remove();
+    return failed;
 }

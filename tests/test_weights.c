@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "check_main.h"
 #include "dpt.h"
 #include "weights.h"
 
@@ -641,9 +642,5 @@ int main(void) {
     tcase_add_test(tc, test_limits);
     tcase_add_test(tc, test_strerror);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return dpt_check_run(s);
 }
