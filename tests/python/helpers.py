@@ -84,7 +84,7 @@ def cached_checkpoints(size='tiny', seed=0, **options):
     params = dict(size=size, seed=seed, options=options, torch=torch.__version__,
                   transformers=transformers.__version__)
     d = cached_dir('ckpt', params, lambda tmp: mc.make_checkpoints(tmp, size, seed, **options),
-                   sources=[mc.__file__])
+                   sources=[mc.__file__, mc.dpt_schedule.__code__.co_filename])  # its schedule too
     se = d / 'style_encoder.pt'
     return {'denoiser': d / 'denoiser.pt', 'style_encoder': se if se.exists() else None,
             'stats': d / 'stats_train.npz', 'dir': d}

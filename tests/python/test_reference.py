@@ -96,7 +96,7 @@ def test_schedules_consistent(kind):
 
 @pytest.mark.parametrize('kind', ['linear', 'cosine'])
 def test_schedule_equals_checkpoint_buffers(kind, tmp_path):
-    """make_checkpoints computes the buffers independently; the demo uses the stored ones."""
+    """make_checkpoints stores dpt_ref.schedule's buffers; the demo uses the stored ones."""
     ck = helpers.cached_checkpoints('tiny', 0, diff_schedule=kind, n_diff_steps=37)
     sd = torch.load(str(ck['denoiser']), map_location='cpu')['model']
     mine = dpt_ref.schedule(kind, 37)

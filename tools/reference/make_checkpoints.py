@@ -43,6 +43,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from dpt_ref.sampler import schedule as dpt_schedule  # tools/reference/ is on sys.path
+
 # --------------------------------------------------------------------------------------------------------
 # Sizes and options
 
@@ -145,33 +147,10 @@ def alignment_mask(n_frames, width):
     return blocked
 
 
-def diffusion_schedule(n_steps, mode, beta_1=1e-4, beta_T=0.02, s=0.008):
-    """{betas, alphas, alpha_bars, sigmas_flex, sigmas_inflex}, each float32 (T+1,), spec §7.1."""
-    if mode == 'linear':
-        betas = torch.linspace(beta_1, beta_T, n_steps)
-    elif mode == 'quadratic':
-        betas = torch.linspace(beta_1 ** 0.5, beta_T ** 0.5, n_steps) ** 2
-    elif mode == 'sigmoid':
-        betas = torch.sigmoid(torch.linspace(-5, 5, n_steps)) * (beta_T - beta_1) + beta_1
-    elif mode == 'cosine':
-        x = torch.linspace(0, n_steps, n_steps + 1)
-        abar = torch.cos(((x / n_steps) + s) / (1 + s) * math.pi * 0.5) ** 2
-        abar = abar / abar[0]
-        betas = torch.clip(1 - abar[1:] / abar[:-1], 0.0001, 0.999)
-    else:
-        raise ValueError(f'unknown diffusion schedule {mode!r}')
-    betas = torch.cat([torch.zeros(1), betas.to(torch.float32)])
-    alphas = 1 - betas
-    log_abar = torch.log(alphas)
-    for i in range(1, n_steps + 1):                    # sequential float32 sum (torch.cumsum accumulates in double)
-        log_abar[i] += log_abar[i - 1]
-    alpha_bars = log_abar.exp()
-    sigmas_flex = torch.sqrt(betas)
-    ratio = torch.zeros_like(betas)
-    ratio[1:] = ((1 - alpha_bars[:-1]) / (1 - alpha_bars[1:])) * betas[1:]
-    sigmas_inflex = torch.sqrt(ratio)
-    return collections.OrderedDict(betas=betas, alphas=alphas, alpha_bars=alpha_bars,
-                                   sigmas_flex=sigmas_flex, sigmas_inflex=sigmas_inflex)
+def diffusion_schedule(n_steps, mode):
+    """{betas, alphas, alpha_bars, sigmas_flex, sigmas_inflex}, each float32 (T+1,), spec §7.1: the
+    reference's own schedule (one copy), stored in the checkpoint as upstream's buffers."""
+    return dpt_schedule(mode, n_steps)
 
 
 # --------------------------------------------------------------------------------------------------------
