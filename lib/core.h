@@ -1,4 +1,5 @@
-/* Internal core: errors, logging, aligned allocation. Not part of the public API. */
+/* Internal core, one header for: errors and logging (core.c), memory and value helpers (mem.c), file
+ * helpers (file.c), little-endian fields. Not part of the public API. */
 #ifndef DPT_CORE_H
 #define DPT_CORE_H
 
