@@ -516,7 +516,7 @@ static void quiet_log(int level, const char *message, void *user) {
 int main(void) {
     snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dpt_test_audio_%d", (int)getpid());
     mkdir(tmp_dir, 0700);
-    dpt_set_log_callback(quiet_log, NULL);
+    dpt_log_set_callback(quiet_log, NULL);
     Suite *s = suite_create("audio");
     TCase *tc = tcase_create("audio");
     tcase_set_timeout(tc, 120);
