@@ -111,8 +111,6 @@ typedef struct dpt_model dpt_model;
  *                     deviation from float32. The audio encoder's linear layers too; its
  *                     convolutions, attention scores, normalisations and the style encoder stay
  *                     float32. */
-#define DPT_PRECISION_F32 0
-#define DPT_PRECISION_BF16 1
 /*  DPT_PRECISION_INT8 weight matrices quantised once at load to signed 8 bits per output channel
  *                     (a quarter of the memory of float32), activations to unsigned 8 bits per
  *                     token on every product, exact integer sums: about four times float32's
@@ -120,14 +118,19 @@ typedef struct dpt_model dpt_model;
  *                     kernel with the same results elsewhere. The audio encoder's and denoiser's
  *                     linear layers; README lists the layers kept in float32 and the measured
  *                     deviation. */
-#define DPT_PRECISION_INT8 2
-#define DPT_PRECISION_F16 3 /* weights rounded to IEEE half once at load (exact for an f16 file), float32
-                              activations and sums; on aarch64 half panels in memory, elsewhere float32 */
+/*  DPT_PRECISION_F16  weights rounded to IEEE half once at load (exact for an f16 file), float32
+ *                     activations and sums; on aarch64 half panels in memory, elsewhere float32. */
+typedef enum dpt_precision {
+    DPT_PRECISION_F32 = 0,
+    DPT_PRECISION_BF16 = 1,
+    DPT_PRECISION_INT8 = 2,
+    DPT_PRECISION_F16 = 3
+} dpt_precision;
 
 typedef struct dpt_load_params {
     size_t struct_size; /* set by dpt_load_params_default() (see "Growable structs") */
     int use_mmap;   /* 1 (default): map the file and use float32 tensors in place */
-    int precision;  /* DPT_PRECISION_F32 (default), DPT_PRECISION_BF16 or DPT_PRECISION_INT8 */
+    dpt_precision precision; /* DPT_PRECISION_F32 (default), _BF16, _INT8 or _F16 */
 } dpt_load_params;
 
 /* Defaults for the first struct_size bytes of *p (the rest untouched); sets p->struct_size. */
@@ -171,7 +174,7 @@ typedef struct dpt_model_info {
     int64_t n_params_audio, n_params_denoiser, n_params_style, n_params_total;
     int any_f16;                /* some tensors are stored as float16 */
     uint64_t file_size;
-    int precision;              /* DPT_PRECISION_* the model was loaded with */
+    dpt_precision precision;    /* the precision the model was loaded with */
     const char *precision_name; /* "f32", "bf16 (AVX512-BF16)", "bf16 (emulated)", "int8 (AVX512-VNNI)"
                                  * or "int8 (portable)" */
 } dpt_model_info;
@@ -186,7 +189,7 @@ typedef enum dpt_dtype { DPT_DTYPE_F32 = 0, DPT_DTYPE_F16 = 1 } dpt_dtype;
 
 typedef struct dpt_tensor_info {
     const char *name;
-    int dtype;          /* dpt_dtype: DPT_DTYPE_F32 or DPT_DTYPE_F16 */
+    dpt_dtype dtype;    /* DPT_DTYPE_F32 or DPT_DTYPE_F16 */
     int ndim;
     int64_t shape[4];
     int64_t n_elements;
@@ -202,10 +205,10 @@ dpt_status dpt_model_tensor_read(const dpt_model *model, int index, float *dst, 
 
 typedef enum dpt_meta_type { DPT_META_INT = 1, DPT_META_FLOAT = 2, DPT_META_STRING = 3 } dpt_meta_type;
 
-/* Metadata directory. type: dpt_meta_type. Values are valid while the model lives. */
+/* Metadata directory. Values are valid while the model lives. */
 typedef struct dpt_meta_info {
     const char *key;
-    int type;
+    dpt_meta_type type;
     int64_t i;
     double f;
     const char *s;
@@ -250,9 +253,11 @@ void dpt_free(void *ptr);
 #define DPT_COND_STYLE 2u
 #define DPT_COND_MODEL_DEFAULT 0xFFFFFFFFu   /* use the model's guiding_conditions */
 
-#define DPT_CFG_MODEL_DEFAULT (-1)
-#define DPT_CFG_INCREMENTAL 0
-#define DPT_CFG_INDEPENDENT 1
+typedef enum dpt_cfg_mode {
+    DPT_CFG_MODEL_DEFAULT = -1,   /* the model's own */
+    DPT_CFG_INCREMENTAL = 0,
+    DPT_CFG_INDEPENDENT = 1
+} dpt_cfg_mode;
 
 /* A source of standard-normal draws: fill dst[0..n) and return 0, or non-zero when exhausted.
  * Consumed in upstream's order, each draw n = n_repetitions × n_motions × motion_dim values
@@ -270,7 +275,7 @@ typedef struct dpt_gen_params {
     int n_repetitions;          /* independent samples generated in one batched call (default 1) */
     float scale_audio;          /* CFG scale for audio (default 1.15, as upstream's demo) */
     float scale_style;          /* CFG scale for style (default 3.0) */
-    int cfg_mode;               /* DPT_CFG_*; default: the model's own */
+    dpt_cfg_mode cfg_mode;      /* default: DPT_CFG_MODEL_DEFAULT, the model's own */
     unsigned cfg_conds;         /* DPT_COND_* mask; default: the model's guiding_conditions */
     float dt_ratio;             /* dynamic thresholding quantile; <= 0 disables (default 0) */
     float dt_min, dt_max;       /* clamp range of the threshold (defaults 1.0, 4.0) */
@@ -388,8 +393,7 @@ dpt_status dpt_state_generate_from_features(dpt_state *state, const float *featu
  *                   for bit;
  *  DPT_NORM_RUNNING each window normalised by the mean and std of every sample pushed up to its
  *                   end (the first window: its own statistics). */
-#define DPT_NORM_FIXED 0
-#define DPT_NORM_RUNNING 1
+typedef enum dpt_norm_kind { DPT_NORM_FIXED = 0, DPT_NORM_RUNNING = 1 } dpt_norm_kind;
 
 #define DPT_STREAM_MAX_CONTEXT 1000
 
@@ -399,7 +403,7 @@ typedef struct dpt_stream_params {
                            --no-context-audio-feat exactly. k < n_motions: low-latency mode, every
                            k heard frames one full window whose unheard tail is masked as padding
                            (indicator 0), k frames emitted */
-    int norm;           /* DPT_NORM_FIXED (default) or DPT_NORM_RUNNING */
+    dpt_norm_kind norm; /* DPT_NORM_FIXED (default) or DPT_NORM_RUNNING */
     float norm_mean;    /* DPT_NORM_FIXED: default 0 */
     float norm_std;     /* DPT_NORM_FIXED: default 1, finite and >= 0 */
     int context_frames; /* frames of earlier audio the encoder sees before each chunk, 0..

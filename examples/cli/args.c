@@ -201,7 +201,7 @@ int cli_parse_float(const char *opt, const char *v, float *out) {
     return 0;
 }
 
-int cli_parse_precision(const char *v, int *out) {
+int cli_parse_precision(const char *v, dpt_precision *out) {
     if (!strcmp(v, "f32")) *out = DPT_PRECISION_F32;
     else if (!strcmp(v, "bf16")) *out = DPT_PRECISION_BF16;
     else if (!strcmp(v, "int8")) *out = DPT_PRECISION_INT8;

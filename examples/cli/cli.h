@@ -80,7 +80,7 @@ int cli_parse_float(const char *opt, const char *v, float *out);
 /* --cfg-cond LIST: comma-separated audio,style ('' = none) → DPT_COND_* bits. */
 int cli_parse_cfg_cond(const char *v, unsigned *out);
 /* --precision f32|bf16 → DPT_PRECISION_*; prints the error and returns 1 on anything else. */
-int cli_parse_precision(const char *v, int *out);
+int cli_parse_precision(const char *v, dpt_precision *out);
 /* The library's model-free checks of generation / stream parameters, run before anything is
  * loaded; on failure one line naming the option (not the struct field) and 1. */
 int cli_check_gen_params(const dpt_gen_params *p);
