@@ -158,7 +158,7 @@ static int render_rep(settings *s, const cli_job *job, const dpt_result *res, in
     clip.shape_per_frame = 0;
     clip.exp = res->exp + (size_t)r * F * 50;
     clip.pose = res->pose + (size_t)r * F * 6;
-    clip.params = dpt_flame_default_params();
+    clip.params = dpt_flame_params_default();
     clip.params.no_head = s->p.zero_head_pose;
     clip.params.n_threads = s->p.n_threads;
     cli_mesh_outputs o = {0};
@@ -218,8 +218,8 @@ static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_er
     } else if (s->feats_path) {
         cli_progress_begin(&s->pg, label, "encoding audio");
         if ((s->p.no_context_audio_feat
-                 ? dpt_encode_audio_windows(s->model, samples, n_samples, s->p.n_threads, &feats, &n_frames, &err)
-                 : dpt_encode_audio(s->model, samples, n_samples, s->p.n_threads, &feats, &n_frames, &err)) != DPT_OK) {
+                 ? dpt_model_encode_audio_windows(s->model, samples, n_samples, s->p.n_threads, &feats, &n_frames, &err)
+                 : dpt_model_encode_audio(s->model, samples, n_samples, s->p.n_threads, &feats, &n_frames, &err)) != DPT_OK) {
             cli_fail(e, "%s: %s", job->audio, err.message);
             goto out;
         }
@@ -245,7 +245,7 @@ static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_er
     dpt_status st;
     const float *have = feats ? feats : feats_in.data; /* encoded once, never twice */
     if (have) {
-        st = dpt_generate_from_features(s->model, have, n_frames, n_samples, shape, style, &p, &res, &err);
+        st = dpt_model_generate_from_features(s->model, have, n_frames, n_samples, shape, style, &p, &res, &err);
         if (st == DPT_ERR_INVALID_ARG && s->feats_in_path && strstr(err.message, "frames")) {
             cli_fail(e, "%s: %d frames of audio features do not fit %s (%s)", s->feats_in_path, n_frames,
                      job->audio, err.message);
@@ -253,7 +253,7 @@ static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_er
         }
     } else {
         cli_progress_begin(&s->pg, label, "encoding audio");
-        st = dpt_generate(s->model, samples, n_samples, shape, style, &p, &res, &err);
+        st = dpt_model_generate(s->model, samples, n_samples, shape, style, &p, &res, &err);
     }
     cli_progress_end(&s->pg);
     if (st != DPT_OK) {
@@ -292,8 +292,8 @@ int main(int argc, char **argv) {
     cli_prog = "dpt-generate";
     settings s;
     memset(&s, 0, sizeof s);
-    s.p = dpt_gen_default_params();
-    s.load = dpt_load_default_params();
+    s.p = dpt_gen_params_default();
+    s.load = dpt_load_params_default();
     s.format = -1;
     cli_render_opts_default(&s.ro);
     cli_job one = {0};
@@ -380,24 +380,8 @@ int main(int argc, char **argv) {
         }
     }
 
-    /* ranges the library would reject only after loading everything */
-    if (s.p.dt_ratio > 1.0f) {
-        cli_error("-dtr: %g is not a dynamic threshold quantile in (0, 1] (0 = off)", (double)s.p.dt_ratio);
-        return 2;
-    }
-    if (s.p.dt_ratio > 0.0f && (s.p.dt_min < 0.0f || s.p.dt_min > s.p.dt_max)) {
-        cli_error("--dt-min %g, --dt-max %g: the dynamic threshold range needs 0 <= min <= max",
-                  (double)s.p.dt_min, (double)s.p.dt_max);
-        return 2;
-    }
-    if (s.p.eta < 0.0f) {
-        cli_error("--eta: %g is negative", (double)s.p.eta);
-        return 2;
-    }
-    if (s.p.flexibility < 0.0f || s.p.flexibility > 1.0f) {
-        cli_error("--flexibility: %g is not in [0, 1]", (double)s.p.flexibility);
-        return 2;
-    }
+    /* the library's model-free checks, before anything is loaded */
+    if (cli_check_gen_params(&s.p)) return 2;
 
     s.ro.n_threads = s.p.n_threads;
     if (!s.flame_path && (s.frames_dir || s.ro.tex_path || s.ro.black_bg || s.ro.supersample != 1)) {

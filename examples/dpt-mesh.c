@@ -203,7 +203,7 @@ int main(int argc, char **argv) {
     clip.shape_per_frame = pf_s;
     clip.exp = exp_rows;
     clip.pose = pose_rows;
-    clip.params = dpt_flame_default_params();
+    clip.params = dpt_flame_params_default();
     clip.params.no_head = no_head;
     clip.params.n_threads = ro.n_threads;
     out.audio_path = samples ? NULL : audio;

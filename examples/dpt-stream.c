@@ -133,9 +133,9 @@ int main(int argc, char **argv) {
     const char *norm_arg = NULL, *noise_path = NULL;
     int f32 = 0, realtime = 0;
     long iv;
-    dpt_gen_params gp = dpt_gen_default_params();
-    dpt_stream_params sp = dpt_stream_default_params();
-    dpt_load_params load = dpt_load_default_params();
+    dpt_gen_params gp = dpt_gen_params_default();
+    dpt_stream_params sp = dpt_stream_params_default();
+    dpt_load_params load = dpt_load_params_default();
     cli_parser ps;
     cli_parser_init(&ps, argc, argv, OPTIONS);
     const char *v;
@@ -210,6 +210,7 @@ int main(int argc, char **argv) {
         return cli_error("--norm: '%s' is not fixed:MEAN,STD, running or clip", norm_arg), 2;
     }
     if (realtime && !audio_path) return cli_error("--realtime paces a file: give -a FILE"), 2;
+    if (cli_check_gen_params(&gp) || cli_check_stream_params(&sp)) return 2;
     cli_install_log();
 
     int rc = 1;

@@ -93,7 +93,7 @@ int main(int argc, char **argv) {
         cli_error("out of memory");
         goto out;
     }
-    if (dpt_extract_style(model, exp.data, pose.data, (int)exp.shape[0], (int)start, style, &err) != DPT_OK) {
+    if (dpt_model_extract_style(model, exp.data, pose.data, (int)exp.shape[0], (int)start, style, &err) != DPT_OK) {
         cli_error("%s: %s", motion_path, err.message);
         goto out;
     }

@@ -13,12 +13,27 @@
  *  - Ownership: objects returned through `**out` belong to the caller and are released with the
  *    matching *_free function (which accepts NULL). Input arrays are borrowed, never kept.
  *  - Thread safety: a dpt_model is immutable after dpt_model_load and may be shared by any number
- *    of threads running dpt_generate / dpt_encode_audio / dpt_extract_style at once; each call
+ *    of threads running dpt_model_generate / dpt_model_encode_audio / dpt_model_extract_style at once; each call
  *    allocates its own working state and runs on threads of its own (n_threads), so concurrent
  *    calls neither share nor override each other's thread counts. A dpt_state (below) keeps a
  *    caller's threads between calls. The library never changes process-wide settings (OpenBLAS's
  *    thread count included). dpt_set_log_callback is global and not thread-safe.
  *  - Arrays are row-major float32.
+ *  - Names are dpt_<noun>_<verb> (dpt_model_generate, dpt_stream_push, dpt_renderer_draw); the
+ *    0.2 names remain for one release as deprecated inline aliases at the end of this header.
+ *  - Growable structs. Every params struct (dpt_load_params, dpt_gen_params, dpt_stream_params,
+ *    dpt_flame_params, dpt_render_params) begins with `size_t struct_size`, the sizeof of the
+ *    caller's header, which its *_params_default() initialiser sets (an inline function compiled
+ *    into the caller). New fields are only ever appended, so the library knows from struct_size
+ *    which fields a caller has: the ones it lacks take their defaults, and a caller newer than
+ *    the library is refused (DPT_ERR_UNSUPPORTED) only if it set a field the library does not
+ *    know (a non-zero byte past the library's struct). A struct_size below 0.3's size (a struct
+ *    not made by *_params_default) is DPT_ERR_INVALID_ARG. Info structs (dpt_model_info,
+ *    dpt_stream_info, dpt_flame_info) are filled through *_get_info inline wrappers that pass the
+ *    caller's sizeof: the library writes no byte past it. A size field was chosen over setter
+ *    functions because callers keep writing plain struct fields (and designated initialisers
+ *    after *_params_default()), the Python binding reads the same structs, and one rule covers
+ *    all five structs.
  */
 #ifndef DPT_H
 #define DPT_H
@@ -33,7 +48,7 @@ extern "C" {
 /* Version of this header; dpt_version() gives the library's (they differ when a program is
  * linked against another release than it was compiled with). The Makefile reads these lines. */
 #define DPT_VERSION_MAJOR 0
-#define DPT_VERSION_MINOR 2
+#define DPT_VERSION_MINOR 3
 #define DPT_VERSION_PATCH 0
 #define DPT_STR_(x) #x
 #define DPT_STR(x) DPT_STR_(x)
@@ -51,7 +66,7 @@ const char *dpt_version(void);
 #define DPT_N_EXP 50        /* expression coefficients per frame */
 #define DPT_N_POSE 6        /* global rotation (axis-angle 3) + jaw (axis-angle 3) */
 #define DPT_N_SHAPE 100     /* shape coefficients */
-#define DPT_SAMPLE_RATE 16000  /* Hz of the samples dpt_generate takes */
+#define DPT_SAMPLE_RATE 16000  /* Hz of the samples dpt_model_generate takes */
 
 typedef enum dpt_status {
     DPT_OK = 0,
@@ -80,7 +95,7 @@ typedef enum dpt_log_level { DPT_LOG_INFO = 0, DPT_LOG_WARNING = 1 } dpt_log_lev
 /* Log callback for warnings and information (level: dpt_log_level). NULL restores the
  * default, which writes warnings to stderr. */
 typedef void (*dpt_log_fn)(int level, const char *message, void *user);
-void dpt_set_log_callback(dpt_log_fn fn, void *user);
+void dpt_log_set_callback(dpt_log_fn fn, void *user);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Model                                                                                        */
@@ -96,8 +111,6 @@ typedef struct dpt_model dpt_model;
  *                     deviation from float32. The audio encoder's linear layers too; its
  *                     convolutions, attention scores, normalisations and the style encoder stay
  *                     float32. */
-#define DPT_PRECISION_F32 0
-#define DPT_PRECISION_BF16 1
 /*  DPT_PRECISION_INT8 weight matrices quantised once at load to signed 8 bits per output channel
  *                     (a quarter of the memory of float32), activations to unsigned 8 bits per
  *                     token on every product, exact integer sums: about four times float32's
@@ -105,16 +118,28 @@ typedef struct dpt_model dpt_model;
  *                     kernel with the same results elsewhere. The audio encoder's and denoiser's
  *                     linear layers; README lists the layers kept in float32 and the measured
  *                     deviation. */
-#define DPT_PRECISION_INT8 2
-#define DPT_PRECISION_F16 3 /* weights rounded to IEEE half once at load (exact for an f16 file), float32
-                              activations and sums; on aarch64 half panels in memory, elsewhere float32 */
+/*  DPT_PRECISION_F16  weights rounded to IEEE half once at load (exact for an f16 file), float32
+ *                     activations and sums; on aarch64 half panels in memory, elsewhere float32. */
+typedef enum dpt_precision {
+    DPT_PRECISION_F32 = 0,
+    DPT_PRECISION_BF16 = 1,
+    DPT_PRECISION_INT8 = 2,
+    DPT_PRECISION_F16 = 3
+} dpt_precision;
 
 typedef struct dpt_load_params {
+    size_t struct_size; /* set by dpt_load_params_default() (see "Growable structs") */
     int use_mmap;   /* 1 (default): map the file and use float32 tensors in place */
-    int precision;  /* DPT_PRECISION_F32 (default), DPT_PRECISION_BF16 or DPT_PRECISION_INT8 */
+    dpt_precision precision; /* DPT_PRECISION_F32 (default), _BF16, _INT8 or _F16 */
 } dpt_load_params;
 
-dpt_load_params dpt_load_default_params(void);
+/* Defaults for the first struct_size bytes of *p (the rest untouched); sets p->struct_size. */
+void dpt_load_params_init(dpt_load_params *p, size_t struct_size);
+static inline dpt_load_params dpt_load_params_default(void) {
+    dpt_load_params p;
+    dpt_load_params_init(&p, sizeof p);
+    return p;
+}
 
 /* Open and fully validate a .dpt file (see weights/FORMAT.md). Counts and sizes past the limits of
  * FORMAT.md "Limits" (65536 tensors, 4096 metadata entries, widths 8192, 10000 diffusion steps,
@@ -149,19 +174,22 @@ typedef struct dpt_model_info {
     int64_t n_params_audio, n_params_denoiser, n_params_style, n_params_total;
     int any_f16;                /* some tensors are stored as float16 */
     uint64_t file_size;
-    int precision;              /* DPT_PRECISION_* the model was loaded with */
+    dpt_precision precision;    /* the precision the model was loaded with */
     const char *precision_name; /* "f32", "bf16 (AVX512-BF16)", "bf16 (emulated)", "int8 (AVX512-VNNI)"
                                  * or "int8 (portable)" */
 } dpt_model_info;
 
-void dpt_model_get_info(const dpt_model *model, dpt_model_info *info);
+void dpt_model_get_info_sized(const dpt_model *model, dpt_model_info *info, size_t struct_size);
+static inline void dpt_model_get_info(const dpt_model *model, dpt_model_info *info) {
+    dpt_model_get_info_sized(model, info, sizeof *info);
+}
 
 /* Tensor directory: names, dtypes and shapes exactly as stored. */
 typedef enum dpt_dtype { DPT_DTYPE_F32 = 0, DPT_DTYPE_F16 = 1 } dpt_dtype;
 
 typedef struct dpt_tensor_info {
     const char *name;
-    int dtype;          /* dpt_dtype: DPT_DTYPE_F32 or DPT_DTYPE_F16 */
+    dpt_dtype dtype;    /* DPT_DTYPE_F32 or DPT_DTYPE_F16 */
     int ndim;
     int64_t shape[4];
     int64_t n_elements;
@@ -177,10 +205,10 @@ dpt_status dpt_model_tensor_read(const dpt_model *model, int index, float *dst, 
 
 typedef enum dpt_meta_type { DPT_META_INT = 1, DPT_META_FLOAT = 2, DPT_META_STRING = 3 } dpt_meta_type;
 
-/* Metadata directory. type: dpt_meta_type. Values are valid while the model lives. */
+/* Metadata directory. Values are valid while the model lives. */
 typedef struct dpt_meta_info {
     const char *key;
-    int type;
+    dpt_meta_type type;
     int64_t i;
     double f;
     const char *s;
@@ -201,7 +229,7 @@ dpt_status dpt_model_meta_at(const dpt_model *model, int index, dpt_meta_info *i
  * outside 1 kHz … 768 kHz). A file holding fewer frames than its header announces is decoded as
  * far as it goes, with a warning.
  * In a library built with NO_SNDFILE=1 (no libsndfile/libsoxr) this always fails with
- * DPT_ERR_UNSUPPORTED: pass 16 kHz mono samples to dpt_generate instead. */
+ * DPT_ERR_UNSUPPORTED: pass 16 kHz mono samples to dpt_model_generate instead. */
 dpt_status dpt_audio_load(const char *path, float **samples, size_t *n_samples, dpt_error *err);
 
 /* Same, for samples already in memory: interleaved `channels`-channel float samples at
@@ -225,9 +253,11 @@ void dpt_free(void *ptr);
 #define DPT_COND_STYLE 2u
 #define DPT_COND_MODEL_DEFAULT 0xFFFFFFFFu   /* use the model's guiding_conditions */
 
-#define DPT_CFG_MODEL_DEFAULT (-1)
-#define DPT_CFG_INCREMENTAL 0
-#define DPT_CFG_INDEPENDENT 1
+typedef enum dpt_cfg_mode {
+    DPT_CFG_MODEL_DEFAULT = -1,   /* the model's own */
+    DPT_CFG_INCREMENTAL = 0,
+    DPT_CFG_INDEPENDENT = 1
+} dpt_cfg_mode;
 
 /* A source of standard-normal draws: fill dst[0..n) and return 0, or non-zero when exhausted.
  * Consumed in upstream's order, each draw n = n_repetitions × n_motions × motion_dim values
@@ -241,10 +271,11 @@ typedef int (*dpt_noise_fn)(void *user, float *dst, size_t n);
 typedef int (*dpt_progress_fn)(void *user, int window, int n_windows, int step, int n_steps);
 
 typedef struct dpt_gen_params {
+    size_t struct_size;         /* set by dpt_gen_params_default() (see "Growable structs") */
     int n_repetitions;          /* independent samples generated in one batched call (default 1) */
     float scale_audio;          /* CFG scale for audio (default 1.15, as upstream's demo) */
     float scale_style;          /* CFG scale for style (default 3.0) */
-    int cfg_mode;               /* DPT_CFG_*; default: the model's own */
+    dpt_cfg_mode cfg_mode;      /* default: DPT_CFG_MODEL_DEFAULT, the model's own */
     unsigned cfg_conds;         /* DPT_COND_* mask; default: the model's guiding_conditions */
     float dt_ratio;             /* dynamic thresholding quantile; <= 0 disables (default 0) */
     float dt_min, dt_max;       /* clamp range of the threshold (defaults 1.0, 4.0) */
@@ -261,10 +292,25 @@ typedef struct dpt_gen_params {
     float flexibility;          /* σ_t = σ_flex·f + σ_inflex·(1−f) (default 0, as the demo) */
     int zero_head_pose;         /* 1: zero the global rotation in the output (demo's --no_head) */
     int no_context_audio_feat;  /* 1: each window's audio encoded alone (demo's
-                                   --no_context_audio_feat; see dpt_encode_audio_windows) */
+                                   --no_context_audio_feat; see dpt_model_encode_audio_windows) */
 } dpt_gen_params;
 
-dpt_gen_params dpt_gen_default_params(void);
+void dpt_gen_params_init(dpt_gen_params *p, size_t struct_size);
+static inline dpt_gen_params dpt_gen_params_default(void) {
+    dpt_gen_params p;
+    dpt_gen_params_init(&p, sizeof p);
+    return p;
+}
+/* The checks that need no model: each field's range (n_repetitions 1..4096, finite scales,
+ * cfg_mode, cfg_conds bits, dt_ratio <= 1 and 0 <= dt_min <= dt_max when thresholding, steps
+ * >= 0, eta and flexibility in [0, 1], n_threads 0..DPT_MAX_THREADS), so that a program can
+ * refuse options before loading anything. The message begins with the field's name and ": ".
+ * The generation calls check everything again against the model (steps <= its schedule,
+ * guidance it supports, style vector). */
+dpt_status dpt_gen_params_check(const dpt_gen_params *params, dpt_error *err);
+
+/* Most threads any call or state runs on (n_threads above it is DPT_ERR_INVALID_ARG). */
+#define DPT_MAX_THREADS 256
 
 /* Output of a generation: n_repetitions samples of n_frames frames each. */
 typedef struct dpt_result {
@@ -279,34 +325,34 @@ void dpt_result_free(dpt_result *result);
 
 /* Generate coefficients for 16 kHz mono samples (as returned by dpt_audio_load).
  * shape: 100 FLAME shape values (un-normalised). style: d_style values or NULL (null style). */
-dpt_status dpt_generate(const dpt_model *model, const float *samples16k, size_t n_samples,
+dpt_status dpt_model_generate(const dpt_model *model, const float *samples16k, size_t n_samples,
                         const float *shape, const float *style, const dpt_gen_params *params,
                         dpt_result **out, dpt_error *err);
 
-/* Convenience: dpt_audio_load + dpt_generate. */
-dpt_status dpt_generate_file(const dpt_model *model, const char *audio_path, const float *shape,
+/* Convenience: dpt_audio_load + dpt_model_generate. */
+dpt_status dpt_model_generate_file(const dpt_model *model, const char *audio_path, const float *shape,
                              const float *style, const dpt_gen_params *params, dpt_result **out,
                              dpt_error *err);
 
 /* The audio features of the whole padded clip (upstream's extract_audio_feature output):
  * *features is malloc'ed, n_frames × feature_dim. */
-dpt_status dpt_encode_audio(const dpt_model *model, const float *samples16k, size_t n_samples,
+dpt_status dpt_model_encode_audio(const dpt_model *model, const float *samples16k, size_t n_samples,
                             int n_threads, float **features, int *n_frames, dpt_error *err);
 
 /* The same features as upstream's demo with --no_context_audio_feat computes them: the clip
- * normalised and padded as for dpt_encode_audio, then window w's samples
+ * normalised and padded as for dpt_model_encode_audio, then window w's samples
  * [round(w·L·unit), round((w+1)·L·unit)) (unit = 16000/fps, L = n_motions) encoded alone, each
  * window seeing none of its neighbours' audio; n_frames × feature_dim, windows in order. A stream
  * in window mode computes exactly these. */
-dpt_status dpt_encode_audio_windows(const dpt_model *model, const float *samples16k,
+dpt_status dpt_model_encode_audio_windows(const dpt_model *model, const float *samples16k,
                                     size_t n_samples, int n_threads, float **features,
                                     int *n_frames, dpt_error *err);
 
-/* Generation from audio features computed earlier by dpt_encode_audio (a cache: the encoder is
+/* Generation from audio features computed earlier by dpt_model_encode_audio (a cache: the encoder is
  * skipped). features: n_frames × feature_dim of the whole padded clip of n_samples16k samples;
  * the sample count fixes the windows and the trimmed output length, so it must be the count the
  * features were encoded from (a mismatching n_frames is DPT_ERR_INVALID_ARG). */
-dpt_status dpt_generate_from_features(const dpt_model *model, const float *features, int n_frames,
+dpt_status dpt_model_generate_from_features(const dpt_model *model, const float *features, int n_frames,
                                       size_t n_samples16k, const float *shape, const float *style,
                                       const dpt_gen_params *params, dpt_result **out, dpt_error *err);
 
@@ -325,7 +371,7 @@ void dpt_state_free(dpt_state *state);
 /* The state's thread count (n_threads resolved: ≥ 1). */
 int dpt_state_threads(const dpt_state *state);
 
-/* dpt_encode_audio, dpt_generate and dpt_generate_from_features on the state's threads
+/* dpt_model_encode_audio, dpt_model_generate and dpt_model_generate_from_features on the state's threads
  * (params->n_threads is not used). */
 dpt_status dpt_state_encode_audio(dpt_state *state, const float *samples16k, size_t n_samples,
                                   float **features, int *n_frames, dpt_error *err);
@@ -347,24 +393,33 @@ dpt_status dpt_state_generate_from_features(dpt_state *state, const float *featu
  *                   for bit;
  *  DPT_NORM_RUNNING each window normalised by the mean and std of every sample pushed up to its
  *                   end (the first window: its own statistics). */
-#define DPT_NORM_FIXED 0
-#define DPT_NORM_RUNNING 1
+typedef enum dpt_norm_kind { DPT_NORM_FIXED = 0, DPT_NORM_RUNNING = 1 } dpt_norm_kind;
 
 #define DPT_STREAM_MAX_CONTEXT 1000
 
 typedef struct dpt_stream_params {
+    size_t struct_size; /* set by dpt_stream_params_default() (see "Growable structs") */
     int chunk_frames;   /* frames per chunk k, 1..n_motions; 0 = n_motions: window mode, offline
                            --no-context-audio-feat exactly. k < n_motions: low-latency mode, every
                            k heard frames one full window whose unheard tail is masked as padding
                            (indicator 0), k frames emitted */
-    int norm;           /* DPT_NORM_FIXED (default) or DPT_NORM_RUNNING */
+    dpt_norm_kind norm; /* DPT_NORM_FIXED (default) or DPT_NORM_RUNNING */
     float norm_mean;    /* DPT_NORM_FIXED: default 0 */
     float norm_std;     /* DPT_NORM_FIXED: default 1, finite and >= 0 */
     int context_frames; /* frames of earlier audio the encoder sees before each chunk, 0..
                            DPT_STREAM_MAX_CONTEXT; -1 (default) = n_motions - k (0 in window mode) */
 } dpt_stream_params;
 
-dpt_stream_params dpt_stream_default_params(void);
+void dpt_stream_params_init(dpt_stream_params *p, size_t struct_size);
+static inline dpt_stream_params dpt_stream_params_default(void) {
+    dpt_stream_params p;
+    dpt_stream_params_init(&p, sizeof p);
+    return p;
+}
+/* The checks that need no model (norm kind, norm_std finite and >= 0, norm_mean finite,
+ * chunk_frames >= 0, context_frames -1..DPT_STREAM_MAX_CONTEXT); message begins with the field's
+ * name and ": ". dpt_stream_open checks chunk_frames against the model's window too. */
+dpt_status dpt_stream_params_check(const dpt_stream_params *params, dpt_error *err);
 
 /* The mean and (unbiased) std upstream's demo normalises a clip by, as float32. */
 dpt_status dpt_audio_stats(const float *samples16k, size_t n_samples, float *mean, float *std,
@@ -417,13 +472,16 @@ typedef struct dpt_stream_info {
     int context_frames;      /* left audio context in use */
 } dpt_stream_info;
 
-void dpt_stream_get_info(const dpt_stream *stream, dpt_stream_info *info);
+void dpt_stream_get_info_sized(const dpt_stream *stream, dpt_stream_info *info, size_t struct_size);
+static inline void dpt_stream_get_info(const dpt_stream *stream, dpt_stream_info *info) {
+    dpt_stream_get_info_sized(stream, info, sizeof *info);
+}
 
 /* Style vector (d_style values written to style_out) from a motion clip: exp (n_frames × 50) and
  * pose (n_frames × 6), frames [start, start + n_motions) (fewer, with a warning, if short). */
-dpt_status dpt_extract_style(const dpt_model *model, const float *exp, const float *pose,
+dpt_status dpt_model_extract_style(const dpt_model *model, const float *exp, const float *pose,
                              int n_frames, int start, float *style_out, dpt_error *err);
-/* dpt_extract_style runs on the calling thread alone: the style encoder is a few small GEMMs. */
+/* dpt_model_extract_style runs on the calling thread alone: the style encoder is a few small GEMMs. */
 
 /* ------------------------------------------------------------------------------------------ */
 /* NumPy files                                                                                  */
@@ -487,7 +545,10 @@ typedef struct dpt_flame_info {
     const char *source; /* metadata "flame_source": e.g. "FLAME 2020 generic_model.pkl" or "stand-in (not FLAME)" */
 } dpt_flame_info;
 
-void dpt_flame_get_info(const dpt_flame *flame, dpt_flame_info *info);
+void dpt_flame_get_info_sized(const dpt_flame *flame, dpt_flame_info *info, size_t struct_size);
+static inline void dpt_flame_get_info(const dpt_flame *flame, dpt_flame_info *info) {
+    dpt_flame_get_info_sized(flame, info, sizeof *info);
+}
 
 /* n_faces × 3 vertex indices (valid while the flame lives). */
 const int32_t *dpt_flame_faces(const dpt_flame *flame);
@@ -496,11 +557,17 @@ const int32_t *dpt_flame_faces(const dpt_flame *flame);
 void dpt_flame_uv(const dpt_flame *flame, const float **vt, const int32_t **ft);
 
 typedef struct dpt_flame_params {
+    size_t struct_size; /* set by dpt_flame_params_default() (see "Growable structs") */
     int no_head;     /* 1: global rotation zeroed (upstream's ignore_global_rot / --no_head) */
     int n_threads;   /* 0 = all cores */
 } dpt_flame_params;
 
-dpt_flame_params dpt_flame_default_params(void);
+void dpt_flame_params_init(dpt_flame_params *p, size_t struct_size);
+static inline dpt_flame_params dpt_flame_params_default(void) {
+    dpt_flame_params p;
+    dpt_flame_params_init(&p, sizeof p);
+    return p;
+}
 
 /* Vertices of n_frames frames, as upstream's FLAME.forward(shape, exp, pose) with pose2rot:
  * shape: 100 values per frame (shape_per_frame = 1: n_frames × 100) or one row for all frames
@@ -532,6 +599,7 @@ dpt_status dpt_image_read(const char *path, dpt_image *out, dpt_error *err);
 dpt_status dpt_image_write_png(const char *path, const dpt_image *img, dpt_error *err);
 
 typedef struct dpt_render_params {
+    size_t struct_size;    /* set by dpt_render_params_default() (see "Growable structs") */
     int width, height;     /* default 640 × 640 */
     int supersample;       /* 1 (default) = none; k = k×k samples per pixel, box-filtered */
     int black_bg;          /* 0: white background (default), 1: black (upstream --black_bg) */
@@ -540,7 +608,12 @@ typedef struct dpt_render_params {
                                   must outlive the renderer) */
 } dpt_render_params;
 
-dpt_render_params dpt_render_default_params(void);
+void dpt_render_params_init(dpt_render_params *p, size_t struct_size);
+static inline dpt_render_params dpt_render_params_default(void) {
+    dpt_render_params p;
+    dpt_render_params_init(&p, sizeof p);
+    return p;
+}
 
 typedef struct dpt_renderer dpt_renderer;  /* per caller: one renderer per thread */
 
@@ -559,9 +632,79 @@ void dpt_renderer_free(dpt_renderer *r);
 /* Render one frame of vertices (n_vertices × 3, FLAME coordinates) into rgb (width × height × 3
  * bytes, rows top to bottom). Smooth vertex normals are computed from the vertices. Allocates
  * nothing. Errors: DPT_ERR_INVALID_ARG (NULL arguments, NaN/Inf coordinates: rgb untouched). */
-dpt_status dpt_render_frame(dpt_renderer *r, const float *vertices, uint8_t *rgb, dpt_error *err);
+dpt_status dpt_renderer_draw(dpt_renderer *r, const float *vertices, uint8_t *rgb, dpt_error *err);
 
 #pragma GCC visibility pop
+
+/* ------------------------------------------------------------------------------------------ */
+/* Deprecated 0.2 names (removed in 0.4)                                                       */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define DPT_DEPRECATED(use) __attribute__((deprecated("use " use)))
+#else
+#define DPT_DEPRECATED(use)
+#endif
+
+DPT_DEPRECATED("dpt_log_set_callback")
+static inline void dpt_set_log_callback(dpt_log_fn fn, void *user) { dpt_log_set_callback(fn, user); }
+DPT_DEPRECATED("dpt_load_params_default")
+static inline dpt_load_params dpt_load_default_params(void) { return dpt_load_params_default(); }
+DPT_DEPRECATED("dpt_gen_params_default")
+static inline dpt_gen_params dpt_gen_default_params(void) { return dpt_gen_params_default(); }
+DPT_DEPRECATED("dpt_stream_params_default")
+static inline dpt_stream_params dpt_stream_default_params(void) { return dpt_stream_params_default(); }
+DPT_DEPRECATED("dpt_flame_params_default")
+static inline dpt_flame_params dpt_flame_default_params(void) { return dpt_flame_params_default(); }
+DPT_DEPRECATED("dpt_render_params_default")
+static inline dpt_render_params dpt_render_default_params(void) { return dpt_render_params_default(); }
+DPT_DEPRECATED("dpt_model_generate")
+static inline dpt_status dpt_generate(const dpt_model *model, const float *samples16k,
+                                      size_t n_samples, const float *shape, const float *style,
+                                      const dpt_gen_params *params, dpt_result **out,
+                                      dpt_error *err) {
+    return dpt_model_generate(model, samples16k, n_samples, shape, style, params, out, err);
+}
+DPT_DEPRECATED("dpt_model_generate_file")
+static inline dpt_status dpt_generate_file(const dpt_model *model, const char *audio_path,
+                                           const float *shape, const float *style,
+                                           const dpt_gen_params *params, dpt_result **out,
+                                           dpt_error *err) {
+    return dpt_model_generate_file(model, audio_path, shape, style, params, out, err);
+}
+DPT_DEPRECATED("dpt_model_encode_audio")
+static inline dpt_status dpt_encode_audio(const dpt_model *model, const float *samples16k,
+                                          size_t n_samples, int n_threads, float **features,
+                                          int *n_frames, dpt_error *err) {
+    return dpt_model_encode_audio(model, samples16k, n_samples, n_threads, features, n_frames, err);
+}
+DPT_DEPRECATED("dpt_model_encode_audio_windows")
+static inline dpt_status dpt_encode_audio_windows(const dpt_model *model, const float *samples16k,
+                                                  size_t n_samples, int n_threads,
+                                                  float **features, int *n_frames,
+                                                  dpt_error *err) {
+    return dpt_model_encode_audio_windows(model, samples16k, n_samples, n_threads, features,
+                                          n_frames, err);
+}
+DPT_DEPRECATED("dpt_model_generate_from_features")
+static inline dpt_status dpt_generate_from_features(const dpt_model *model, const float *features,
+                                                    int n_frames, size_t n_samples16k,
+                                                    const float *shape, const float *style,
+                                                    const dpt_gen_params *params,
+                                                    dpt_result **out, dpt_error *err) {
+    return dpt_model_generate_from_features(model, features, n_frames, n_samples16k, shape, style,
+                                            params, out, err);
+}
+DPT_DEPRECATED("dpt_model_extract_style")
+static inline dpt_status dpt_extract_style(const dpt_model *model, const float *exp,
+                                           const float *pose, int n_frames, int start,
+                                           float *style_out, dpt_error *err) {
+    return dpt_model_extract_style(model, exp, pose, n_frames, start, style_out, err);
+}
+DPT_DEPRECATED("dpt_renderer_draw")
+static inline dpt_status dpt_render_frame(dpt_renderer *r, const float *vertices, uint8_t *rgb,
+                                          dpt_error *err) {
+    return dpt_renderer_draw(r, vertices, rgb, err);
+}
 
 #ifdef __cplusplus
 }

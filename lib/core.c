@@ -38,7 +38,7 @@ dpt_status dpt_fail(dpt_error *err, dpt_status status, const char *fmt, ...) {
 static dpt_log_fn log_fn = NULL;
 static void *log_user = NULL;
 
-void dpt_set_log_callback(dpt_log_fn fn, void *user) {
+void dpt_log_set_callback(dpt_log_fn fn, void *user) {
     log_fn = fn;
     log_user = user;
 }

@@ -23,6 +23,7 @@
 #include "core.h"
 #include "dpt.h"
 #include "kernels.h"
+#include "sized.h"
 #include "weights.h"
 
 #define FLAME_N_SHAPE 100
@@ -48,9 +49,10 @@ struct dpt_flame {
     int32_t *ft;        /* (F, 3) or NULL */
 };
 
-dpt_flame_params dpt_flame_default_params(void) {
-    dpt_flame_params p = {0, 0};
-    return p;
+static const dpt_flame_params flame_defaults = {.struct_size = sizeof(dpt_flame_params)};
+
+void dpt_flame_params_init(dpt_flame_params *p, size_t struct_size) {
+    dpt_sized_init(p, struct_size, &flame_defaults, sizeof flame_defaults);
 }
 
 void dpt_flame_free(dpt_flame *f) {
@@ -349,19 +351,22 @@ dpt_status dpt_flame_load(const char *path, dpt_flame **out, dpt_error *err) {
 
 /* ---- accessors ------------------------------------------------------------------------------ */
 
-void dpt_flame_get_info(const dpt_flame *f, dpt_flame_info *info) {
-    if (!info) return;
-    memset(info, 0, sizeof *info);
-    if (!f) return;
-    info->path = f->path;
-    info->n_vertices = f->V;
-    info->n_faces = f->F;
-    info->n_joints = f->J;
-    info->n_shape = FLAME_N_SHAPE;
-    info->n_exp = FLAME_N_EXP;
-    info->has_uv = f->vt != NULL;
-    info->n_uv = f->n_uv;
-    info->source = f->source;
+void dpt_flame_get_info_sized(const dpt_flame *f, dpt_flame_info *out, size_t struct_size) {
+    if (!out) return;
+    dpt_flame_info info;
+    memset(&info, 0, sizeof info);
+    if (f) {
+        info.path = f->path;
+        info.n_vertices = f->V;
+        info.n_faces = f->F;
+        info.n_joints = f->J;
+        info.n_shape = FLAME_N_SHAPE;
+        info.n_exp = FLAME_N_EXP;
+        info.has_uv = f->vt != NULL;
+        info.n_uv = f->n_uv;
+        info.source = f->source;
+    }
+    dpt_sized_give(out, struct_size, &info, sizeof info);
 }
 
 const int32_t *dpt_flame_faces(const dpt_flame *f) { return f ? f->faces : NULL; }
@@ -510,7 +515,10 @@ dpt_status dpt_flame_vertices(const dpt_flame *f, int n_frames, const float *sha
     if (shape_per_frame != 0 && shape_per_frame != 1)
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_flame_vertices: shape_per_frame must be 0 or 1, got %d",
                         shape_per_frame);
-    dpt_flame_params p = params ? *params : dpt_flame_default_params();
+    dpt_flame_params p = flame_defaults;
+    dpt_status ps = dpt_sized_take(params, &p, sizeof p, DPT_SIZE_THROUGH(dpt_flame_params, n_threads),
+                                   "dpt_flame_params", err);
+    if (ps != DPT_OK) return ps;
     if (p.n_threads < 0)
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_flame_vertices: n_threads must be >= 0, got %d", p.n_threads);
     const size_t T = (size_t)n_frames;

@@ -1,4 +1,4 @@
-/* HuBERT / wav2vec 2.0 base audio encoder (spec §4) and the public dpt_encode_audio.
+/* HuBERT / wav2vec 2.0 base audio encoder (spec §4) and the public dpt_model_encode_audio.
  *
  * Layout: all activations are time-major (T, C). Configuration comes only from m->audio.
  *
@@ -634,7 +634,7 @@ dpt_status dpt_encode_audio_team(const dpt_model *model, dpt_k_team *team, const
     if (features) *features = NULL;
     if (n_frames) *n_frames = 0;
     if (!model || !features || !n_frames || (!samples16k && n_samples))
-        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_encode_audio: NULL argument");
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_model_encode_audio: NULL argument");
     float *padded = NULL;
     size_t n_padded = 0;
     dpt_clip_layout lay;
@@ -653,7 +653,7 @@ dpt_status dpt_encode_audio_windows_team(const dpt_model *model, dpt_k_team *tea
     if (features) *features = NULL;
     if (n_frames) *n_frames = 0;
     if (!model || !features || !n_frames || (!samples16k && n_samples))
-        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_encode_audio_windows: NULL argument");
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_model_encode_audio_windows: NULL argument");
     float *padded = NULL;
     size_t n_padded = 0;
     dpt_clip_layout lay;
@@ -683,7 +683,7 @@ dpt_status dpt_encode_audio_windows_team(const dpt_model *model, dpt_k_team *tea
     return DPT_OK;
 }
 
-dpt_status dpt_encode_audio_windows(const dpt_model *model, const float *samples16k,
+dpt_status dpt_model_encode_audio_windows(const dpt_model *model, const float *samples16k,
                                     size_t n_samples, int n_threads, float **features,
                                     int *n_frames, dpt_error *err) {
     dpt_k_team *team = dpt_k_team_new(n_threads);
@@ -694,7 +694,7 @@ dpt_status dpt_encode_audio_windows(const dpt_model *model, const float *samples
 }
 
 /* Public: the whole-clip audio features, as upstream's demo computes them (§3 then §4). */
-dpt_status dpt_encode_audio(const dpt_model *model, const float *samples16k, size_t n_samples,
+dpt_status dpt_model_encode_audio(const dpt_model *model, const float *samples16k, size_t n_samples,
                             int n_threads, float **features, int *n_frames, dpt_error *err) {
     dpt_k_team *team = dpt_k_team_new(n_threads);
     dpt_status st = dpt_encode_audio_team(model, team, samples16k, n_samples, features, n_frames, err);

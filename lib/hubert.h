@@ -40,11 +40,11 @@ dpt_status dpt_hubert_encode(const dpt_model *m, const float *padded, size_t n_p
 dpt_status dpt_hubert_encode_team(const dpt_model *m, dpt_k_team *team, const float *padded,
                                   size_t n_padded, int n_frames_total, const dpt_hubert_dump *dump,
                                   float **features, dpt_error *err);
-/* dpt_encode_audio on a caller's team (the states' path). */
+/* dpt_model_encode_audio on a caller's team (the states' path). */
 dpt_status dpt_encode_audio_team(const dpt_model *model, dpt_k_team *team, const float *samples16k,
                                  size_t n_samples, float **features, int *n_frames, dpt_error *err);
 
-/* dpt_encode_audio_windows on a caller's team. */
+/* dpt_model_encode_audio_windows on a caller's team. */
 dpt_status dpt_encode_audio_windows_team(const dpt_model *model, dpt_k_team *team,
                                          const float *samples16k, size_t n_samples,
                                          float **features, int *n_frames, dpt_error *err);

@@ -6,6 +6,8 @@
 #include "style.h"
 
 #include "kernels.h"
+#include "schedule.h"
+#include "sized.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -571,9 +573,11 @@ static void load_stats(loader *L) {
 
 /* ---- public ---- */
 
-dpt_load_params dpt_load_default_params(void) {
-    dpt_load_params p = {.use_mmap = 1, .precision = DPT_PRECISION_F32};
-    return p;
+static const dpt_load_params load_defaults = {
+    .struct_size = sizeof(dpt_load_params), .use_mmap = 1, .precision = DPT_PRECISION_F32};
+
+void dpt_load_params_init(dpt_load_params *p, size_t struct_size) {
+    dpt_sized_init(p, struct_size, &load_defaults, sizeof load_defaults);
 }
 
 void dpt_model_free(dpt_model *m) {
@@ -638,7 +642,10 @@ dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_m
                           dpt_error *err) {
     if (!out) return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_model_load: out is NULL");
     *out = NULL;
-    dpt_load_params p = params ? *params : dpt_load_default_params();
+    dpt_load_params p = load_defaults;
+    dpt_status ps = dpt_sized_take(params, &p, sizeof p, DPT_SIZE_THROUGH(dpt_load_params, precision),
+                                   "dpt_load_params", err);
+    if (ps != DPT_OK) return ps;
     if (p.precision != DPT_PRECISION_F32 && p.precision != DPT_PRECISION_BF16 &&
         p.precision != DPT_PRECISION_INT8 && p.precision != DPT_PRECISION_F16)
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "%s: unknown precision %d (0 = f32, 1 = bf16, 2 = int8, 3 = f16)",
@@ -695,6 +702,11 @@ dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_m
         dpt_model_free(m);
         return L.st;
     }
+    s = dpt_schedule_validate(m, m->weights->path, err);
+    if (s != DPT_OK) {
+        dpt_model_free(m);
+        return s;
+    }
 
     dpt_model_info *inf = &m->info;
     inf->path = m->weights->path;
@@ -736,7 +748,9 @@ dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_m
     return DPT_OK;
 }
 
-void dpt_model_get_info(const dpt_model *model, dpt_model_info *info) { *info = model->info; }
+void dpt_model_get_info_sized(const dpt_model *model, dpt_model_info *info, size_t struct_size) {
+    dpt_sized_give(info, struct_size, &model->info, sizeof model->info);
+}
 
 int dpt_model_tensor_count(const dpt_model *model) { return model->weights->n_tensors; }
 

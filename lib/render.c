@@ -34,6 +34,7 @@
  * Nothing is allocated per frame. */
 #include "core.h"
 #include "kernels.h"
+#include "sized.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -1273,13 +1274,11 @@ static void *worker_main(void *arg) {
 
 /* ---- public API --------------------------------------------------------------------------- */
 
-dpt_render_params dpt_render_default_params(void) {
-    dpt_render_params p;
-    memset(&p, 0, sizeof p);
-    p.width = 640;
-    p.height = 640;
-    p.supersample = 1;
-    return p;
+static const dpt_render_params render_defaults = {
+    .struct_size = sizeof(dpt_render_params), .width = 640, .height = 640, .supersample = 1};
+
+void dpt_render_params_init(dpt_render_params *p, size_t struct_size) {
+    dpt_sized_init(p, struct_size, &render_defaults, sizeof render_defaults);
 }
 
 static void material_init(material *m, float base, float metallic, float roughness) {
@@ -1400,7 +1399,10 @@ dpt_status dpt_renderer_new(const dpt_render_params *params, int n_vertices, con
                             dpt_renderer **out, dpt_error *err) {
     if (!out) return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_renderer_new: NULL output pointer");
     *out = NULL;
-    dpt_render_params p = params ? *params : dpt_render_default_params();
+    dpt_render_params p = render_defaults;
+    dpt_status ps = dpt_sized_take(params, &p, sizeof p, DPT_SIZE_THROUGH(dpt_render_params, texture),
+                                   "dpt_render_params", err);
+    if (ps != DPT_OK) return ps;
     if (p.width < 1 || p.height < 1 || p.width > MAX_SIDE || p.height > MAX_SIDE)
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_renderer_new: image size %d x %d outside 1 ... %d",
                         p.width, p.height, MAX_SIDE);
@@ -1556,13 +1558,13 @@ void dpt_renderer_free(dpt_renderer *r) {
     free(r);
 }
 
-dpt_status dpt_render_frame(dpt_renderer *r, const float *vertices, uint8_t *rgb, dpt_error *err) {
+dpt_status dpt_renderer_draw(dpt_renderer *r, const float *vertices, uint8_t *rgb, dpt_error *err) {
     if (!r || !vertices || !rgb)
-        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_render_frame: NULL %s",
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_renderer_draw: NULL %s",
                         !r ? "renderer" : !vertices ? "vertices" : "image");
     for (size_t i = 0; i < (size_t)r->n_vertices * 3; i++)
         if (!isfinite(vertices[i]))
-            return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_render_frame: vertex %zu has a NaN or Inf coordinate", i / 3);
+            return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_renderer_draw: vertex %zu has a NaN or Inf coordinate", i / 3);
     r->vertices = vertices;
     r->out = rgb;
     if (r->n_threads == 1) {

@@ -14,6 +14,7 @@
 #include "core.h"
 #include "hubert.h"
 #include "sampler.h"
+#include "sized.h"
 #include "state.h"
 
 struct dpt_stream {
@@ -40,14 +41,45 @@ struct dpt_stream {
     long pulled;
 };
 
-dpt_stream_params dpt_stream_default_params(void) {
-    dpt_stream_params p;
-    memset(&p, 0, sizeof p);
-    p.norm = DPT_NORM_FIXED;
-    p.norm_mean = 0.0f;
-    p.norm_std = 1.0f;
-    p.context_frames = -1;
-    return p;
+static const dpt_stream_params stream_defaults = {.struct_size = sizeof(dpt_stream_params),
+                                                  .norm = DPT_NORM_FIXED,
+                                                  .norm_mean = 0.0f,
+                                                  .norm_std = 1.0f,
+                                                  .context_frames = -1};
+
+void dpt_stream_params_init(dpt_stream_params *p, size_t struct_size) {
+    dpt_sized_init(p, struct_size, &stream_defaults, sizeof stream_defaults);
+}
+
+/* The caller's params over the defaults, checked (everything but the model's window). */
+static dpt_status stream_params_take(const dpt_stream_params *in, dpt_stream_params *sp,
+                                     dpt_error *err) {
+    *sp = stream_defaults;
+    dpt_status st = dpt_sized_take(in, sp, sizeof *sp, DPT_SIZE_THROUGH(dpt_stream_params, context_frames),
+                                   "dpt_stream_params", err);
+    if (st != DPT_OK) return st;
+    if (sp->chunk_frames < 0)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG,
+                        "chunk_frames: %d is negative (1..n_motions, 0 = n_motions)", sp->chunk_frames);
+    if (sp->context_frames < -1 || sp->context_frames > DPT_STREAM_MAX_CONTEXT)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG,
+                        "context_frames: %d out of range (0..%d, -1 = n_motions - chunk)",
+                        sp->context_frames, DPT_STREAM_MAX_CONTEXT);
+    if (sp->norm != DPT_NORM_FIXED && sp->norm != DPT_NORM_RUNNING)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "norm: unknown normalisation %d", sp->norm);
+    if (sp->norm == DPT_NORM_FIXED && (!isfinite(sp->norm_mean) || !isfinite(sp->norm_std) ||
+                                       sp->norm_std < 0.0f))
+        return dpt_fail(err, DPT_ERR_INVALID_ARG,
+                        "%s: fixed normalisation needs a finite mean and a finite std >= 0 "
+                        "(got %g, %g)",
+                        isfinite(sp->norm_mean) ? "norm_std" : "norm_mean", (double)sp->norm_mean,
+                        (double)sp->norm_std);
+    return DPT_OK;
+}
+
+dpt_status dpt_stream_params_check(const dpt_stream_params *params, dpt_error *err) {
+    dpt_stream_params sp;
+    return stream_params_take(params, &sp, err);
 }
 
 /* Frames of left context a chunk starting at frame f gets (fewer at the start of an utterance). */
@@ -94,30 +126,24 @@ dpt_status dpt_stream_open(dpt_state *state, const float *shape, const float *st
     if (out) *out = NULL;
     if (!state || !out) return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_stream_open: NULL argument");
     const dpt_model *m = dpt_state_model(state);
-    dpt_stream_params sp = params ? *params : dpt_stream_default_params();
-    dpt_gen_params gp = gen ? *gen : dpt_gen_default_params();
+    dpt_stream_params sp;
+    dpt_status st = stream_params_take(params, &sp, err);
+    if (st != DPT_OK) return st;
+    dpt_gen_config cfg;
+    st = dpt_gen_prepare(m, gen, shape, style, &cfg, err);
+    if (st != DPT_OK) return st;
+    dpt_gen_params *gp = &cfg.p;
     const int L = m->den.L;
-    if (sp.chunk_frames < 0 || sp.chunk_frames > L)
+    if (sp.chunk_frames > L)
         return dpt_fail(err, DPT_ERR_INVALID_ARG,
-                        "stream: chunk_frames %d out of range (1..%d = n_motions, 0 = n_motions)",
+                        "chunk_frames: %d out of range (1..%d = n_motions, 0 = n_motions)",
                         sp.chunk_frames, L);
     const int k = sp.chunk_frames ? sp.chunk_frames : L;
-    if (sp.context_frames < -1 || sp.context_frames > DPT_STREAM_MAX_CONTEXT)
-        return dpt_fail(err, DPT_ERR_INVALID_ARG,
-                        "stream: context_frames %d out of range (0..%d, -1 = n_motions - chunk)",
-                        sp.context_frames, DPT_STREAM_MAX_CONTEXT);
     const int ctx = sp.context_frames < 0 ? L - k : sp.context_frames;
-    if (sp.norm != DPT_NORM_FIXED && sp.norm != DPT_NORM_RUNNING)
-        return dpt_fail(err, DPT_ERR_INVALID_ARG, "stream: unknown normalisation %d", sp.norm);
-    if (sp.norm == DPT_NORM_FIXED &&
-        (!isfinite(sp.norm_mean) || !isfinite(sp.norm_std) || sp.norm_std < 0.0f))
-        return dpt_fail(err, DPT_ERR_INVALID_ARG,
-                        "stream: fixed normalisation needs a finite mean and a finite std >= 0 "
-                        "(got %g, %g)", (double)sp.norm_mean, (double)sp.norm_std);
-    if (gp.n_repetitions != 1)
+    if (gp->n_repetitions != 1)
         return dpt_fail(err, DPT_ERR_UNSUPPORTED, "stream: n_repetitions must be 1, got %d",
-                        gp.n_repetitions);
-    gp.no_context_audio_feat = 1;
+                        gp->n_repetitions);
+    gp->no_context_audio_feat = 1;
     dpt_stream *s = calloc(1, sizeof *s);
     if (!s) return dpt_fail(err, DPT_ERR_NOMEM, "stream: out of memory");
     s->state = state;
@@ -130,7 +156,7 @@ dpt_status dpt_stream_open(dpt_state *state, const float *shape, const float *st
     s->k = k;
     s->ctx = ctx;
     s->unit = (double)DPT_AUDIO_RATE / (double)m->info.fps;
-    dpt_status st = dpt_gen_run_new(m, dpt_state_team(state), shape, style, &gp, &s->run, err);
+    st = dpt_gen_run_new(m, dpt_state_team(state), shape, style, &cfg, &s->run, err);
     if (st != DPT_OK) {
         free(s);
         return st;
@@ -297,19 +323,22 @@ dpt_status dpt_stream_pull(dpt_stream *s, float *exp, float *pose, int max_frame
     return DPT_OK;
 }
 
-void dpt_stream_get_info(const dpt_stream *s, dpt_stream_info *info) {
-    if (!info) return;
-    memset(info, 0, sizeof *info);
-    if (!s) return;
-    info->samples_pushed = s->pushed;
-    info->frames_pulled = s->pulled;
-    info->frames_ready = s->n_ready - s->read;
-    if (!s->done) {
-        const long left = frames_known(s) - s->s;
-        info->windows_due = left <= 0 ? 0 : (int)(left / s->k) + (s->flushed && left % s->k ? 1 : 0);
+void dpt_stream_get_info_sized(const dpt_stream *s, dpt_stream_info *out, size_t struct_size) {
+    if (!out) return;
+    dpt_stream_info info;
+    memset(&info, 0, sizeof info);
+    if (s) {
+        info.samples_pushed = s->pushed;
+        info.frames_pulled = s->pulled;
+        info.frames_ready = s->n_ready - s->read;
+        if (!s->done) {
+            const long left = frames_known(s) - s->s;
+            info.windows_due = left <= 0 ? 0 : (int)(left / s->k) + (s->flushed && left % s->k ? 1 : 0);
+        }
+        info.flushed = s->flushed;
+        info.finished = s->done && info.frames_ready == 0;
+        info.chunk_frames = s->k;
+        info.context_frames = s->ctx;
     }
-    info->flushed = s->flushed;
-    info->finished = s->done && info->frames_ready == 0;
-    info->chunk_frames = s->k;
-    info->context_frames = s->ctx;
+    dpt_sized_give(out, struct_size, &info, sizeof info);
 }

@@ -27,10 +27,10 @@ void dpt_sinusoid_row(float *row, int d, int p) {
 static const int pose_cols_head[4] = {0, 1, 2, 3};
 static const int pose_cols_nohead[1] = {3};
 
-dpt_status dpt_extract_style(const dpt_model *model, const float *exp, const float *pose,
+dpt_status dpt_model_extract_style(const dpt_model *model, const float *exp, const float *pose,
                              int n_frames, int start, float *style_out, dpt_error *err) {
     if (!model || !style_out || (n_frames > 0 && (!exp || !pose)))
-        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_extract_style: NULL argument");
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_model_extract_style: NULL argument");
     const dpt_style_encoder *se = &model->style;
     const char *path = model->info.path ? model->info.path : "model";
     if (!se->present)

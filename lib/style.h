@@ -1,5 +1,5 @@
 /* Style encoder (spec §5): a motion clip → style vector (d_style values).
- * The public entry is dpt_extract_style (dpt.h). */
+ * The public entry is dpt_model_extract_style (dpt.h). */
 #ifndef DPT_STYLE_H
 #define DPT_STYLE_H
 

@@ -60,7 +60,7 @@ static size_t count(const dpt_array *a) {
 
 static int load_model(const char *path, dpt_model **m) {
     dpt_error err = {0};
-    dpt_load_params lp = dpt_load_default_params();
+    dpt_load_params lp = dpt_load_params_default();
     const char *prec = getenv("DPT_TEST_PRECISION"); /* the bf16 parity tests */
     if (prec && !strcmp(prec, "bf16")) lp.precision = DPT_PRECISION_BF16;
     if (prec && !strcmp(prec, "int8")) lp.precision = DPT_PRECISION_INT8;
@@ -192,7 +192,7 @@ static int cmd_style(int argc, char **argv) {
         s = malloc(sizeof(float) * (size_t)(m->style.D > 0 ? m->style.D : 1));
         dpt_error err = {0};
         if (!s) goto done;
-        if (dpt_extract_style(m, e.data, p.data, (int)e.shape[0], atoi(argv[4]), s, &err) != DPT_OK) {
+        if (dpt_model_extract_style(m, e.data, p.data, (int)e.shape[0], atoi(argv[4]), s, &err) != DPT_OK) {
             die(err.message);
             goto done;
         }
@@ -288,7 +288,7 @@ static int replay_fn(void *user, float *dst, size_t n) {
 
 static int cmd_generate(int argc, char **argv) {
     if (argc < 7) return usage();
-    dpt_gen_params p = dpt_gen_default_params();
+    dpt_gen_params p = dpt_gen_params_default();
     const char *style_path = NULL, *noise_path = NULL;
     for (int i = 7; i < argc; i++) {
         const char *o = argv[i];

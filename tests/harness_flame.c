@@ -32,7 +32,7 @@ static int fail(const dpt_error *err) {
 
 static int cmd_vertices(int argc, char **argv) {
     if (argc < 5) return usage();
-    dpt_flame_params p = dpt_flame_default_params();
+    dpt_flame_params p = dpt_flame_params_default();
     for (int i = 5; i < argc; i++) {
         if (!strcmp(argv[i], "--no-head")) p.no_head = 1;
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) p.n_threads = atoi(argv[++i]);
@@ -148,7 +148,7 @@ static int cmd_bench(int argc, char **argv) {
     for (int k = 0; k < 100; k++) shape[k] = RND();
     for (int k = 0; k < T * 50; k++) exp[k] = RND();
     for (int k = 0; k < T * 6; k++) pose[k] = 0.4f * RND();
-    dpt_flame_params p = dpt_flame_default_params();
+    dpt_flame_params p = dpt_flame_params_default();
     p.n_threads = nt;
     double best = 1e30;
     for (int r = 0; r < rep; r++) {

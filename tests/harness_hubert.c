@@ -9,7 +9,7 @@
  * (float32 .npy, time-major (T, C): PyTorch's (1, C, T) tensors transposed):
  *   padded, pad_audio, conv, extract_features, feature_projection, pos_conv, encoder_ln,
  *   last_hidden_state, back_resample, audio_feat
- * --no-stages: only audio_feat.npy, computed through the public dpt_encode_audio (unless --padded).
+ * --no-stages: only audio_feat.npy, computed through the public dpt_model_encode_audio (unless --padded).
  * --stage-times: no stage files; the time spent before each stage boundary goes to stderr
  *   (the "pad_audio" stage then includes one clip copy).
  * Prints "frames L_TOT" and "encode_seconds S" (fastest of --repeat runs, model load excluded).
@@ -117,7 +117,7 @@ int main(int argc, char **argv) {
     }
     dpt_error err = {0};
     dpt_model *m = NULL;
-    dpt_load_params lp = dpt_load_default_params();
+    dpt_load_params lp = dpt_load_params_default();
     if (dpt_model_load(model_path, &lp, &m, &err) != DPT_OK) {
         fprintf(stderr, "harness_hubert: %s\n", err.message);
         return 1;
@@ -137,12 +137,12 @@ int main(int argc, char **argv) {
     char path[4096];
     double best = 1e30;
     if (!stages && !times_only && padded_frames <= 0) {
-        /* the public path: dpt_encode_audio (prepare + encode) */
+        /* the public path: dpt_model_encode_audio (prepare + encode) */
         for (int r = 0; r < repeat; r++) {
             free(feat);
             feat = NULL;
             double t0 = now_seconds();
-            if (dpt_encode_audio(m, samples, n, threads, &feat, &L, &err) != DPT_OK) {
+            if (dpt_model_encode_audio(m, samples, n, threads, &feat, &L, &err) != DPT_OK) {
                 fprintf(stderr, "harness_hubert: %s\n", err.message);
                 goto out;
             }

@@ -2,7 +2,7 @@
  *
  *   harness_render render VERTS.npy FACES.npy OUT.rgb [options]
  *       VERTS (V, 3) or (F, V, 3) float, FACES (n, 3) (float, exact integers): every frame rendered
- *       with dpt_render_frame, written as raw bytes F × H × W × 3
+ *       with dpt_renderer_draw, written as raw bytes F × H × W × 3
  *       options: --size WxH  --ss K  --black-bg  --threads N
  *                --tex IMAGE --vt VT.npy --ft FT.npy   (texture with uv)
  *                --repeat R   render the frames R times; prints "frames_per_second X
@@ -52,7 +52,7 @@ static double cpu_now(void) {
 
 static int cmd_render(int argc, char **argv) {
     if (argc < 5) return usage();
-    dpt_render_params p = dpt_render_default_params();
+    dpt_render_params p = dpt_render_params_default();
     const char *tex_path = NULL, *vt_path = NULL, *ft_path = NULL;
     int repeat = 0;
     for (int i = 5; i < argc; i++) {
@@ -108,7 +108,7 @@ static int cmd_render(int argc, char **argv) {
     double t0 = now(), c0 = cpu_now();
     for (int k = 0; k < rounds; k++)
         for (int f = 0; f < n_frames; f++)
-            if (dpt_render_frame(r, verts.data + (size_t)f * n_vertices * 3, img + frame_bytes * f, &err) != DPT_OK)
+            if (dpt_renderer_draw(r, verts.data + (size_t)f * n_vertices * 3, img + frame_bytes * f, &err) != DPT_OK)
                 goto done;
     double dt = now() - t0, dc = cpu_now() - c0;
     /* cpu: frames per second of process CPU time (all threads), less disturbed by other loads */

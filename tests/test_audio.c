@@ -509,7 +509,7 @@ static void quiet_log(int level, const char *message, void *user) {
 
 int main(void) {
     dpt_check_tmp_dir("audio"); /* in the parent, so that it removes it after the run */
-    dpt_set_log_callback(quiet_log, NULL);
+    dpt_log_set_callback(quiet_log, NULL);
     Suite *s = suite_create("audio");
     TCase *tc = tcase_create("audio");
     tcase_set_timeout(tc, 120);

@@ -515,7 +515,7 @@ START_TEST(test_argument_errors) {
     memset(coef_shape, 0, sizeof coef_shape);
     memset(coef_exp, 0, sizeof coef_exp);
     memset(coef_pose, 0, sizeof coef_pose);
-    dpt_flame_params p = dpt_flame_default_params();
+    dpt_flame_params p = dpt_flame_params_default();
     ck_assert_int_eq(p.no_head, 0);
     ck_assert_int_eq(p.n_threads, 0);
 #define CALL(fl, n, s, per, e, po, pp, o) dpt_flame_vertices(fl, n, s, per, e, po, pp, o, &err)
@@ -562,7 +562,7 @@ START_TEST(test_closed_form_values) {
     /* frame 0: zero pose → the template; frame 1: a global rotation of π/2 about z */
     pose[6 + 2] = (float)M_PI / 2;
     for (int nt = 1; nt <= 2; nt++) {
-        dpt_flame_params p = dpt_flame_default_params();
+        dpt_flame_params p = dpt_flame_params_default();
         p.n_threads = nt;
         ck_assert_int_eq(dpt_flame_vertices(f, 2, shape, 0, exp, pose, &p, out, &err), DPT_OK);
         for (int i = 0; i < V * 3; i++) ck_assert_float_eq_tol(out[i], m.v_template[i], 1e-6f);

@@ -166,7 +166,7 @@ END_TEST
 static dpt_model *load_fixture(void) {
     dpt_model *m = NULL;
     dpt_error err = {0};
-    dpt_load_params p = dpt_load_default_params();
+    dpt_load_params p = dpt_load_params_default();
     ck_assert_msg(dpt_model_load(FIXTURE, &p, &m, &err) == DPT_OK, "%s", err.message);
     return m;
 }
@@ -253,8 +253,8 @@ START_TEST(t_encode_threads_and_public_api) {
     float *x = speechy(n), *f1 = NULL, *f3 = NULL;
     int n1 = 0, n3 = 0;
     dpt_error err = {0};
-    ck_assert_msg(dpt_encode_audio(m, x, n, 1, &f1, &n1, &err) == DPT_OK, "%s", err.message);
-    ck_assert_msg(dpt_encode_audio(m, x, n, 3, &f3, &n3, &err) == DPT_OK, "%s", err.message);
+    ck_assert_msg(dpt_model_encode_audio(m, x, n, 1, &f1, &n1, &err) == DPT_OK, "%s", err.message);
+    ck_assert_msg(dpt_model_encode_audio(m, x, n, 3, &f3, &n3, &err) == DPT_OK, "%s", err.message);
     ck_assert_int_eq(n1, n3);
     ck_assert_int_eq(n1 % m->info.n_motions, 0);
     size_t cnt = (size_t)n1 * m->info.feature_dim;
@@ -265,7 +265,7 @@ START_TEST(t_encode_threads_and_public_api) {
     free(f3);
     /* silence: the 1e-5 epsilon keeps it finite */
     memset(x, 0, sizeof(float) * n);
-    ck_assert_msg(dpt_encode_audio(m, x, n, 0, &f1, &n1, &err) == DPT_OK, "%s", err.message);
+    ck_assert_msg(dpt_model_encode_audio(m, x, n, 0, &f1, &n1, &err) == DPT_OK, "%s", err.message);
     ck_assert(dpt_all_finite(f1, (size_t)n1 * m->info.feature_dim));
     free(f1);
     free(x);
@@ -298,12 +298,12 @@ START_TEST(t_encode_errors) {
     /* error without an error struct */
     ck_assert_int_eq(dpt_hubert_encode(m, x, 0, 1, 1, &f, NULL), DPT_ERR_INVALID_ARG);
     /* public API: NULL, empty and non-finite input */
-    ck_assert_int_eq(dpt_encode_audio(NULL, x, 2000, 1, &f, &nf, &err), DPT_ERR_INVALID_ARG);
+    ck_assert_int_eq(dpt_model_encode_audio(NULL, x, 2000, 1, &f, &nf, &err), DPT_ERR_INVALID_ARG);
     ck_assert_int_eq(nf, 0);
-    ck_assert_int_eq(dpt_encode_audio(m, x, 2000, 1, NULL, &nf, &err), DPT_ERR_INVALID_ARG);
-    ck_assert_int_eq(dpt_encode_audio(m, x, 0, 1, &f, &nf, &err), DPT_ERR_INVALID_ARG);
+    ck_assert_int_eq(dpt_model_encode_audio(m, x, 2000, 1, NULL, &nf, &err), DPT_ERR_INVALID_ARG);
+    ck_assert_int_eq(dpt_model_encode_audio(m, x, 0, 1, &f, &nf, &err), DPT_ERR_INVALID_ARG);
     x[7] = INFINITY;
-    ck_assert_int_eq(dpt_encode_audio(m, x, 2000, 1, &f, &nf, &err), DPT_ERR_INVALID_ARG);
+    ck_assert_int_eq(dpt_model_encode_audio(m, x, 2000, 1, &f, &nf, &err), DPT_ERR_INVALID_ARG);
     ck_assert_ptr_null(f);
     dpt_model_free(m);
 }
@@ -316,7 +316,7 @@ static void quiet_log(int level, const char *message, void *user) {
 }
 
 int main(void) {
-    dpt_set_log_callback(quiet_log, NULL);
+    dpt_log_set_callback(quiet_log, NULL);
     Suite *s = suite_create("hubert");
     TCase *tk = tcase_create("kernels");
     tcase_add_test(tk, t_conv_strided_vs_naive);

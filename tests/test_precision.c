@@ -26,7 +26,7 @@ static float *make_audio(size_t n) {
 }
 
 static dpt_result *generate(int precision, int threads) {
-    dpt_load_params lp = dpt_load_default_params();
+    dpt_load_params lp = dpt_load_params_default();
     lp.precision = precision;
     dpt_model *m = NULL;
     dpt_error err = {0};
@@ -38,14 +38,14 @@ static dpt_result *generate(int precision, int threads) {
                                                       : precision == DPT_PRECISION_INT8 ? "int8"
                                                       : precision == DPT_PRECISION_F16  ? "f16"
                                                                                         : "f32"));
-    dpt_gen_params p = dpt_gen_default_params();
+    dpt_gen_params p = dpt_gen_params_default();
     p.cfg_conds = DPT_COND_AUDIO;
     p.seed = 3;
     p.n_threads = threads;
     const size_t n = 30000;
     float *x = make_audio(n);
     dpt_result *r = NULL;
-    ck_assert_msg(dpt_generate(m, x, n, (float[100]){0}, NULL, &p, &r, &err) == DPT_OK, "%s", err.message);
+    ck_assert_msg(dpt_model_generate(m, x, n, (float[100]){0}, NULL, &p, &r, &err) == DPT_OK, "%s", err.message);
     free(x);
     dpt_model_free(m);
     return r;
@@ -66,7 +66,7 @@ static double max_diff(const float *a, const float *b, size_t n) {
 }
 
 START_TEST(unknown_precision_refused) {
-    dpt_load_params lp = dpt_load_default_params();
+    dpt_load_params lp = dpt_load_params_default();
     lp.precision = 7;
     dpt_model *m = NULL;
     dpt_error err = {0};

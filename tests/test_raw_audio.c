@@ -231,12 +231,12 @@ START_TEST(generate_raw) {
     dpt_clip_layout lay;
     ck_assert_int_eq(dpt_clip_layout_compute(n, 25, 20, &lay, NULL), DPT_OK);
 
-    dpt_gen_params p = dpt_gen_default_params();
+    dpt_gen_params p = dpt_gen_params_default();
     p.seed = 5;
     p.n_threads = 1;
     dpt_result *a = NULL, *b = NULL, *c = NULL, *d = NULL;
     dpt_error err = {0};
-    ck_assert_msg(dpt_generate(m, x, n, shape, style, &p, &a, &err) == DPT_OK, "%s", err.message);
+    ck_assert_msg(dpt_model_generate(m, x, n, shape, style, &p, &a, &err) == DPT_OK, "%s", err.message);
     ck_assert_int_eq(a->n_repetitions, 1);
     ck_assert_int_eq(a->n_frames, lay.n_out_frames);
     ck_assert_int_eq(a->n_frames, 46);
@@ -245,25 +245,25 @@ START_TEST(generate_raw) {
     for (int f = 0; f < a->n_frames; f++) ck_assert_mem_eq(a->shape + f * 100, shape, sizeof shape);
 
     /* deterministic, and the same as encoding first and generating from the features */
-    ck_assert_msg(dpt_generate(m, x, n, shape, style, &p, &b, &err) == DPT_OK, "%s", err.message);
+    ck_assert_msg(dpt_model_generate(m, x, n, shape, style, &p, &b, &err) == DPT_OK, "%s", err.message);
     assert_same_result(a, b);
     float *feats = NULL;
     int n_feat = 0;
-    ck_assert_msg(dpt_encode_audio(m, x, n, 1, &feats, &n_feat, &err) == DPT_OK, "%s", err.message);
+    ck_assert_msg(dpt_model_encode_audio(m, x, n, 1, &feats, &n_feat, &err) == DPT_OK, "%s", err.message);
     ck_assert_int_eq(n_feat, lay.n_frames_total);
-    ck_assert_msg(dpt_generate_from_features(m, feats, n_feat, n, shape, style, &p, &c, &err) == DPT_OK, "%s",
+    ck_assert_msg(dpt_model_generate_from_features(m, feats, n_feat, n, shape, style, &p, &c, &err) == DPT_OK, "%s",
                   err.message);
     assert_same_result(a, c);
 
     /* the audio matters: other samples, same seed → other motion */
-    ck_assert_msg(dpt_generate(m, quiet, n, shape, style, &p, &d, &err) == DPT_OK, "%s", err.message);
+    ck_assert_msg(dpt_model_generate(m, quiet, n, shape, style, &p, &d, &err) == DPT_OK, "%s", err.message);
     ck_assert_int_eq(d->n_frames, a->n_frames);
     ck_assert(memcmp(a->exp, d->exp, sizeof(float) * (size_t)a->n_frames * 50) != 0);
 
     /* the file path: the same result with libsndfile, a clear error without */
     dpt_result *e = NULL;
     const char *wav = write_wav(x, n);
-    dpt_status st = dpt_generate_file(m, wav, shape, style, &p, &e, &err);
+    dpt_status st = dpt_model_generate_file(m, wav, shape, style, &p, &e, &err);
     if (have_sndfile) {
         ck_assert_msg(st == DPT_OK, "%s", err.message);
         assert_same_result(a, e);

@@ -74,7 +74,7 @@ static int ray_hit(const float *a, const float *b, const float *c, int i, int j,
 
 static dpt_renderer *make_renderer(int w, int h, int ss, int black, int threads, int nv, const int32_t *faces,
                                    int nf) {
-    dpt_render_params p = dpt_render_default_params();
+    dpt_render_params p = dpt_render_params_default();
     p.width = w;
     p.height = h;
     p.supersample = ss;
@@ -91,8 +91,8 @@ static uint8_t *render(dpt_renderer *r, const float *verts, int w, int h) {
     uint8_t *img = malloc((size_t)w * h * 3);
     ck_assert_ptr_nonnull(img);
     dpt_error err = {0};
-    dpt_status st = dpt_render_frame(r, verts, img, &err);
-    ck_assert_msg(st == DPT_OK, "dpt_render_frame: %s", err.message);
+    dpt_status st = dpt_renderer_draw(r, verts, img, &err);
+    ck_assert_msg(st == DPT_OK, "dpt_renderer_draw: %s", err.message);
     return img;
 }
 
@@ -554,7 +554,7 @@ START_TEST(t_texture_lookup) {
     unproject(8.5, 56.5, 1.0, w, h, v + 9);
     const float vt[8] = {0, 1, 1, 1, 1, 0, 0, 0};
     const int32_t f[6] = {0, 2, 1, 0, 3, 2}, ft[6] = {0, 2, 1, 0, 3, 2};   /* facing the camera */
-    dpt_render_params p = dpt_render_default_params();
+    dpt_render_params p = dpt_render_params_default();
     p.width = w;
     p.height = h;
     p.texture = &tex;
@@ -585,7 +585,7 @@ START_TEST(t_argument_errors) {
     const float vt[6] = {0, 0, 1, 0, 0, 1};
     dpt_renderer *r = NULL;
     dpt_error err = {0};
-    dpt_render_params p = dpt_render_default_params();
+    dpt_render_params p = dpt_render_params_default();
     ck_assert_int_eq(p.width, 640);
     ck_assert_int_eq(p.height, 640);
     ck_assert_int_eq(p.supersample, 1);
@@ -598,7 +598,7 @@ START_TEST(t_argument_errors) {
         ck_assert_ptr_null(r);
         ck_assert_ptr_nonnull(strstr(err.message, "dpt_renderer_new"));
     }
-    p = dpt_render_default_params();
+    p = dpt_render_params_default();
     p.width = p.height = 16;
     ck_assert_int_eq(dpt_renderer_new(&p, 3, bad_f, 1, NULL, 0, NULL, &r, &err), DPT_ERR_INVALID_ARG);
     ck_assert_ptr_nonnull(strstr(err.message, "face 0"));
@@ -627,15 +627,15 @@ START_TEST(t_argument_errors) {
     ck_assert_int_eq(dpt_renderer_new(&p, 3, f, 1, NULL, 0, NULL, &r, &err), DPT_OK);
     uint8_t img[16 * 16 * 3];
     float v[9] = {0, 0, 0, 0.1f, 0, 0, 0, 0.1f, 0};
-    ck_assert_int_eq(dpt_render_frame(r, v, img, &err), DPT_OK);
+    ck_assert_int_eq(dpt_renderer_draw(r, v, img, &err), DPT_OK);
     v[4] = NAN;
-    ck_assert_int_eq(dpt_render_frame(r, v, img, &err), DPT_ERR_INVALID_ARG);
+    ck_assert_int_eq(dpt_renderer_draw(r, v, img, &err), DPT_ERR_INVALID_ARG);
     ck_assert_ptr_nonnull(strstr(err.message, "vertex 1"));
     v[4] = INFINITY;
-    ck_assert_int_eq(dpt_render_frame(r, v, img, &err), DPT_ERR_INVALID_ARG);
-    ck_assert_int_eq(dpt_render_frame(r, NULL, img, &err), DPT_ERR_INVALID_ARG);
-    ck_assert_int_eq(dpt_render_frame(r, v, NULL, &err), DPT_ERR_INVALID_ARG);
-    ck_assert_int_eq(dpt_render_frame(NULL, v, img, &err), DPT_ERR_INVALID_ARG);
+    ck_assert_int_eq(dpt_renderer_draw(r, v, img, &err), DPT_ERR_INVALID_ARG);
+    ck_assert_int_eq(dpt_renderer_draw(r, NULL, img, &err), DPT_ERR_INVALID_ARG);
+    ck_assert_int_eq(dpt_renderer_draw(r, v, NULL, &err), DPT_ERR_INVALID_ARG);
+    ck_assert_int_eq(dpt_renderer_draw(NULL, v, img, &err), DPT_ERR_INVALID_ARG);
     dpt_renderer_free(r);
     dpt_renderer_free(NULL);
 }

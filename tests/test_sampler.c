@@ -276,7 +276,7 @@ START_TEST(generate_layout_and_noise_order) {
     make_input(m, 16000 * 46 / 25 + 100, &g);
     ck_assert_int_eq(g.lay.n_windows, 3);
     ck_assert_int_gt(g.lay.n_pad_frames, 0);
-    dpt_gen_params p = dpt_gen_default_params();
+    dpt_gen_params p = dpt_gen_params_default();
     p.n_repetitions = 3;
     p.seed = 11;
     dpt_result *a = NULL, *b = NULL;
@@ -339,7 +339,7 @@ START_TEST(generate_thread_count) {
     dpt_model *m = load_tiny();
     gen_in g;
     make_input(m, 16000 * 2, &g);
-    dpt_gen_params p = dpt_gen_default_params();
+    dpt_gen_params p = dpt_gen_params_default();
     p.n_repetitions = 2;
     p.dt_ratio = 0.9f;
     dpt_result *a = NULL, *b = NULL;
@@ -387,7 +387,7 @@ START_TEST(generate_strided_steps) {
 
     gen_in g;
     make_input(m, 16000 * 46 / 25 + 100, &g); /* 3 windows */
-    dpt_gen_params p = dpt_gen_default_params();
+    dpt_gen_params p = dpt_gen_params_default();
     p.n_repetitions = 2;
     p.seed = 5;
     dpt_result *a = NULL, *b = NULL, *c = NULL, *d = NULL;
@@ -431,7 +431,7 @@ START_TEST(generate_strided_steps) {
     d = NULL;
     /* bad values: steps > T, steps < 0, eta outside [0, 1], flexibility with strided steps */
     dpt_error err;
-    p = dpt_gen_default_params();
+    p = dpt_gen_params_default();
     p.steps = T + 1;
     ck_assert_int_eq(run(m, &g, &p, g.style, &d, &err), DPT_ERR_INVALID_ARG);
     ck_assert_ptr_nonnull(strstr(err.message, "steps"));
@@ -460,7 +460,7 @@ START_TEST(generate_cancel) {
     dpt_model *m = load_tiny();
     gen_in g;
     make_input(m, 16000, &g);
-    dpt_gen_params p = dpt_gen_default_params();
+    dpt_gen_params p = dpt_gen_params_default();
     p.progress_fn = cancel_at_3;
     dpt_result *r = NULL;
     ck_assert_int_eq(run(m, &g, &p, g.style, &r, NULL), DPT_ERR_CANCELLED);
@@ -484,25 +484,25 @@ START_TEST(validation_errors) {
         ck_assert_ptr_null(r);                                                                      \
         ck_assert(strlen(err.message) > 10 && !strchr(err.message, '\n'));                          \
     } while (0)
-    p = dpt_gen_default_params();
+    p = dpt_gen_params_default();
     p.n_repetitions = 0;
     EXPECT(DPT_ERR_INVALID_ARG, g.style);
     p.n_repetitions = -2;
     EXPECT(DPT_ERR_INVALID_ARG, g.style);
-    p = dpt_gen_default_params();
+    p = dpt_gen_params_default();
     p.cfg_mode = 7;
     EXPECT(DPT_ERR_INVALID_ARG, g.style);
-    p = dpt_gen_default_params();
+    p = dpt_gen_params_default();
     p.cfg_conds = 4;
     EXPECT(DPT_ERR_INVALID_ARG, g.style);
-    p = dpt_gen_default_params(); /* default conds include style: a style vector is required */
+    p = dpt_gen_params_default(); /* default conds include style: a style vector is required */
     EXPECT(DPT_ERR_INVALID_ARG, NULL);
     ck_assert_ptr_nonnull(strstr(err.message, "style"));
     p.cfg_conds = DPT_COND_AUDIO; /* audio only: the null style is used */
     ck_assert_int_eq(run(m, &g, &p, NULL, &r, NULL), DPT_OK);
     dpt_result_free(r);
     r = NULL;
-    p = dpt_gen_default_params();
+    p = dpt_gen_params_default();
     p.dt_ratio = 1.5f;
     EXPECT(DPT_ERR_INVALID_ARG, g.style);
     p.dt_ratio = NAN;
@@ -514,16 +514,16 @@ START_TEST(validation_errors) {
     EXPECT(DPT_ERR_INVALID_ARG, g.style);
     p.dt_min = -1.0f;
     EXPECT(DPT_ERR_INVALID_ARG, g.style);
-    p = dpt_gen_default_params();
+    p = dpt_gen_params_default();
     p.scale_audio = INFINITY;
     EXPECT(DPT_ERR_INVALID_ARG, g.style);
-    p = dpt_gen_default_params();
+    p = dpt_gen_params_default();
     p.flexibility = 1.5f;
     EXPECT(DPT_ERR_INVALID_ARG, g.style);
-    p = dpt_gen_default_params();
+    p = dpt_gen_params_default();
     p.n_threads = -1;
     EXPECT(DPT_ERR_INVALID_ARG, g.style);
-    p = dpt_gen_default_params();
+    p = dpt_gen_params_default();
     g.shape[7] = NAN;
     EXPECT(DPT_ERR_INVALID_ARG, g.style);
     g.shape[7] = 0.0f;
@@ -542,11 +542,11 @@ START_TEST(validation_errors) {
     ck_assert_int_eq(dpt_generate_features(m, g.feats, g.lay.n_frames_total, &g.lay, NULL, g.style,
                                            &p, &r, &err),
                      DPT_ERR_INVALID_ARG);
-    ck_assert_int_eq(dpt_generate(m, NULL, 5, g.shape, g.style, &p, &r, &err), DPT_ERR_INVALID_ARG);
-    /* the same checks through dpt_generate, before any audio work */
+    ck_assert_int_eq(dpt_model_generate(m, NULL, 5, g.shape, g.style, &p, &r, &err), DPT_ERR_INVALID_ARG);
+    /* the same checks through dpt_model_generate, before any audio work */
     p.n_repetitions = 0;
     float audio[16000] = {0};
-    ck_assert_int_eq(dpt_generate(m, audio, 16000, g.shape, g.style, &p, &r, &err), DPT_ERR_INVALID_ARG);
+    ck_assert_int_eq(dpt_model_generate(m, audio, 16000, g.shape, g.style, &p, &r, &err), DPT_ERR_INVALID_ARG);
     ck_assert_ptr_null(r);
 #undef EXPECT
     free(g.feats);
@@ -571,27 +571,27 @@ START_TEST(style_inputs) {
     for (int i = 0; i < F * 6; i++) pose[i] = 0.1f * cosf((float)i);
     float s1[64], s2[64];
     dpt_error err = {0};
-    dpt_set_log_callback(capture, NULL);
+    dpt_log_set_callback(capture, NULL);
     last_warning[0] = 0;
-    ck_assert_int_eq(dpt_extract_style(m, exp, pose, F, 0, s1, &err), DPT_OK);
+    ck_assert_int_eq(dpt_model_extract_style(m, exp, pose, F, 0, s1, &err), DPT_OK);
     ck_assert_str_eq(last_warning, "");
     ck_assert(dpt_all_finite(s1, (size_t)m->style.D));
     /* jaw y/z (dropped columns, std 0 in real statistics) do not matter, even if huge */
     for (int f = 0; f < F; f++) pose[f * 6 + 4] = pose[f * 6 + 5] = 1e30f;
-    ck_assert_int_eq(dpt_extract_style(m, exp, pose, F, 0, s2, &err), DPT_OK);
+    ck_assert_int_eq(dpt_model_extract_style(m, exp, pose, F, 0, s2, &err), DPT_OK);
     ck_assert_mem_eq(s1, s2, sizeof(float) * (size_t)m->style.D);
     /* a short clip: fewer frames, a warning */
-    ck_assert_int_eq(dpt_extract_style(m, exp, pose, F, 10, s2, &err), DPT_OK);
+    ck_assert_int_eq(dpt_model_extract_style(m, exp, pose, F, 10, s2, &err), DPT_OK);
     ck_assert_ptr_nonnull(strstr(last_warning, "frames"));
     ck_assert(dpt_all_finite(s2, (size_t)m->style.D));
     /* errors */
-    ck_assert_int_eq(dpt_extract_style(m, exp, pose, 0, 0, s2, &err), DPT_ERR_INVALID_ARG);
-    ck_assert_int_eq(dpt_extract_style(m, exp, pose, F, F, s2, &err), DPT_ERR_INVALID_ARG);
-    ck_assert_int_eq(dpt_extract_style(m, exp, pose, F, -1, s2, &err), DPT_ERR_INVALID_ARG);
+    ck_assert_int_eq(dpt_model_extract_style(m, exp, pose, 0, 0, s2, &err), DPT_ERR_INVALID_ARG);
+    ck_assert_int_eq(dpt_model_extract_style(m, exp, pose, F, F, s2, &err), DPT_ERR_INVALID_ARG);
+    ck_assert_int_eq(dpt_model_extract_style(m, exp, pose, F, -1, s2, &err), DPT_ERR_INVALID_ARG);
     exp[3] = NAN;
-    ck_assert_int_eq(dpt_extract_style(m, exp, pose, F, 0, s2, &err), DPT_ERR_INVALID_ARG);
+    ck_assert_int_eq(dpt_model_extract_style(m, exp, pose, F, 0, s2, &err), DPT_ERR_INVALID_ARG);
     ck_assert_ptr_nonnull(strstr(err.message, "NaN"));
-    dpt_set_log_callback(NULL, NULL);
+    dpt_log_set_callback(NULL, NULL);
     free(exp);
     free(pose);
     dpt_model_free(m);

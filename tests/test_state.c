@@ -40,7 +40,7 @@ static void make_audio(float *x, int n) {
 }
 
 static dpt_gen_params params(int n_threads) {
-    dpt_gen_params p = dpt_gen_default_params();
+    dpt_gen_params p = dpt_gen_params_default();
     p.cfg_conds = DPT_COND_AUDIO;   /* no style vector needed */
     p.n_repetitions = 2;
     p.seed = 7;
@@ -76,9 +76,9 @@ static void *run_job(void *arg) {
         dpt_state_free(s);
     } else {
         for (int r = 0; r < 2 && j->st == DPT_OK; r++)
-            j->st = dpt_generate(j->m, j->audio, N_SAMPLES, j->shape, NULL, &p, &j->res[r], &err);
+            j->st = dpt_model_generate(j->m, j->audio, N_SAMPLES, j->shape, NULL, &p, &j->res[r], &err);
         if (j->st == DPT_OK)
-            j->st = dpt_encode_audio(j->m, j->audio, N_SAMPLES, j->n_threads, &j->feats, &j->n_feat, &err);
+            j->st = dpt_model_encode_audio(j->m, j->audio, N_SAMPLES, j->n_threads, &j->feats, &j->n_feat, &err);
     }
     snprintf(j->msg, sizeof j->msg, "%s", err.message);
     return NULL;
@@ -171,7 +171,7 @@ START_TEST(openblas_setting_untouched) {
         dpt_gen_params p = params(3);
         dpt_result *r = NULL;
         dpt_error err = {0};
-        ck_assert_msg(dpt_generate(m, audio, N_SAMPLES, shape, NULL, &p, &r, &err) == DPT_OK, "%s", err.message);
+        ck_assert_msg(dpt_model_generate(m, audio, N_SAMPLES, shape, NULL, &p, &r, &err) == DPT_OK, "%s", err.message);
         dpt_result_free(r);
         dpt_state *s = NULL;
         ck_assert_int_eq(dpt_state_new(m, 3, &s, &err), DPT_OK);
@@ -179,7 +179,7 @@ START_TEST(openblas_setting_untouched) {
         dpt_result_free(r);
         float style[256];
         float exp_[20 * 50] = {0}, pose[20 * 6] = {0};
-        (void)dpt_extract_style(m, exp_, pose, 20, 0, style, &err);
+        (void)dpt_model_extract_style(m, exp_, pose, 20, 0, style, &err);
         dpt_state_free(s);
         ck_assert_msg(openblas_get_num_threads() == host, "host set OpenBLAS to %d threads, found %d after",
                       host, openblas_get_num_threads());

@@ -36,7 +36,7 @@ static float *make_audio(size_t n, unsigned seed) {
 }
 
 static dpt_gen_params params(void) {
-    dpt_gen_params p = dpt_gen_default_params();
+    dpt_gen_params p = dpt_gen_params_default();
     p.cfg_conds = DPT_COND_AUDIO;
     p.seed = 11;
     return p;
@@ -91,18 +91,18 @@ static void check_equals_offline(size_t n) {
     p.no_context_audio_feat = 1;
     p.n_threads = threads();
     dpt_result *ref = NULL;
-    ck_assert_msg(dpt_generate(m, x, n, (float[100]){0}, NULL, &p, &ref, &err) == DPT_OK, "%s",
+    ck_assert_msg(dpt_model_generate(m, x, n, (float[100]){0}, NULL, &p, &ref, &err) == DPT_OK, "%s",
                   err.message);
     /* the stream differs from the whole-clip encoding: the test is not trivially satisfied */
     dpt_result *ctx = NULL;
     p.no_context_audio_feat = 0;
-    ck_assert(dpt_generate(m, x, n, (float[100]){0}, NULL, &p, &ctx, &err) == DPT_OK);
+    ck_assert(dpt_model_generate(m, x, n, (float[100]){0}, NULL, &p, &ctx, &err) == DPT_OK);
     if (n > 12800) ck_assert(memcmp(ctx->exp, ref->exp, sizeof(float) * 50 * ref->n_frames) != 0);
     dpt_result_free(ctx);
 
     dpt_state *state = NULL;
     ck_assert(dpt_state_new(m, threads(), &state, &err) == DPT_OK);
-    dpt_stream_params sp = dpt_stream_default_params();
+    dpt_stream_params sp = dpt_stream_params_default();
     ck_assert(dpt_audio_stats(x, n, &sp.norm_mean, &sp.norm_std, &err) == DPT_OK);
     dpt_stream *st = NULL;
     p = params();
@@ -150,7 +150,7 @@ START_TEST(stream_errors) {
     dpt_state *state = NULL;
     ck_assert(dpt_state_new(m, 1, &state, &err) == DPT_OK);
     dpt_gen_params p = params();
-    dpt_stream_params sp = dpt_stream_default_params();
+    dpt_stream_params sp = dpt_stream_params_default();
     dpt_stream *st = NULL;
     const int bad_chunk[] = {21, -1, 1000000};
     for (int i = 0; i < 3; i++) {
@@ -159,17 +159,17 @@ START_TEST(stream_errors) {
         ck_assert_ptr_null(st);
         ck_assert_ptr_nonnull(strstr(err.message, "chunk_frames"));
     }
-    sp = dpt_stream_default_params();
+    sp = dpt_stream_params_default();
     const int bad_ctx[] = {-2, DPT_STREAM_MAX_CONTEXT + 1};
     for (int i = 0; i < 2; i++) {
         sp.context_frames = bad_ctx[i];
         ck_assert_int_eq(dpt_stream_open(state, (float[100]){0}, NULL, &p, &sp, &st, &err), DPT_ERR_INVALID_ARG);
         ck_assert_ptr_nonnull(strstr(err.message, "context_frames"));
     }
-    sp = dpt_stream_default_params();
+    sp = dpt_stream_params_default();
     sp.norm_std = NAN;
     ck_assert_int_eq(dpt_stream_open(state, (float[100]){0}, NULL, &p, &sp, &st, &err), DPT_ERR_INVALID_ARG);
-    sp = dpt_stream_default_params();
+    sp = dpt_stream_params_default();
     p.n_repetitions = 2;
     ck_assert_int_eq(dpt_stream_open(state, (float[100]){0}, NULL, &p, &sp, &st, &err), DPT_ERR_UNSUPPORTED);
     p = params();
@@ -214,7 +214,7 @@ START_TEST(running_normalisation) {
     dpt_state *state = NULL;
     ck_assert(dpt_state_new(m, threads(), &state, &err) == DPT_OK);
     dpt_gen_params p = params();
-    dpt_stream_params sp = dpt_stream_default_params();
+    dpt_stream_params sp = dpt_stream_params_default();
     sp.norm = DPT_NORM_RUNNING;
     dpt_stream *st = NULL;
     ck_assert(dpt_stream_open(state, (float[100]){0}, NULL, &p, &sp, &st, &err) == DPT_OK);
@@ -230,7 +230,7 @@ START_TEST(running_normalisation) {
     /* the same as the offline result: the clip's statistics up to rounding of the running sums */
     p.no_context_audio_feat = 1;
     dpt_result *ref = NULL;
-    ck_assert(dpt_generate(m, x, n, (float[100]){0}, NULL, &p, &ref, &err) == DPT_OK);
+    ck_assert(dpt_model_generate(m, x, n, (float[100]){0}, NULL, &p, &ref, &err) == DPT_OK);
     ck_assert_int_eq(ref->n_frames, 20);
     double worst = 0.0, big = 0.0;
     for (int i = 0; i < 20 * 50; i++) {
@@ -267,10 +267,10 @@ START_TEST(chunk_mode_first_chunk_is_offline_prefix) {
         p.no_context_audio_feat = 1;
         p.n_threads = threads();
         dpt_result *ref = NULL;
-        ck_assert_msg(dpt_generate(m, x, np, (float[100]){0}, NULL, &p, &ref, &err) == DPT_OK, "%s",
+        ck_assert_msg(dpt_model_generate(m, x, np, (float[100]){0}, NULL, &p, &ref, &err) == DPT_OK, "%s",
                       err.message);
         ck_assert_int_eq(ref->n_frames, k);
-        dpt_stream_params sp = dpt_stream_default_params();
+        dpt_stream_params sp = dpt_stream_params_default();
         sp.chunk_frames = k;
         ck_assert(dpt_audio_stats(x, np, &sp.norm_mean, &sp.norm_std, &err) == DPT_OK);
         dpt_stream *st = NULL;
@@ -314,10 +314,10 @@ static void check_chunk_mode(size_t n, int k, int ctx, int norm) {
     p.no_context_audio_feat = 1;
     p.n_threads = threads();
     dpt_result *ref = NULL;
-    ck_assert(dpt_generate(m, x, n, (float[100]){0}, NULL, &p, &ref, &err) == DPT_OK);
+    ck_assert(dpt_model_generate(m, x, n, (float[100]){0}, NULL, &p, &ref, &err) == DPT_OK);
     dpt_state *state = NULL;
     ck_assert(dpt_state_new(m, threads(), &state, &err) == DPT_OK);
-    dpt_stream_params sp = dpt_stream_default_params();
+    dpt_stream_params sp = dpt_stream_params_default();
     sp.chunk_frames = k;
     sp.context_frames = ctx;
     sp.norm = norm;

@@ -267,7 +267,7 @@ START_TEST(test_round_trip_bytes) {
 END_TEST
 
 START_TEST(test_read_mode_equals_mmap) {
-    dpt_load_params p = dpt_load_default_params();
+    dpt_load_params p = dpt_load_params_default();
     p.use_mmap = 0;
     dpt_model *a = NULL, *b = NULL;
     dpt_error err;

@@ -6,8 +6,9 @@ set -u
 so=$1; header=$2
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 # declared: identifiers followed by '(' at the start of a declaration (return type before them),
-# comments and typedefs of function pointers left out
-sed -e 's://.*$::' "$header" | perl -0pe 's:/\*.*?\*/::gs' |
+# comments, typedefs of function pointers and static inline wrappers (compiled into the caller:
+# *_params_default, *_get_info, the deprecated aliases) left out
+sed -e 's://.*$::' "$header" | perl -0pe 's:/\*.*?\*/::gs; s/static\s+inline[^{;]*\{[^{}]*\}//gs' |
   grep -v '^\s*#' | grep -v 'typedef' | tr '\n' ' ' | tr ';' '\n' |
   grep -oE '\b(dpt_[a-z0-9_]+)\s*\(' | grep -vE '^\s*$' | sed -E 's/\s*\($//' | sort -u > "$tmp/declared"
 nm -D --defined-only "$so" | awk '$2 ~ /^[TtWiV]$/ {print $3}' | grep -vE '^(_init|_fini)$' | sort -u > "$tmp/exported"

@@ -48,7 +48,7 @@ static void log_to_cli(int level, const char *message, void *user) {
     if (level >= 1) cli_warn("%s", message);
 }
 
-void cli_install_log(void) { dpt_set_log_callback(log_to_cli, NULL); }
+void cli_install_log(void) { dpt_log_set_callback(log_to_cli, NULL); }
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -201,7 +201,7 @@ int cli_parse_float(const char *opt, const char *v, float *out) {
     return 0;
 }
 
-int cli_parse_precision(const char *v, int *out) {
+int cli_parse_precision(const char *v, dpt_precision *out) {
     if (!strcmp(v, "f32")) *out = DPT_PRECISION_F32;
     else if (!strcmp(v, "bf16")) *out = DPT_PRECISION_BF16;
     else if (!strcmp(v, "int8")) *out = DPT_PRECISION_INT8;
@@ -227,4 +227,38 @@ int cli_parse_cfg_cond(const char *v, unsigned *out) {
     }
     *out = c;
     return 0;
+}
+
+/* The library's message of a params check begins with the field's name: say the option instead. */
+static int report_field_error(const char *message, const char *const (*map)[2]) {
+    const char *colon = strstr(message, ": ");
+    if (colon)
+        for (int i = 0; map[i][0]; i++)
+            if ((size_t)(colon - message) == strlen(map[i][0]) &&
+                !strncmp(message, map[i][0], (size_t)(colon - message)))
+                return cli_error("%s%s", map[i][1], colon);
+    return cli_error("%s", message);
+}
+
+int cli_check_gen_params(const dpt_gen_params *p) {
+    static const char *const map[][2] = {
+        {"n_repetitions", "-n"},   {"scale_audio", "-sa"},   {"scale_style", "-ss"},
+        {"cfg_mode", "--cfg-mode"}, {"cfg_conds", "--cfg-cond"}, {"dt_ratio", "-dtr"},
+        {"dt_min", "--dt-min"},    {"dt_max", "--dt-max"},   {"flexibility", "--flexibility"},
+        {"n_threads", "--threads"}, {"steps", "--steps"},    {"eta", "--eta"},
+        {NULL, NULL}};
+    dpt_error err;
+    if (dpt_gen_params_check(p, &err) == DPT_OK) return 0;
+    report_field_error(err.message, map);
+    return 1;
+}
+
+int cli_check_stream_params(const dpt_stream_params *p) {
+    static const char *const map[][2] = {
+        {"chunk_frames", "--chunk-frames"}, {"context_frames", "--context-frames"},
+        {"norm", "--norm"}, {"norm_mean", "--norm"}, {"norm_std", "--norm"}, {NULL, NULL}};
+    dpt_error err;
+    if (dpt_stream_params_check(p, &err) == DPT_OK) return 0;
+    report_field_error(err.message, map);
+    return 1;
 }

@@ -80,7 +80,11 @@ int cli_parse_float(const char *opt, const char *v, float *out);
 /* --cfg-cond LIST: comma-separated audio,style ('' = none) → DPT_COND_* bits. */
 int cli_parse_cfg_cond(const char *v, unsigned *out);
 /* --precision f32|bf16 → DPT_PRECISION_*; prints the error and returns 1 on anything else. */
-int cli_parse_precision(const char *v, int *out);
+int cli_parse_precision(const char *v, dpt_precision *out);
+/* The library's model-free checks of generation / stream parameters, run before anything is
+ * loaded; on failure one line naming the option (not the struct field) and 1. */
+int cli_check_gen_params(const dpt_gen_params *p);
+int cli_check_stream_params(const dpt_stream_params *p);
 
 /* ------------------------------------------------------------------------------------------ */
 /* paths and input files                                                                        */
@@ -101,7 +105,7 @@ int cli_load_shape(const char *path, float shape[100], cli_err *e);
 
 /* The style vector (info->d_style values): a .npy (d_style,) or (1, d_style); an .npz with key
  * 'style'; or a motion clip .npz with 'exp' (frames, 50) and 'pose' (frames, 6), from whose frames
- * [start, start + n_motions) the style is extracted on the fly (dpt_extract_style). */
+ * [start, start + n_motions) the style is extracted on the fly (dpt_model_extract_style). */
 int cli_load_style(const dpt_model *model, const char *path, int start, float *style, cli_err *e);
 
 /* Audio features saved by --save-audio-features: a .npy (frames, dim), finite. */

@@ -169,7 +169,7 @@ int cli_load_style(const dpt_model *model, const char *path, int start, float *s
                 dpt_array_free(&pose);
                 return rc;
             }
-            dpt_status st = dpt_extract_style(model, exp.data, pose.data, (int)exp.shape[0], start, style, &err);
+            dpt_status st = dpt_model_extract_style(model, exp.data, pose.data, (int)exp.shape[0], start, style, &err);
             dpt_array_free(&exp);
             dpt_array_free(&pose);
             if (st != DPT_OK) return cli_fail(e, "%s: %s", path, err.message);

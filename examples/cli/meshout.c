@@ -21,7 +21,7 @@
 #define CHUNK_BYTES ((size_t)96 << 20)   /* frame buffers of one chunk (two are alive) */
 
 void cli_render_opts_default(cli_render_opts *o) {
-    dpt_render_params p = dpt_render_default_params();
+    dpt_render_params p = dpt_render_params_default();
     memset(o, 0, sizeof *o);
     o->width = p.width;
     o->height = p.height;
@@ -220,7 +220,7 @@ static void *render_main(void *arg) {
     j->st = DPT_OK;
     for (int k = j->tid; k < j->c->n && j->st == DPT_OK; k += j->n_threads) {
         uint8_t *rgb = j->c->rgb + (size_t)k * j->frame_bytes;
-        j->st = dpt_render_frame(j->r, j->c->verts + (size_t)k * j->vsize, rgb, &j->err);
+        j->st = dpt_renderer_draw(j->r, j->c->verts + (size_t)k * j->vsize, rgb, &j->err);
         if (j->st == DPT_OK && j->c->yuv)
             cli_rgb_to_yuv420(rgb, j->width, j->height, j->c->yuv + (size_t)k * j->frame_bytes / 2);
     }
@@ -271,7 +271,7 @@ int cli_mesh_write(const cli_mesh *mesh, int n_frames, cli_vertices_fn vertices_
         }
     }
     if (render) {
-        dpt_render_params rp = dpt_render_default_params();
+        dpt_render_params rp = dpt_render_params_default();
         rp.width = ro->width;
         rp.height = ro->height;
         rp.supersample = ro->supersample;

@@ -179,7 +179,7 @@ def load_audio(path: PathLike) -> np.ndarray:
 
 
 def _audio(audio: Union[PathLike, ArrayLike], sample_rate: float) -> np.ndarray:
-    """The samples dpt_generate takes: 16 kHz mono float32 (n,)."""
+    """The samples dpt_model_generate takes: 16 kHz mono float32 (n,)."""
     if _is_path(audio):
         return load_audio(audio)
     a = audio if isinstance(audio, np.ndarray) else np.asarray(audio)

@@ -93,7 +93,7 @@ static PyObject *py_register_warning(PyObject *self, PyObject *args) {
     PyObject *cls;
     if (!PyArg_ParseTuple(args, "O", &cls)) return NULL;
     Py_XSETREF(warning_class, Py_NewRef(cls));
-    dpt_set_log_callback(log_cb, NULL);
+    dpt_log_set_callback(log_cb, NULL);
     Py_RETURN_NONE;
 }
 
@@ -256,7 +256,7 @@ static int get_uint(PyObject *d, const char *key, unsigned *dst) {
 
 /* The params dict the Python layer built (every key optional; defaults otherwise). */
 static int gen_params_from(PyObject *d, dpt_gen_params *p) {
-    *p = dpt_gen_default_params();
+    *p = dpt_gen_params_default();
     if (d == Py_None) return 0;
     if (!PyDict_Check(d)) {
         PyErr_SetString(PyExc_TypeError, "params: expected a dict");
@@ -277,7 +277,7 @@ static int gen_params_from(PyObject *d, dpt_gen_params *p) {
 static PyObject *py_gen_defaults(PyObject *self, PyObject *args) {
     (void)self;
     (void)args;
-    dpt_gen_params p = dpt_gen_default_params();
+    dpt_gen_params p = dpt_gen_params_default();
     return Py_BuildValue("{s:i,s:d,s:d,s:i,s:k,s:d,s:d,s:d,s:K,s:i,s:i,s:d,s:d,s:i,s:i}",
                          "n_repetitions", p.n_repetitions, "scale_audio", (double)p.scale_audio,
                          "scale_style", (double)p.scale_style, "cfg_mode", p.cfg_mode,
@@ -418,7 +418,7 @@ static int Model_init(ModelObject *self, PyObject *args, PyObject *kw) {
         invalid("threads: %d is negative (0 = all cores)", threads);
         return -1;
     }
-    dpt_load_params lp = dpt_load_default_params();
+    dpt_load_params lp = dpt_load_params_default();
     lp.use_mmap = use_mmap;
     lp.precision = prec;
     dpt_error err = {0};
@@ -672,11 +672,11 @@ static PyObject *Model_generate(ModelObject *self, PyObject *args) {
             size_t ns = (size_t)n_samples_arg;
             int nf = (int)PyArray_DIM(feats, 0);
             st = s ? dpt_state_generate_from_features(s, f32(feats), nf, ns, f32(shape), sty, &p, &res, &err)
-                   : dpt_generate_from_features(self->model, f32(feats), nf, ns, f32(shape), sty, &p, &res, &err);
+                   : dpt_model_generate_from_features(self->model, f32(feats), nf, ns, f32(shape), sty, &p, &res, &err);
         } else {
             size_t ns = (size_t)PyArray_DIM(samples, 0);
             st = s ? dpt_state_generate(s, f32(samples), ns, f32(shape), sty, &p, &res, &err)
-                   : dpt_generate(self->model, f32(samples), ns, f32(shape), sty, &p, &res, &err);
+                   : dpt_model_generate(self->model, f32(samples), ns, f32(shape), sty, &p, &res, &err);
         }
     }
     state_release(self, s);
@@ -710,9 +710,9 @@ static PyObject *Model_encode_audio(ModelObject *self, PyObject *args) {
     dpt_state *s = (threads >= 0 || windows) ? NULL : state_acquire(self, &err, &st);
     int nt = threads >= 0 ? threads : self->n_threads;
     if (st == DPT_OK) {
-        if (windows) st = dpt_encode_audio_windows(self->model, f32(samples), ns, nt, &feats, &nf, &err);
+        if (windows) st = dpt_model_encode_audio_windows(self->model, f32(samples), ns, nt, &feats, &nf, &err);
         else if (s) st = dpt_state_encode_audio(s, f32(samples), ns, &feats, &nf, &err);
-        else st = dpt_encode_audio(self->model, f32(samples), ns, nt, &feats, &nf, &err);
+        else st = dpt_model_encode_audio(self->model, f32(samples), ns, nt, &feats, &nf, &err);
     }
     state_release(self, s);
     Py_END_ALLOW_THREADS
@@ -745,7 +745,7 @@ static PyObject *Model_extract_style(ModelObject *self, PyObject *args) {
     int nf = (int)PyArray_DIM(exp, 0);
     float *dst = (float *)PyArray_DATA((PyArrayObject *)out);
     Py_BEGIN_ALLOW_THREADS
-    st = dpt_extract_style(self->model, f32(exp), f32(pose), nf, start, dst, &err);
+    st = dpt_model_extract_style(self->model, f32(exp), f32(pose), nf, start, dst, &err);
     Py_END_ALLOW_THREADS
     if (st != DPT_OK) {
         Py_DECREF(out);
@@ -873,7 +873,7 @@ static int Stream_init(StreamObject *self, PyObject *args, PyObject *kw) {
     self->pc.callback = progress_o == Py_None ? NULL : Py_NewRef(progress_o);
     p.progress_fn = progress_cb;
     p.progress_user = &self->pc;
-    dpt_stream_params sp = dpt_stream_default_params();
+    dpt_stream_params sp = dpt_stream_params_default();
     sp.norm = norm;
     sp.norm_mean = (float)mean;
     sp.norm_std = (float)sd;
@@ -1132,7 +1132,7 @@ static PyObject *Flame_vertices(FlameObject *self, PyObject *args) {
     npy_intp dv[3] = {F, self->info.n_vertices, 3};
     PyObject *out = new_f32(3, dv, NULL);
     if (!out) return NULL;
-    dpt_flame_params fp = dpt_flame_default_params();
+    dpt_flame_params fp = dpt_flame_params_default();
     fp.no_head = no_head;
     fp.n_threads = threads >= 0 ? threads : self->n_threads;
     dpt_error err = {0};
@@ -1217,7 +1217,7 @@ static int Renderer_init(RendererObject *self, PyObject *args, PyObject *kw) {
         invalid("faces: too many");
         return -1;
     }
-    dpt_render_params rp = dpt_render_default_params();
+    dpt_render_params rp = dpt_render_params_default();
     rp.width = w;
     rp.height = h;
     rp.supersample = ss;
@@ -1271,7 +1271,7 @@ static PyObject *Renderer_render(RendererObject *self, PyObject *args) {
     dpt_error err = {0};
     dpt_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = dpt_render_frame(self->r, f32(v), rgb, &err);
+    st = dpt_renderer_draw(self->r, f32(v), rgb, &err);
     Py_END_ALLOW_THREADS
     PyThread_release_lock(self->lock);
     if (st != DPT_OK) {
@@ -1303,7 +1303,7 @@ static PyTypeObject RendererType = {
 
 static PyMethodDef module_methods[] = {
     {"version", py_version, METH_NOARGS, "version() -> str: the linked library's dpt_version()"},
-    {"gen_defaults", py_gen_defaults, METH_NOARGS, "gen_defaults() -> dict: dpt_gen_default_params()"},
+    {"gen_defaults", py_gen_defaults, METH_NOARGS, "gen_defaults() -> dict: dpt_gen_params_default()"},
     {"audio_load", py_audio_load, METH_VARARGS, "audio_load(path) -> float32 (n,): dpt_audio_load"},
     {"audio_to_16k", py_audio_to_16k, METH_VARARGS, "audio_to_16k(samples (n, ch) float32, rate) -> (m,)"},
     {"audio_stats", py_audio_stats, METH_VARARGS, "audio_stats(samples) -> (mean, std)"},

@@ -16,7 +16,7 @@ int main(int argc, char **argv) {
     }
     dpt_model_info info;
     dpt_model_get_info(model, &info);
-    dpt_gen_params params = dpt_gen_default_params();
+    dpt_gen_params params = dpt_gen_params_default();
     printf("feature_dim=%d motion_dim=%d steps=%d n_repetitions=%d\n", info.feature_dim,
            info.motion_dim, info.n_diff_steps, params.n_repetitions);
     dpt_model_free(model);

@@ -43,7 +43,7 @@ static inline int fuzz_memfile(const uint8_t *data, size_t size, char path[64]) 
 /* Every file-input harness starts here: the library's log silenced (warnings on bad input are
  * expected, not findings) and the input made a file at `path`. Returns the fd (close it), or -1. */
 static inline int fuzz_begin(const uint8_t *data, size_t size, char path[64]) {
-    dpt_set_log_callback(fuzz_quiet_log, NULL);
+    dpt_log_set_callback(fuzz_quiet_log, NULL);
     return fuzz_memfile(data, size, path);
 }
 

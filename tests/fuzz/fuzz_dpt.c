@@ -8,7 +8,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int fd = fuzz_begin(data, size, path);
     if (fd < 0) return 0;
     for (int mmap_it = 0; mmap_it <= 1; mmap_it++) {
-        dpt_load_params lp = dpt_load_default_params();
+        dpt_load_params lp = dpt_load_params_default();
         lp.use_mmap = mmap_it;
         dpt_model *m = NULL;
         dpt_error err = {0};

@@ -26,14 +26,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             for (int i = 0; i < 50; i++) exp[50 + i] = 0.5f;
             pose[6 + 0] = 0.3f, pose[6 + 3] = 0.2f;
             float *v = malloc(sizeof(float) * 2 * 3 * (size_t)info.n_vertices);
-            dpt_flame_params fp = dpt_flame_default_params();
+            dpt_flame_params fp = dpt_flame_params_default();
             fp.n_threads = 1;
             if (v) {
                 st = dpt_flame_vertices(fl, 2, shape, 0, exp, pose, &fp, v, &err);
                 fuzz_check_error(st, &err);
             }
             if (v && st == DPT_OK) {
-                dpt_render_params rp = dpt_render_default_params();
+                dpt_render_params rp = dpt_render_params_default();
                 rp.width = rp.height = 16;
                 rp.n_threads = 1;
                 dpt_renderer *r = NULL;
@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 fuzz_check_error(st, &err);
                 if (st == DPT_OK) {
                     for (int f = 0; f < 2; f++) {
-                        st = dpt_render_frame(r, v + (size_t)f * 3 * (size_t)info.n_vertices, rgb, &err);
+                        st = dpt_renderer_draw(r, v + (size_t)f * 3 * (size_t)info.n_vertices, rgb, &err);
                         fuzz_check_error(st, &err);
                     }
                     dpt_renderer_free(r);

@@ -124,7 +124,7 @@ def test_tiny_long_clip_blockwise_attention(tmp_path):
 
 
 def test_public_api_equals_stage_path(tmp_path):
-    """dpt_encode_audio (harness --no-stages) gives the same features as prepare + encode_ex, and the
+    """dpt_model_encode_audio (harness --no-stages) gives the same features as prepare + encode_ex, and the
     thread count changes nothing beyond BLAS summation order."""
     model, _ = hh.cached_model('tiny', 'hubert')
     x = hh.clip(40000, seed=11)

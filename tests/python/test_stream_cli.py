@@ -176,7 +176,7 @@ def test_chunk_mode_over_a_pipe(tmp_path):
     np.testing.assert_array_equal(pose, p2)
 
 
-@pytest.mark.parametrize('opt,value,msg', [('--chunk-frames', '21', 'chunk_frames 21 out of range'),
+@pytest.mark.parametrize('opt,value,msg', [('--chunk-frames', '21', 'chunk_frames: 21 out of range'),
                                            ('--context-frames', '5000', 'context-frames')])
 def test_chunk_options_out_of_range(opt, value, msg, tmp_path):
     _, wav = speech16k(tmp_path, 1.0)
