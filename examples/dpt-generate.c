@@ -362,7 +362,7 @@ int main(int argc, char **argv) {
             break;
         case O_PRECISION: if (cli_parse_precision(v, &s.load.precision)) return 2; break;
         case O_THREADS:
-            if (cli_parse_int(o, v, 0, 4096, &iv)) return 2;
+            if (cli_parse_int(o, v, 0, DPT_MAX_THREADS, &iv)) return 2;
             s.p.n_threads = (int)iv;
             break;
         case O_QUIET: s.quiet = 1; break;
