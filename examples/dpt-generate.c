@@ -12,7 +12,7 @@ enum {
     O_BATCH, O_BATCH_STATS, O_FLAME, O_FRAMES, O_SIZE, O_SUPERSAMPLE, O_BLACK, O_TEX,
     O_N, O_SA, O_SS, O_CFG_MODE, O_CFG_COND, O_DTR, O_DTMIN, O_DTMAX, O_NO_HEAD, O_SEED, O_NOISE,
     O_NO_CTX,
-    O_STEPS, O_ETA, O_FLEX, O_THREADS, O_PRECISION, O_QUIET, O_SAVE_COEF, O_VERSION, O_HELP, O_SECTION
+    O_STEPS, O_ETA, O_FLEX, O_THREADS, O_PRECISION, O_QUIET, O_TIMINGS, O_SAVE_COEF, O_VERSION, O_HELP, O_SECTION
 };
 
 static const cli_option OPTIONS[] = {
@@ -88,6 +88,8 @@ static const cli_option OPTIONS[] = {
                                       "half the weight memory on aarch64)"},
     {O_THREADS, "--threads", "N", "threads (default 0 = all cores)"},
     {O_QUIET, "-q|--quiet", NULL, "no progress bar and no warnings (the bar shows only on a terminal)"},
+    {O_TIMINGS, "--timings", NULL, "print where the time went on stderr: model load, audio decoding, "
+                                   "audio encoder, sampling (per forward), outputs"},
     {O_SAVE_COEF, "--save-coef", NULL, "with --flame: write the coefficients (OUT.npz) beside the video; without "
                                        "--flame coefficients are always written"},
     {O_VERSION, "-V|--version", NULL, "print the library version"},
@@ -112,6 +114,8 @@ typedef struct settings {
     int style_start;
     int format;          /* -1: from the output name */
     int quiet;
+    int timings;         /* --timings */
+    double t_load;       /* seconds dpt_model_load took */
     const char *flame_path, *frames_dir;
     int save_coef;
     cli_render_opts ro;
@@ -210,19 +214,25 @@ static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_er
     char label[160] = "";
     if (n_jobs > 1) snprintf(label, sizeof label, "job %d/%d %s", index + 1, n_jobs, base_name(job->audio));
     cli_progress_begin(&s->pg, label, "loading audio");
+    double t_audio = cli_now(), t_encode = 0.0, t_sample = 0.0, t_out = 0.0;
     if (cli_load_audio(job->audio, &samples, &n_samples, e)) goto out;
+    t_audio = cli_now() - t_audio;
     int n_frames = 0;
+    /* --timings: the encoder run apart so that its time is known (same features, same bits) */
+    const int encode_apart = s->feats_path || (s->timings && !s->feats_in_path && generate);
     if (s->feats_in_path) { /* a cache from --save-audio-features */
         if (cli_load_features(s->feats_in_path, info->feature_dim, &feats_in, e)) goto out;
         n_frames = (int)feats_in.shape[0];
-    } else if (s->feats_path) {
+    } else if (encode_apart) {
         cli_progress_begin(&s->pg, label, "encoding audio");
+        t_encode = cli_now();
         if ((s->p.no_context_audio_feat
                  ? dpt_model_encode_audio_windows(s->model, samples, n_samples, s->p.n_threads, &feats, &n_frames, &err)
                  : dpt_model_encode_audio(s->model, samples, n_samples, s->p.n_threads, &feats, &n_frames, &err)) != DPT_OK) {
             cli_fail(e, "%s: %s", job->audio, err.message);
             goto out;
         }
+        t_encode = cli_now() - t_encode;
     }
     if (s->feats_path) {
         int64_t shp[2] = {n_frames, info->feature_dim};
@@ -244,6 +254,7 @@ static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_er
     p.progress_user = &s->pg;
     dpt_status st;
     const float *have = feats ? feats : feats_in.data; /* encoded once, never twice */
+    t_sample = cli_now();
     if (have) {
         st = dpt_model_generate_from_features(s->model, have, n_frames, n_samples, shape, style, &p, &res, &err);
         if (st == DPT_ERR_INVALID_ARG && s->feats_in_path && strstr(err.message, "frames")) {
@@ -255,6 +266,7 @@ static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_er
         cli_progress_begin(&s->pg, label, "encoding audio");
         st = dpt_model_generate(s->model, samples, n_samples, shape, style, &p, &res, &err);
     }
+    t_sample = cli_now() - t_sample;
     cli_progress_end(&s->pg);
     if (st != DPT_OK) {
         if (st == DPT_ERR_CANCELLED) cli_fail(e, "%s: interrupted", job->audio);
@@ -264,6 +276,7 @@ static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_er
     if (s->noise_path && rp.pos != rp.n)
         cli_warn("%s: %zu of %zu draws left unused", s->noise_path, rp.n - rp.pos, rp.n);
 
+    t_out = cli_now();
     int fmt = s->format >= 0 ? s->format : job->output ? cli_format_from_path(job->output) : -1;
     /* coefficients: always without --flame; with it on request (--save-coef, --format, OUT.npz) */
     int coefs = job->output && (!s->flame || s->save_coef || fmt >= 0);
@@ -276,6 +289,17 @@ static int run_job(void *user, const cli_job *job, int index, int n_jobs, cli_er
         char title[512];
         snprintf(title, sizeof title, "%s — %s", base_name(job->audio), base_name(s->model_path));
         if (cli_write_plot(job->plot, title, samples, n_samples, res, info->fps, e)) goto out;
+    }
+    t_out = cli_now() - t_out;
+    if (s->timings) {
+        /* forwards: windows × steps (every window runs the whole schedule, batched over entries) */
+        const int steps = s->p.steps ? s->p.steps : info->n_diff_steps;
+        const long forwards = (long)(n_frames / info->n_motions) * steps;
+        fprintf(stderr,
+                "timings: model load %.3f s, audio decoding %.3f s, audio encoder %.3f s, sampling %.3f s "
+                "(%ld forwards, %.1f ms each), outputs %.3f s\n",
+                index == 0 ? s->t_load : 0.0, t_audio, t_encode, t_sample, forwards,
+                forwards ? 1e3 * t_sample / (double)forwards : 0.0, t_out);
     }
     rc = 0;
 out:
@@ -362,10 +386,11 @@ int main(int argc, char **argv) {
             break;
         case O_PRECISION: if (cli_parse_precision(v, &s.load.precision)) return 2; break;
         case O_THREADS:
-            if (cli_parse_int(o, v, 0, 4096, &iv)) return 2;
+            if (cli_parse_int(o, v, 0, DPT_MAX_THREADS, &iv)) return 2;
             s.p.n_threads = (int)iv;
             break;
         case O_QUIET: s.quiet = 1; break;
+        case O_TIMINGS: s.timings = 1; break;
         case O_SAVE_COEF: s.save_coef = 1; break;
         case O_FLAME: s.flame_path = v; break;
         case O_FRAMES: s.frames_dir = v; break;
@@ -454,10 +479,12 @@ int main(int argc, char **argv) {
             goto out;
         }
     }
+    double t0 = cli_now();
     if (dpt_model_load(s.model_path, &s.load, &s.model, &err) != DPT_OK) {
         cli_error("%s", err.message);
         goto out;
     }
+    s.t_load = cli_now() - t0;
     dpt_model_get_info(s.model, &s.info);
     if (s.flame_path && dpt_flame_load(s.flame_path, &s.flame, &err) != DPT_OK) {
         cli_error("%s", err.message);

@@ -132,7 +132,7 @@ int main(int argc, char **argv) {
         case O_BLACK: ro.black_bg = 1; break;
         case O_TEX: ro.tex_path = v; break;
         case O_THREADS:
-            if (cli_parse_int(o, v, 0, 4096, &iv)) return 2;
+            if (cli_parse_int(o, v, 0, DPT_MAX_THREADS, &iv)) return 2;
             ro.n_threads = (int)iv;
             break;
         case O_QUIET: quiet = 1; break;

@@ -180,7 +180,7 @@ int main(int argc, char **argv) {
             break;
         case O_PRECISION: if (cli_parse_precision(v, &load.precision)) return 2; break;
         case O_THREADS:
-            if (cli_parse_int(o, v, 0, 256, &iv)) return 2;
+            if (cli_parse_int(o, v, 0, DPT_MAX_THREADS, &iv)) return 2;
             gp.n_threads = (int)iv;
             break;
         case O_SEED: if (cli_parse_u64(o, v, &gp.seed)) return 2; break;

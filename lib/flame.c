@@ -519,8 +519,10 @@ dpt_status dpt_flame_vertices(const dpt_flame *f, int n_frames, const float *sha
     dpt_status ps = dpt_sized_take(params, &p, sizeof p, DPT_SIZE_THROUGH(dpt_flame_params, n_threads),
                                    "dpt_flame_params", err);
     if (ps != DPT_OK) return ps;
-    if (p.n_threads < 0)
-        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_flame_vertices: n_threads must be >= 0, got %d", p.n_threads);
+    if (p.n_threads < 0 || p.n_threads > DPT_MAX_THREADS)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG,
+                        "dpt_flame_vertices: n_threads must be in 0..%d (0 = all cores), got %d",
+                        DPT_MAX_THREADS, p.n_threads);
     const size_t T = (size_t)n_frames;
     if (!dpt_all_finite(shape, (shape_per_frame ? T : 1) * FLAME_N_SHAPE))
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_flame_vertices: shape coefficients contain NaN or Inf");

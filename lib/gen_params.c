@@ -10,6 +10,9 @@
 
 #define MAX_REPETITIONS 4096
 
+/* one cap on thread counts: the public one is the kernels' team size */
+_Static_assert(DPT_MAX_THREADS == DPT_K_MAX_THREADS, "DPT_MAX_THREADS must equal DPT_K_MAX_THREADS");
+
 static const dpt_gen_params gen_defaults = {
     .struct_size = sizeof(dpt_gen_params),
     .n_repetitions = 1,

@@ -63,7 +63,7 @@
 #define MAX_SIDE 8192          /* width, height */
 #define MAX_SUPERSAMPLE 8
 #define MAX_SAMPLE_SIDE 16384  /* width·k, height·k */
-#define MAX_THREADS 64
+#define MAX_THREADS DPT_MAX_THREADS
 #define SUB_BITS 8             /* fixed-point sub-sample precision */
 #define SUB (1 << SUB_BITS)
 #define GUARD (1 << 16)        /* |screen coordinate| bound in samples before guard-band clipping */
@@ -1413,8 +1413,9 @@ dpt_status dpt_renderer_new(const dpt_render_params *params, int n_vertices, con
         return dpt_fail(err, DPT_ERR_INVALID_ARG,
                         "dpt_renderer_new: %d x %d with supersample %d exceeds %d samples per side",
                         p.width, p.height, p.supersample, MAX_SAMPLE_SIDE);
-    if (p.n_threads < 0)
-        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_renderer_new: n_threads %d < 0", p.n_threads);
+    if (p.n_threads < 0 || p.n_threads > MAX_THREADS)
+        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_renderer_new: n_threads %d outside 0 ... %d",
+                        p.n_threads, MAX_THREADS);
     if (n_vertices < 1 || n_faces < 1 || !faces)
         return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_renderer_new: need vertices and faces (got %d, %d%s)",
                         n_vertices, n_faces, faces ? "" : ", NULL faces");
@@ -1451,7 +1452,7 @@ dpt_status dpt_renderer_new(const dpt_render_params *params, int n_vertices, con
     r->n_faces = n_faces;
     r->texture = tex;
     int n_bands = (p.height + BAND_ROWS - 1) / BAND_ROWS;
-    r->n_threads = p.n_threads ? (p.n_threads > MAX_THREADS ? MAX_THREADS : p.n_threads) : default_threads();
+    r->n_threads = p.n_threads ? p.n_threads : default_threads();
     if (r->n_threads > n_bands) r->n_threads = n_bands;
 
     /* projection (pyrender PerspectiveCamera.get_projection_matrix) */

@@ -18,10 +18,10 @@ struct dpt_state {
 dpt_status dpt_state_new(const dpt_model *model, int n_threads, dpt_state **out, dpt_error *err) {
     if (out) *out = NULL;
     if (!model || !out) return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_state_new: NULL argument");
-    if (n_threads < 0 || n_threads > DPT_K_MAX_THREADS)
+    if (n_threads < 0 || n_threads > DPT_MAX_THREADS)
         return dpt_fail(err, DPT_ERR_INVALID_ARG,
                         "dpt_state_new: n_threads must be in 0..%d (0 = all cores), got %d",
-                        DPT_K_MAX_THREADS, n_threads);
+                        DPT_MAX_THREADS, n_threads);
     dpt_state *s = calloc(1, sizeof *s);
     if (!s) return dpt_fail(err, DPT_ERR_NOMEM, "dpt_state_new: out of memory");
     s->model = model;

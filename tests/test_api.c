@@ -190,6 +190,30 @@ START_TEST(info_written_up_to_callers_size) {
 }
 END_TEST
 
+/* One cap on thread counts, DPT_MAX_THREADS, everywhere a count is taken. */
+START_TEST(one_thread_cap) {
+    dpt_error err = {0};
+    dpt_model *m = NULL;
+    ck_assert_msg(dpt_model_load(fixture, NULL, &m, &err) == DPT_OK, "%s", err.message);
+    dpt_state *st = NULL;
+    ck_assert_int_eq(dpt_state_new(m, DPT_MAX_THREADS + 1, &st, &err), DPT_ERR_INVALID_ARG);
+    ck_assert_ptr_null(st);
+    dpt_gen_params gp = dpt_gen_params_default();
+    gp.n_threads = DPT_MAX_THREADS + 1;
+    ck_assert_int_eq(dpt_gen_params_check(&gp, &err), DPT_ERR_INVALID_ARG);
+    gp.n_threads = DPT_MAX_THREADS;
+    ck_assert_int_eq(dpt_gen_params_check(&gp, &err), DPT_OK);
+    dpt_render_params rp = dpt_render_params_default();
+    rp.n_threads = DPT_MAX_THREADS + 1;
+    const int32_t face[3] = {0, 1, 2};
+    dpt_renderer *r = NULL;
+    ck_assert_int_eq(dpt_renderer_new(&rp, 3, face, 1, NULL, 0, NULL, &r, &err), DPT_ERR_INVALID_ARG);
+    ck_assert_ptr_null(r);
+    ck_assert_ptr_nonnull(strstr(err.message, "n_threads"));
+    dpt_model_free(m);
+}
+END_TEST
+
 /* The deprecated 0.2 names are the same functions: same status, same bits. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
@@ -246,6 +270,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, gen_params_check_names_the_field);
     tcase_add_test(tc, stream_params_check_names_the_field);
     tcase_add_test(tc, info_written_up_to_callers_size);
+    tcase_add_test(tc, one_thread_cap);
     tcase_add_test(tc, deprecated_aliases_same_results);
     suite_add_tcase(s, tc);
     return s;

@@ -82,6 +82,18 @@ def run_rss(cmd, env=None):
     return wall, int(m.group(1)) * 1024, p.stdout
 
 
+def timings_of(cmd):
+    """dpt-generate --timings' breakdown: {'model load': s, 'audio decoding': s, 'audio encoder': s,
+    'sampling': s, 'forwards': n, 'ms each': ms, 'outputs': s}."""
+    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+    m = re.search(r'timings: model load ([\d.]+) s, audio decoding ([\d.]+) s, audio encoder ([\d.]+) s, '
+                  r'sampling ([\d.]+) s \((\d+) forwards, ([\d.]+) ms each\), outputs ([\d.]+) s', p.stderr)
+    if p.returncode != 0 or not m:
+        raise RuntimeError(f'{cmd[0]} --timings failed: {p.stderr.strip()}')
+    keys = ('model load', 'audio decoding', 'audio encoder', 'sampling', 'forwards', 'ms each', 'outputs')
+    return dict(zip(keys, map(float, m.groups())))
+
+
 def model_files(dtype):
     import test_dpt_info as tdi
     ck = helpers.cached_checkpoints('official', 0)
@@ -238,6 +250,13 @@ def e2e_section(tmp, res, rows, quick=False):
                 rows.append((f'(c) 10.0 s speech, {steps} steps, {prec}, {th} thread{"s" if th > 1 else ""}',
                              f'{wall:.1f} s wall, real-time factor {wall / 10:.2f}'
                              + (f' (fastest of {len(runs)})' if len(runs) > 1 else ''), target))
+                if steps == 25:  # where the time goes (one more run, --timings: the encoder run apart)
+                    t = timings_of(cmd + ['--timings'])
+                    res[key]['timings'] = t
+                    rows.append((f'(c)   of which ({prec}, {th} thread{"s" if th > 1 else ""})',
+                                 f"load {t['model load']:.2f} s, decode {t['audio decoding']:.2f} s, "
+                                 f"encoder {t['audio encoder']:.2f} s, sampling {t['sampling']:.2f} s "
+                                 f"({t['forwards']:.0f} forwards, {t['ms each']:.0f} ms each)", ''))
     # (d) audio encoder
     for prec in ('f32', 'bf16', 'int8'):
         for th in (1, 2):

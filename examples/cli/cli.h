@@ -251,6 +251,8 @@ typedef struct cli_progress {
 void cli_progress_init(cli_progress *pg, int quiet);
 /* Start a new bar labelled label (e.g. "job 2/5"); shows "label: status" until the first step. */
 void cli_progress_begin(cli_progress *pg, const char *label, const char *status);
+/* Seconds of the monotonic clock (timings). */
+double cli_now(void);
 /* A dpt_progress_fn; user is the cli_progress. */
 int cli_progress_fn(void *user, int window, int n_windows, int step, int n_steps);
 /* A plain count bar: "[####----]  42%  frame 105/250  00:01 elapsed, ETA 00:02". */

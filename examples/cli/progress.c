@@ -17,11 +17,13 @@ static void on_sigint(int sig) {
 
 int cli_interrupted(void) { return interrupted != 0; }
 
-static double now(void) {
+double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+static double now(void) { return cli_now(); }
 
 static int term_columns(void) {
     struct winsize w;

@@ -734,30 +734,21 @@ def test_stub_of_the_extension_matches_it():
     assert public == {n for o, n in names if o is None}
 
 
-def test_bf16_precision_equals_cli(tmp_path):
-    """Model(precision='bf16') gives dpt-generate --precision bf16's bits, differs from f32, and an
-    unknown precision is a dpt.InvalidArgumentError naming it."""
-    m = dpt.Model(DEMO_MODEL, threads=2, precision='bf16')
-    assert m.info['precision'] == 1 and m.info['precision_name'].startswith('bf16')
+@pytest.mark.parametrize('name,code', [('bf16', 1), ('int8', 2), ('f16', 3)])
+def test_precision_equals_cli(tmp_path, name, code):
+    """Model(precision=name) gives dpt-generate --precision name's bits; bf16 and int8 differ from
+    f32 (the demo model is float32, so f16 rounds its weights and differs too)."""
+    m = dpt.Model(DEMO_MODEL, threads=2, precision=name)
+    assert m.info['precision'] == code and m.info['precision_name'].startswith(name)
     shape = np.zeros(100, np.float32)
-    ref = cli_generate(tmp_path, SPEECH, shape, None, ['--cfg-cond', 'audio', '--seed', '2', '--precision', 'bf16'], 1)
+    ref = cli_generate(tmp_path, SPEECH, shape, None, ['--cfg-cond', 'audio', '--seed', '2', '--precision', name], 1)
     out = m.generate(SPEECH, shape, cfg_cond='audio', seed=2)
     np.testing.assert_array_equal(out['exp'], ref['exp'])
     np.testing.assert_array_equal(out['pose'], ref['pose'])
     f32 = dpt.Model(DEMO_MODEL, threads=2).generate(SPEECH, shape, cfg_cond='audio', seed=2)
     assert not np.array_equal(f32['exp'], out['exp'])
+
+
+def test_unknown_precision_named():
     with pytest.raises(dpt.InvalidArgumentError, match="precision: 'f8'"):
         dpt.Model(DEMO_MODEL, precision='f8')
-
-
-def test_int8_precision_equals_cli(tmp_path):
-    """Model(precision='int8') gives dpt-generate --precision int8's bits and differs from f32."""
-    m = dpt.Model(DEMO_MODEL, threads=2, precision='int8')
-    assert m.info['precision'] == 2 and m.info['precision_name'].startswith('int8')
-    shape = np.zeros(100, np.float32)
-    ref = cli_generate(tmp_path, SPEECH, shape, None, ['--cfg-cond', 'audio', '--seed', '2', '--precision', 'int8'], 1)
-    out = m.generate(SPEECH, shape, cfg_cond='audio', seed=2)
-    np.testing.assert_array_equal(out['exp'], ref['exp'])
-    np.testing.assert_array_equal(out['pose'], ref['pose'])
-    f32 = dpt.Model(DEMO_MODEL, threads=2).generate(SPEECH, shape, cfg_cond='audio', seed=2)
-    assert not np.array_equal(f32['exp'], out['exp'])

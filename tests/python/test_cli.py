@@ -638,3 +638,23 @@ def test_progress_bar(data, tmp_path):
     r = run(*(common + ['-o', tmp_path / 'c.npz']))         # not a terminal: nothing
     assert r.returncode == 0 and r.stderr == ''
     np.testing.assert_array_equal(np.load(tmp_path / 'a.npz')['exp'], np.load(tmp_path / 'c.npz')['exp'])
+
+
+def test_timings_line_and_same_bits(data, tmp_path):
+    """--timings prints one line of where the time went (windows × steps forwards) and, with the encoder
+    run apart, gives the same bits as without it."""
+    import re
+    info = model_info()
+    generate(data, tmp_path / 'a.npz', '--steps', '4', '-q')
+    r = generate(data, tmp_path / 'b.npz', '--steps', '4', '-q', '--timings')
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith('timings:')]
+    assert len(lines) == 1, r.stderr
+    m = re.fullmatch(r'timings: model load ([\d.]+) s, audio decoding ([\d.]+) s, audio encoder ([\d.]+) s, '
+                     r'sampling ([\d.]+) s \((\d+) forwards, ([\d.]+) ms each\), outputs ([\d.]+) s', lines[0])
+    assert m, lines[0]
+    n_frames = len(np.load(tmp_path / 'a.npz')['exp'])
+    windows = -(-n_frames // int(info['n_motions']))
+    assert int(m.group(5)) == windows * 4
+    a, b = np.load(tmp_path / 'a.npz'), np.load(tmp_path / 'b.npz')
+    for k in a.files:
+        assert a[k].tobytes() == b[k].tobytes(), k
