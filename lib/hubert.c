@@ -50,8 +50,8 @@
  * per-operation threads split them before: GEMMs by output columns, element-wise work by rows,
  * attention by (head, query block). GEMMs inside run single-threaded on the own SGEMM in every
  * build, and each output element gets the same arithmetic whichever thread computes it, so the
- * bits do not depend on the thread count. The regions' threads sleep between encodes, not
- * between operations. */
+ * bits do not depend on the thread count. Three wake-ups of the team per encode instead of one
+ * per operation; serial steps run on thread 0 while the others wait at the next barrier. */
 
 #define ALL_THREADS DPT_K_MAX_THREADS
 
