@@ -6,8 +6,12 @@
  *   kernels/gemm_avx2.c    these two, so the library runs on any x86-64 CPU)
  *   kernels/neon.c       NEON versions (aarch64, where NEON is baseline)
  *   kernels/gemm_neon.c
- *   kernels/gemm.c       own blocked, packed SGEMM driver + scalar micro-kernel + thread team
- *   kernels/dispatch.c   CPU detection, DPT_ARCH override, thread count, the public entry points
+ *   kernels/gemm.c       own blocked, packed SGEMM driver (scalar micro-kernel: gemm_scalar.c)
+ *   kernels/dispatch.c   CPU detection, DPT_ARCH override, the element-wise entry points, dpt_k_choice
+ *   kernels/parallel.c   thread teams, parallel regions
+ *   kernels/formats.c    bf16 / half rounding, the int8 row rule
+ *   kernels/ops.c        composite ops: GEMM routing (BLAS / own), linear layers, attention, MHA
+ * No call cycle between these files (tools/check_kernel_deps.sh).
  * The architecture is chosen on first use: the best the CPU supports, or the environment variable
  * DPT_ARCH=scalar|avx2|neon (an unsupported or unknown value falls back to the best supported).
  * GEMMs go through CBLAS when the library is built with a BLAS (DPT_HAVE_CBLAS), otherwise through
@@ -33,9 +37,9 @@ int dpt_k_cores(void);                           /* online CPUs, 1 … DPT_K_MAX
 
 /* dpt_k_parallel runs fn(ctx, r) once on each of min(n_threads, team size) threads of the team
  * (the caller is thread 0; NULL team: the caller alone) and returns when all have returned.
- * Inside a region every GEMM (dpt_k_gemm_*, dpt_k_linear*, dpt_k_sgemm*) runs single-threaded
- * on the own SGEMM, so a model splits its own work (rows, heads) with no BLAS threads
- * underneath and one wake-up per region. fn must be correct for any thread count (a region
+ * Inside a region every GEMM (dpt_k_gemm_*, dpt_k_lin_rows, dpt_k_linear, dpt_k_sgemm*) runs
+ * single-threaded on the own SGEMM, so a model splits its own work (rows, heads) with no BLAS
+ * threads underneath and one wake-up per region. fn must be correct for any thread count (a region
  * inside a region, or a team used from two threads at once, runs serialised). */
 typedef struct dpt_k_region dpt_k_region;
 void dpt_k_parallel(dpt_k_team *team, int n_threads, void (*fn)(void *ctx, dpt_k_region *r),
