@@ -177,6 +177,7 @@ $(BUILD)/dpt.pc: FORCE
 test-c: all $(addprefix $(BUILD)/tests/,$(C_TESTS) $(HARNESSES))
 	@tools/run_c_tests.sh $(BUILD) $(C_TESTS)
 	@$(if $(STATIC),,tools/check_exports.sh $(BUILD)/libdpt.so include/dpt.h)
+	@tools/check_kernel_deps.sh $(BUILD) $(CROSS)nm
 
 # C tests only built (e.g. for aarch64: tools/test_aarch64.sh runs them under qemu)
 tests-build: all $(addprefix $(BUILD)/tests/,$(C_TESTS) $(HARNESSES))

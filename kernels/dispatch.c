@@ -1,5 +1,7 @@
-/* Run-time selection of the kernel variants (CPU detection, DPT_ARCH override), the thread count,
- * and the public entry points of kernels.h that route to the active table or to BLAS. */
+/* Run-time selection of the kernel variants: CPU detection, the DPT_ARCH override, the element-wise
+ * entry points of kernels.h that call the active table, and the native-or-fallback selector of the
+ * reduced-precision kernels (dpt_k_choice). Calls only the variant tables (ref.c, avx2.c, neon.c):
+ * the GEMM drivers and the composite ops (ops.c) sit above it. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,11 +10,6 @@
 #include "dispatch.h"
 #include "kernels.h"
 
-#ifdef DPT_HAVE_CBLAS
-#include <cblas.h>
-#endif
-#ifdef DPT_HAVE_OPENBLAS_THREADS
-#endif
 
 /* ---- architecture --------------------------------------------------------------------------- */
 
@@ -133,61 +130,7 @@ void dpt_k_half_to_float(const uint16_t *src, float *dst, size_t n) {
     dpt_k_ops_active()->half_to_float(src, dst, n);
 }
 
-/* ---- matrix products ------------------------------------------------------------------------ */
-
-int dpt_k_have_blas(void) {
-#ifdef DPT_HAVE_CBLAS
-    return 1;
-#else
-    return 0;
-#endif
-}
-
-void dpt_k_gemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
-                   int ldb, float beta, float *c, int ldc) {
-#ifdef DPT_HAVE_CBLAS
-    if (dpt_k_in_region()) { /* no BLAS threads under the region's */
-        dpt_k_sgemm(1, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                ldc);
-#else
-    dpt_k_sgemm(1, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-#endif
-}
-
-void dpt_k_gemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
-                   int ldb, float beta, float *c, int ldc) {
-#ifdef DPT_HAVE_CBLAS
-    if (dpt_k_in_region()) {
-        dpt_k_sgemm(0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                ldc);
-#else
-    dpt_k_sgemm(0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-#endif
-}
-
-/* y (rows, n_out) = x (rows, n_in) · W (n_out, n_in)ᵀ + b: b is copied into every row of y and the
- * product accumulated onto it (beta = 1), or beta = 0 without b. */
-void dpt_k_linear(const float *x, int rows, int n_in, const float *w, const float *b, int n_out,
-                  float *y) {
-    if (b) {
-        for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * n_out, b, sizeof(float) * n_out);
-    }
-    dpt_k_gemm_nt(rows, n_out, n_in, 1.0f, x, n_in, w, n_in, b ? 1.0f : 0.0f, y, n_out);
-}
-
-void dpt_k_linear_h(const float *x, int rows, int n_in, const uint16_t *w, const float *b,
-                    int n_out, float *y) {
-    if (b) {
-        for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * n_out, b, sizeof(float) * n_out);
-    }
-    dpt_k_sgemm_h(rows, n_out, n_in, 1.0f, x, n_in, w, n_in, b ? 1.0f : 0.0f, y, n_out);
-}
+/* ---- reduced-precision kernel choice ------------------------------------------------------- */
 
 /* the arch whose float32 tables the native reduced-precision kernels belong with */
 static int native_arch_active(void) {

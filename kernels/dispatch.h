@@ -57,7 +57,7 @@ typedef struct dpt_k_ops {
 } dpt_k_ops;
 
 extern const dpt_k_ops dpt_k_ops_scalar;  /* ref.c */
-extern const dpt_k_ukr dpt_k_ukr_scalar;  /* gemm.c */
+extern const dpt_k_ukr dpt_k_ukr_scalar;  /* gemm_scalar.c */
 #ifdef DPT_K_HAVE_AVX2_BUILD
 extern const dpt_k_ops dpt_k_ops_avx2;    /* avx2.c */
 extern const dpt_k_ukr dpt_k_ukr_avx2;    /* gemm_avx2.c */
@@ -134,6 +134,10 @@ int dpt_k_gemm_split(const dpt_k_team *team, int m, int n, int k, int mr, int nr
 void dpt_k_gemm_strip(int m, int n, int mr, int nr, int split_n, int tid, int nt, int *i0, int *i1,
                       int *j0, int *j1);
 
+/* float32 GEMM from a float32 or emulated bf16 / f16 packing (gemm.c), called by dpt_k_sgemm_packed
+ * (ops.c). */
+int dpt_k_f32_gemm_packed(int m, int n0, int n1, float alpha, const float *a, int lda,
+                          const dpt_k_packed *b, float beta, float *c, int ldc);
 /* bf16 / f16 GEMM from a native packing (gemm_bf16.c), called by dpt_k_sgemm_packed. */
 int dpt_k_bf16_gemm_packed(int m, int n0, int n1, float alpha, const float *a, int lda,
                            const dpt_k_packed *b, float beta, float *c, int ldc);

@@ -1,5 +1,6 @@
 /* Own SGEMM: blocked and packed (Goto's loop nest), a register-tile micro-kernel per architecture
- * (scalar here, AVX2+FMA in gemm_avx2.c, NEON in gemm_neon.c) and a persistent thread team.
+ * (scalar in gemm_scalar.c, AVX2+FMA in gemm_avx2.c, NEON in gemm_neon.c) on the calling thread's
+ * team (parallel.c). Packed-B GEMMs of other kinds are routed by ops.c, not from here.
  *
  *   C (m, n) [ldc] = alpha · A (m, k) [lda] · op(B) + beta · C,  op(B) = Bᵀ (B (n, k)) or B (k, n)
  * B may also be IEEE half precision (op(B) = Bᵀ only: an f16 model's weight matrix), converted
@@ -15,8 +16,8 @@
  * Ap (MC·KC floats) is sized for L2, one Bp panel (KC·NR) for L1, Bp (KC·NC) for L3.
  *
  * Threads: C is split into nt contiguous strips along its longer side (in whole tiles); each
- * thread packs what its strip needs. The team is used by one caller at a time; a concurrent
- * caller (e.g. an encoder thread of the library's own) runs its GEMM single-threaded instead.
+ * thread packs what its strip needs. Inside a parallel region a GEMM runs on its own thread
+ * alone (the region already splits the work).
  * Packing buffers come from a small set of slots kept between calls (no allocation in steady
  * state); if every slot is busy, or an allocation fails, the call allocates its own or, failing
  * that, falls back to an unpacked loop. Nothing here can fail. */
@@ -29,32 +30,6 @@
 #include "dispatch.h"
 #include "kernels.h"
 #include "parallel.h"
-
-/* ---- scalar micro-kernel -------------------------------------------------------------------- */
-
-#define S_MR 4
-#define S_NR 8
-
-/* C tile (mr ≤ 4, nr ≤ 8) = alpha · Ap (kc × 4) · Bp (kc × 8) + beta · C */
-static void ukr_scalar(int kc, const float *ap, const float *bp, float *c, int ldc, int mr, int nr,
-                       float alpha, float beta) {
-    float acc[S_MR][S_NR] = {{0}};
-    for (int p = 0; p < kc; p++) {
-        for (int i = 0; i < S_MR; i++) {
-            float a = ap[p * S_MR + i];
-            for (int j = 0; j < S_NR; j++) acc[i][j] += a * bp[p * S_NR + j];
-        }
-    }
-    for (int i = 0; i < mr; i++) {
-        float *ci = c + (size_t)i * ldc;
-        if (beta == 0.0f)
-            for (int j = 0; j < nr; j++) ci[j] = alpha * acc[i][j];
-        else
-            for (int j = 0; j < nr; j++) ci[j] = alpha * acc[i][j] + beta * ci[j];
-    }
-}
-
-const dpt_k_ukr dpt_k_ukr_scalar = {S_MR, S_NR, 128, 256, 2048, ukr_scalar, NULL, NULL};
 
 /* ---- packing -------------------------------------------------------------------------------- */
 
@@ -447,11 +422,8 @@ void dpt_k_pack(const float *b, const uint16_t *bh, int n, int k, float *buf, dp
     }
 }
 
-int dpt_k_sgemm_packed(int m, int n0, int n1, float alpha, const float *a, int lda,
-                       const dpt_k_packed *b, float beta, float *c, int ldc) {
-    if (b->int8) return dpt_k_int8_gemm_packed(m, n0, n1, alpha, a, lda, b, beta, c, ldc);
-    if (b->bf16 == DPT_K_BF16_NATIVE || b->bf16 == DPT_K_F16_NATIVE)
-        return dpt_k_bf16_gemm_packed(m, n0, n1, alpha, a, lda, b, beta, c, ldc);
+int dpt_k_f32_gemm_packed(int m, int n0, int n1, float alpha, const float *a, int lda,
+                          const dpt_k_packed *b, float beta, float *c, int ldc) {
     const dpt_k_ukr *u = dpt_k_ops_active()->ukr;
     if (b->ukr != u || n0 < 0 || n1 > b->n || n0 > n1 || n0 % u->nr) return -1;
     float *ar = NULL;

@@ -20,45 +20,7 @@
 #include "kernels.h"
 #include "parallel.h"
 
-uint16_t dpt_k_bf16_from_float(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u); /* zero, denormal: ±0 */
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
-float dpt_k_bf16_to_float(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float x;
-    memcpy(&x, &u, 4);
-    return x;
-}
-
 static float bf16_round(float x) { return dpt_k_bf16_to_float(dpt_k_bf16_from_float(x)); }
-
-/* float → IEEE half, nearest even (an f32 file's weights for the f16 kind; exact for halves). */
-uint16_t dpt_k_half_from_float(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    const uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
-    const uint32_t a = u & 0x7fffffffu;
-    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((a >> 13) & 0x3ffu)); /* quiet NaN */
-    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* ≥ 65520 (and Inf): Inf */
-    if (a >= 0x38800000u) { /* normal half: rebias the exponent, round 13 bits off */
-        uint32_t r = a - 0x38000000u;
-        r += 0xfffu + ((r >> 13) & 1u);
-        return (uint16_t)(sign | (r >> 13));
-    }
-    if (a < 0x33000000u) return sign; /* below 2⁻²⁵: ±0 */
-    /* subnormal half: significand m · 2^(e − 150) in units of 2⁻²⁴ is m >> (126 − e), rounded */
-    const int e = (int)(a >> 23), sh = 126 - e;
-    const uint32_t m = (a & 0x7fffffu) | 0x800000u, half = 1u << (sh - 1);
-    uint32_t q = m >> sh, rem = m & ((1u << sh) - 1u);
-    if (rem > half || (rem == half && (q & 1u))) q++;
-    return (uint16_t)(sign | q);
-}
 
 static float half_value(uint16_t h) {
     float v;

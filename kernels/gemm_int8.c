@@ -28,23 +28,6 @@ static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 /* ---- quantisation (the rules every path follows) --------------------------------------------- */
 
-/* Row parameters from the row's extremes: scale, 1 / scale as used for rounding, zero point. */
-void dpt_k_int8_row_params(float lo, float hi, float *sa, float *inv, int32_t *zp) {
-    if (lo > 0.0f) lo = 0.0f;
-    if (hi < 0.0f) hi = 0.0f;
-    const float range = hi - lo;
-    if (!(range > 0.0f) || !(range <= 3.0e38f)) { /* all zero, or not finite: zeros (NaN out if Inf) */
-        *sa = range > 0.0f ? range : 0.0f;
-        *inv = 0.0f;
-        *zp = 0;
-        return;
-    }
-    *sa = range / 255.0f;
-    *inv = 255.0f / range;
-    float z = nearbyintf(-lo * *inv);
-    *zp = z < 0.0f ? 0 : z > 255.0f ? 255 : (int32_t)z;
-}
-
 static inline uint8_t quant_u8(float a, float inv, int32_t zp) {
     const float f = a * inv;
     /* NaN or out of int32 (the vector conversion gives INT_MIN there, clamped to 0) */

@@ -6,8 +6,12 @@
  *   kernels/gemm_avx2.c    these two, so the library runs on any x86-64 CPU)
  *   kernels/neon.c       NEON versions (aarch64, where NEON is baseline)
  *   kernels/gemm_neon.c
- *   kernels/gemm.c       own blocked, packed SGEMM driver + scalar micro-kernel + thread team
- *   kernels/dispatch.c   CPU detection, DPT_ARCH override, thread count, the public entry points
+ *   kernels/gemm.c       own blocked, packed SGEMM driver (scalar micro-kernel: gemm_scalar.c)
+ *   kernels/dispatch.c   CPU detection, DPT_ARCH override, the element-wise entry points, dpt_k_choice
+ *   kernels/parallel.c   thread teams, parallel regions
+ *   kernels/formats.c    bf16 / half rounding, the int8 row rule
+ *   kernels/ops.c        composite ops: GEMM routing (BLAS / own), linear layers, attention, MHA
+ * No call cycle between these files (tools/check_kernel_deps.sh).
  * The architecture is chosen on first use: the best the CPU supports, or the environment variable
  * DPT_ARCH=scalar|avx2|neon (an unsupported or unknown value falls back to the best supported).
  * GEMMs go through CBLAS when the library is built with a BLAS (DPT_HAVE_CBLAS), otherwise through
@@ -33,9 +37,9 @@ int dpt_k_cores(void);                           /* online CPUs, 1 … DPT_K_MAX
 
 /* dpt_k_parallel runs fn(ctx, r) once on each of min(n_threads, team size) threads of the team
  * (the caller is thread 0; NULL team: the caller alone) and returns when all have returned.
- * Inside a region every GEMM (dpt_k_gemm_*, dpt_k_linear*, dpt_k_sgemm*) runs single-threaded
- * on the own SGEMM, so a model splits its own work (rows, heads) with no BLAS threads
- * underneath and one wake-up per region. fn must be correct for any thread count (a region
+ * Inside a region every GEMM (dpt_k_gemm_*, dpt_k_lin_rows, dpt_k_linear, dpt_k_sgemm*) runs
+ * single-threaded on the own SGEMM, so a model splits its own work (rows, heads) with no BLAS
+ * threads underneath and one wake-up per region. fn must be correct for any thread count (a region
  * inside a region, or a team used from two threads at once, runs serialised). */
 typedef struct dpt_k_region dpt_k_region;
 void dpt_k_parallel(dpt_k_team *team, int n_threads, void (*fn)(void *ctx, dpt_k_region *r),
@@ -66,11 +70,6 @@ void dpt_k_gemm_nt(int m, int n, int k, float alpha, const float *a, int lda, co
 void dpt_k_gemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
                    int ldb, float beta, float *c, int ldc);
 
-/* y (rows, n_out) = x (rows, n_in) · W (n_out, n_in)ᵀ + b (n_out, may be NULL), with W stored as
- * IEEE half precision (an f16 model's weight matrix used in place: converted while packed, so
- * no float32 copy of W is kept). Always the own SGEMM (BLAS has no half-precision operand). */
-void dpt_k_linear_h(const float *x, int rows, int n_in, const uint16_t *w, const float *b,
-                    int n_out, float *y);
 
 /* IEEE half → float, n elements (exact). */
 void dpt_k_half_to_float(const uint16_t *src, float *dst, size_t n);
@@ -98,6 +97,14 @@ void dpt_k_softmax(float *x, int rows, int cols);
 void dpt_k_attention(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                      int nq, int nk, int dh, float scale, const float *mask, float *out, int ldo,
                      float *scratch);
+
+/* Multi-head scaled dot-product attention of one sequence (no projections):
+ * out (nq, h·dh) [ldo] = concat_j softmax(q_j k_jᵀ/√dh + mask) v_j, with q (nq, h·dh) [ldq],
+ * k (nk, h·dh) [ldk], v (nk, h·dh) [ldv]; head j uses columns [j·dh, (j+1)·dh).
+ * mask (nq, nk), 1.0 = blocked, or NULL. scratch: nq·nk floats. */
+void dpt_k_mha(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv, int nq,
+               int nk, int n_heads, int dh, const float *mask, float *out, int ldo,
+               float *scratch);
 
 /* ---- Variants, architecture selection (tests, benchmarks) -------------------------------- */
 
@@ -152,6 +159,25 @@ void dpt_k_pack(const float *b, const uint16_t *bh, int n, int k, float *buf, dp
  * caller then uses the unpacked matrix. Bit-identical to dpt_k_sgemm on the unpacked B. */
 int dpt_k_sgemm_packed(int m, int n0, int n1, float alpha, const float *a, int lda,
                        const dpt_k_packed *b, float beta, float *c, int ldc);
+
+/* A linear layer y = x · Wᵀ + b (ops.c), W (n_out, n_in) row-major, b (n_out) or NULL, in the forms
+ * a model keeps it: float32 (w), or IEEE halves used in place (wh, w NULL: an f16 file's matrix,
+ * converted while the own SGEMM packs it, so no float32 copy is kept); and optionally packed
+ * at load (pk: one packing of all rows, or with pk_seg one per segment of pk_seg rows), used when
+ * the packing fits the active micro-kernel, else w / wh. */
+typedef struct dpt_k_lin {
+    const float *w;
+    const uint16_t *wh;
+    const float *b;
+    int n_out, n_in;
+    dpt_k_packed *pk;
+    int pk_seg;
+} dpt_k_lin;
+/* y (rows, n) [ldy] = x (rows, n_in) · W[row0 : row0+n]ᵀ + b[row0 : row0+n]: output columns
+ * row0 … row0+n−1 of the layer (a slice of an in_proj, say). The bias is copied into y and the
+ * product added onto it, the same operations for every form. */
+void dpt_k_lin_rows(const dpt_k_lin *lin, int row0, int n, const float *x, int rows, float *y,
+                    int ldy);
 
 /* ---- bfloat16 compute (kernels/gemm_bf16.c, kernels/gemm_avx512bf16.c) ----------------------
  * A weight matrix rounded to bfloat16 once (dpt_k_pack_bf16) and activations rounded to bfloat16

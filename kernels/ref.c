@@ -1,6 +1,6 @@
 /* Scalar reference kernels (plain C, libm): the table every SIMD variant is tested against, and
- * the variant used on CPUs without AVX2 / NEON or with DPT_ARCH=scalar. Also the kernels composed
- * from dispatched ones (attention). */
+ * the variant used on CPUs without AVX2 / NEON or with DPT_ARCH=scalar. Calls nothing else in
+ * kernels/ (its table points at the scalar micro-kernel of gemm_scalar.c). */
 #include <math.h>
 #include <string.h>
 
@@ -118,17 +118,3 @@ const dpt_k_ops dpt_k_ops_scalar = {
     .half_to_float = dpt_k_half_to_float_ref,
     .ukr = &dpt_k_ukr_scalar,
 };
-
-/* q (nq, dh) [ldq] · k (nk, dh)ᵀ [ldk] → scratch (nq, nk); mask; softmax; · v (nk, dh) [ldv]
- * → out (nq, dh) [ldo]. */
-void dpt_k_attention(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
-                     int nq, int nk, int dh, float scale, const float *mask, float *out, int ldo,
-                     float *scratch) {
-    dpt_k_gemm_nt(nq, nk, dh, scale, q, ldq, k, ldk, 0.0f, scratch, nk);
-    if (mask) {
-        for (size_t i = 0; i < (size_t)nq * nk; i++)
-            if (mask[i] != 0.0f) scratch[i] = -INFINITY;
-    }
-    dpt_k_softmax(scratch, nq, nk);
-    dpt_k_gemm_nn(nq, dh, nk, 1.0f, scratch, nk, v, ldv, 0.0f, out, ldo);
-}

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "kernels.h"
-#include "transformer.h"
 
 #define LN_EPS 1e-5f
 

@@ -44,106 +44,59 @@
 #define PAD_AUDIO_THRESHOLD 80
 
 /* ---- threads ----
- * The encoder splits every operation over the caller's team, one parallel region per operation
- * (GEMMs inside run single-threaded on the own SGEMM, in every build): GEMMs by output columns,
- * element-wise work by rows, attention by (head, query block). A BLAS-threaded GEMM followed by our element-wise threads made the BLAS
- * workers spin against them (≈15% of the time on 2 cores); this way nothing spins. */
+ * An encode is three parallel regions of the caller's team (kernels.h), as the denoiser's
+ * forward is one: the conv stack; the feature projection; the transformer (positional conv,
+ * layers, feature map). Phases inside are separated by barriers and split as the encoder's
+ * per-operation threads split them before: GEMMs by output columns, element-wise work by rows,
+ * attention by (head, query block). GEMMs inside run single-threaded on the own SGEMM in every
+ * build, and each output element gets the same arithmetic whichever thread computes it, so the
+ * bits do not depend on the thread count. Three wake-ups of the team per encode instead of one
+ * per operation; serial steps run on thread 0 while the others wait at the next barrier. */
 
-typedef void (*range_fn)(void *ctx, long begin, long end, int tid);
+#define ALL_THREADS DPT_K_MAX_THREADS
 
-/* The encoder's threads: a team (borrowed from the caller) and how many of its threads to use. */
-typedef struct enc_par {
-    dpt_k_team *team;
-    int n;
-} enc_par;
-
-static enc_par enc_one(enc_par p) { return (enc_par){p.team, 1}; }
-
-typedef struct par_job {
-    range_fn fn;
-    void *ctx;
-    long n, grain;
-} par_job;
-
-/* Ranges as before the encoder moved onto regions: contiguous, boundaries multiples of grain. */
-static void par_task(void *ctx, dpt_k_region *r) {
-    const par_job *j = ctx;
-    const int i = dpt_k_region_tid(r), nt = dpt_k_region_nt(r);
-    const long n = j->n, grain = j->grain;
-    long begin = i == 0 ? 0 : (n * i / nt) / grain * grain;
-    long end = i == nt - 1 ? n : (n * (i + 1) / nt) / grain * grain;
-    if (end > begin) j->fn(j->ctx, begin, end, i);
-}
-
-/* Run fn over [0, n) in at most p.n contiguous ranges (thread ids 0…nt−1) whose boundaries are
- * multiples of `grain` (ranges of fewer than `grain` items are not split off), one parallel
- * region of the team. */
-static void par_for(enc_par p, long n, long grain, range_fn fn, void *ctx) {
-    if (n <= 0) return;
+/* This thread's share [*b, *e) of n items cut into at most `cap` contiguous ranges whose
+ * boundaries are multiples of grain (fewer than grain items are not split off); 0 if none. */
+static int share(const dpt_k_region *r, int cap, long n, long grain, long *b, long *e) {
+    int nt = dpt_k_region_nt(r);
+    const int i = dpt_k_region_tid(r);
     if (grain < 1) grain = 1;
-    int nt = p.n;
+    if (nt > cap) nt = cap;
     if ((long)nt > n / grain) nt = (int)(n / grain);
     if (nt < 1) nt = 1;
-    /* always a region, one thread too: GEMMs then take the same path (the own SGEMM) at every
-     * thread count, so the bits do not depend on it */
-    par_job j = {fn, ctx, n, grain};
-    dpt_k_parallel(p.team, nt, par_task, &j);
+    if (n <= 0 || i >= nt) return 0;
+    *b = i == 0 ? 0 : (n * i / nt) / grain * grain;
+    *e = i == nt - 1 ? n : (n * (i + 1) / nt) / grain * grain;
+    return *e > *b;
 }
 
-static void gelu_range(void *ctx, long b, long e, int tid) {
-    (void)tid;
-    dpt_k_gelu((float *)ctx + b, (size_t)(e - b));
+static void r_gelu(const dpt_k_region *r, float *x, size_t n) {
+    long b, e;
+    if (share(r, ALL_THREADS, (long)n, 1L << 14, &b, &e)) dpt_k_gelu(x + b, (size_t)(e - b));
 }
 
-static void par_gelu(enc_par nt, float *x, size_t n) { par_for(nt, (long)n, 1L << 14, gelu_range, x); }
-
-/* y (rows, n_out) = x (rows, n_in) · W (n_out, n_in)ᵀ + b, output columns split over threads */
-typedef struct lin_ctx {
-    const dpt_linear *lin;
-    const float *x;
-    int rows;
-    float *y;
-} lin_ctx;
-
-static void linear_range(void *ctx, long c0, long c1, int tid) {
-    (void)tid;
-    const lin_ctx *L = ctx;
-    dpt_linear_rows(L->lin, (int)c0, (int)(c1 - c0), L->x, L->rows, L->y + c0, L->lin->n_out);
+/* y (rows, n_out) = x (rows, n_in) · W (n_out, n_in)ᵀ + b, output columns split. Column blocks
+ * of 96: on the panel boundaries of every packing (bf16 32, AVX2 16, NEON 12, scalar 8 columns
+ * wide), so that a packed matrix is never split off a boundary (its fallback would change the
+ * arithmetic with the thread count). Few rows: one thread. */
+static void r_linear(const dpt_k_region *r, const dpt_linear *lin, const float *x, int rows,
+                     float *y) {
+    long c0, c1;
+    int cap = (long)rows * lin->n_in < 4096 ? 1 : ALL_THREADS;
+    if (share(r, cap, lin->n_out, 96, &c0, &c1))
+        dpt_linear_rows(lin, (int)c0, (int)(c1 - c0), x, rows, y + c0, lin->n_out);
 }
 
-static void par_linear(enc_par nt, const dpt_linear *lin, const float *x, int rows, float *y) {
-    lin_ctx L = {lin, x, rows, y};
-    /* few rows: not worth a thread per column block */
-    /* column blocks of 96: on the panel boundaries of every packing (bf16 32, AVX2 16, NEON 12,
-     * scalar 8 columns wide), so that a packed matrix is never split off a boundary (its fallback
-     * would change the arithmetic with the thread count) */
-    par_for((long)rows * lin->n_in < 4096 ? enc_one(nt) : nt, lin->n_out, 96, linear_range, &L);
-}
-
-/* x = LayerNorm(x + r) (r may be NULL: plain LayerNorm), rows split */
-typedef struct ln_ctx {
-    float *x;
-    const float *r;
-    int cols;
-    const float *gamma, *beta;
-    float eps;
-} ln_ctx;
-
-static void ln_range(void *ctx, long r0, long r1, int tid) {
-    (void)tid;
-    const ln_ctx *c = ctx;
-    float *x = c->x + (size_t)r0 * c->cols;
-    if (c->r)
-        dpt_k_add_layernorm(x, c->r + (size_t)r0 * c->cols, (int)(r1 - r0), c->cols, c->gamma,
-                            c->beta, c->eps);
+/* x = LayerNorm(x + res) (res may be NULL: plain LayerNorm), rows split */
+static void r_layernorm(const dpt_k_region *r, float *x, const float *res, long rows, int cols,
+                        const float *gamma, const float *beta, float eps) {
+    long r0, r1;
+    if (!share(r, ALL_THREADS, rows, 64, &r0, &r1)) return;
+    float *xr = x + (size_t)r0 * cols;
+    if (res)
+        dpt_k_add_layernorm(xr, res + (size_t)r0 * cols, (int)(r1 - r0), cols, gamma, beta, eps);
     else
-        dpt_k_layernorm(x, (int)(r1 - r0), c->cols, c->gamma, c->beta, c->eps);
-}
-
-static void par_layernorm(enc_par nt, float *x, const float *r, long rows, int cols,
-                          const float *gamma, const float *beta, float eps) {
-    ln_ctx c = {x, r, cols, gamma, beta, eps};
-    par_for(nt, rows, 64, ln_range, &c);
+        dpt_k_layernorm(xr, (int)(r1 - r0), cols, gamma, beta, eps);
 }
 
 /* ---- pad_audio (§4.3) as an index map: padded index i → source index ---- */
@@ -220,46 +173,105 @@ static void conv_plan_free(conv_plan *P) {
     for (int i = 0; i < P->n; i++) dpt_alloc_free(P->w_r[i]);
 }
 
-/* one conv layer over a chunk, output channels split over the threads */
-typedef struct sconv_ctx {
-    const float *x, *w_r, *b;
-    int c_in, c_out, k, s;
-    long t_out;
-    float *y;
-} sconv_ctx;
-
-static void sconv_range(void *ctx, long o0, long o1, int tid) {
-    (void)tid;
-    const sconv_ctx *c = ctx;
-    dpt_k_conv1d_strided(c->x, c->c_in, c->w_r + (size_t)o0 * c->k * c->c_in,
-                         c->b ? c->b + o0 : NULL, (int)(o1 - o0), c->k, c->s, c->t_out,
-                         c->y + o0, c->c_out);
+/* one conv layer over a chunk, output channels split (small ones on one thread) */
+static void r_conv(const dpt_k_region *r, const float *x, int c_in, const float *w_r,
+                   const float *b, int c_out, int k, int s, long t_out, float *y) {
+    long o0, o1;
+    if (share(r, t_out * c_out < 65536 ? 1 : ALL_THREADS, c_out, 16, &o0, &o1))
+        dpt_k_conv1d_strided(x, c_in, w_r + (size_t)o0 * k * c_in, b ? b + o0 : NULL,
+                             (int)(o1 - o0), k, s, t_out, y + o0, c_out);
 }
 
-static void par_conv(enc_par nt, const float *x, int c_in, const float *w_r, const float *b, int c_out,
-                     int k, int s, long t_out, float *y) {
-    sconv_ctx c = {x, w_r, b, c_in, c_out, k, s, t_out, y};
-    par_for(t_out * c_out < 65536 ? enc_one(nt) : nt, c_out, 16, sconv_range, &c);
+/* GroupNorm affine (folded into scale/shift) + GELU, rows split */
+static void r_gn_gelu(const dpt_k_region *r, float *x, long rows, int cols, const float *scale,
+                      const float *shift) {
+    long r0, r1;
+    if (!share(r, ALL_THREADS, rows, 64, &r0, &r1)) return;
+    float *xr = x + (size_t)r0 * cols;
+    dpt_k_col_affine(xr, r1 - r0, cols, scale, shift);
+    dpt_k_gelu(xr, (size_t)(r1 - r0) * cols);
 }
 
-/* GroupNorm affine (folded into scale/shift) + GELU on rows */
-typedef struct gn_ctx {
-    float *x;
-    int cols;
-    const float *scale, *shift;
-} gn_ctx;
+typedef struct conv_run {
+    const dpt_audio_encoder *a;
+    const pad_geom *g;
+    const float *x;
+    long c_used;
+    const conv_plan *P;
+    long clen[DPT_MAX_CONV_LAYERS]; /* rows of each layer for CONV_CHUNK final frames */
+    float *sbuf, *buf0, *buf1, *scale, *shift;
+    double *mean, *m2, *bmean, *bm2;
+    float *out;
+} conv_run;
 
-static void gn_gelu_range(void *ctx, long r0, long r1, int tid) {
-    (void)tid;
-    const gn_ctx *c = ctx;
-    float *x = c->x + (size_t)r0 * c->cols;
-    dpt_k_col_affine(x, r1 - r0, c->cols, c->scale, c->shift);
-    dpt_k_gelu(x, (size_t)(r1 - r0) * c->cols);
+/* The conv stack as one region: serial steps (clip fetch, moments) on thread 0 between barriers. */
+static void conv_task(void *ctx, dpt_k_region *r) {
+    conv_run *c = ctx;
+    const dpt_audio_encoder *a = c->a;
+    const conv_plan *P = c->P;
+    const int N = a->n_conv, D0 = a->conv_dim[0];
+    const int *K = a->conv_kernel, *S = a->conv_stride, *dim = a->conv_dim;
+    const int lead = dpt_k_region_tid(r) == 0;
+
+    /* Pass 1: GroupNorm(D0 groups = channels) statistics of conv0 over all P->len[0] frames. */
+    long n_acc = 0;
+    for (long g0 = 0; g0 < P->len[0]; g0 += c->clen[0]) {
+        long rows = P->len[0] - g0 < c->clen[0] ? P->len[0] - g0 : c->clen[0];
+        if (lead) pad_fetch(c->g, c->x, g0 * S[0], (rows - 1) * S[0] + K[0], c->sbuf);
+        dpt_k_region_sync(r);
+        r_conv(r, c->sbuf, 1, P->w_r[0], a->conv_b[0], D0, K[0], S[0], rows, c->buf0);
+        dpt_k_region_sync(r);
+        if (lead) {
+            dpt_k_col_moments(c->buf0, rows, D0, c->bmean, c->bm2);
+            n_acc = dpt_k_moments_merge(n_acc, c->mean, c->m2, rows, c->bmean, c->bm2, D0);
+        }
+    }
+    /* y = (x − μ)·rstd·γ + β folded into x·scale + shift (as PyTorch applies it) */
+    if (lead)
+        for (int ch = 0; ch < D0; ch++) {
+            double var = c->m2[ch] / (double)n_acc;
+            float rstd = (float)(1.0 / sqrt(var + GROUPNORM_EPS));
+            c->scale[ch] = rstd * a->group_norm.gamma[ch];
+            c->shift[ch] = a->group_norm.beta[ch] - (float)c->mean[ch] * c->scale[ch];
+        }
+
+    /* Pass 2: the whole stack, CONV_CHUNK final frames at a time. Layer i's output rows
+     * [ra[i], rb[i]) need its input rows [ra[i]·s, (rb[i]−1)·s + k); consecutive chunks
+     * recompute the k − s overlapping rows of each layer. */
+    for (long f0 = 0; f0 < c->c_used; f0 += CONV_CHUNK) {
+        long f1 = f0 + CONV_CHUNK < c->c_used ? f0 + CONV_CHUNK : c->c_used;
+        long ra[DPT_MAX_CONV_LAYERS], rb[DPT_MAX_CONV_LAYERS];
+        ra[N - 1] = f0;
+        rb[N - 1] = f1;
+        for (int i = N - 1; i > 0; i--) {
+            ra[i - 1] = ra[i] * S[i];
+            rb[i - 1] = (rb[i] - 1) * S[i] + K[i];
+        }
+        long rows0 = rb[0] - ra[0];
+        /* the barrier also orders the scale/shift above and the previous chunk's last reads */
+        if (lead) pad_fetch(c->g, c->x, ra[0] * S[0], (rows0 - 1) * S[0] + K[0], c->sbuf);
+        dpt_k_region_sync(r);
+        float *cur = N == 1 ? c->out + (size_t)f0 * dim[0] : c->buf0, *nxt = c->buf1;
+        r_conv(r, c->sbuf, 1, P->w_r[0], a->conv_b[0], D0, K[0], S[0], rows0, cur);
+        dpt_k_region_sync(r);
+        r_gn_gelu(r, cur, rows0, D0, c->scale, c->shift);
+        dpt_k_region_sync(r);
+        for (int i = 1; i < N; i++) {
+            long rows = rb[i] - ra[i];
+            float *dst = i == N - 1 ? c->out + (size_t)f0 * dim[i] : nxt;
+            r_conv(r, cur, P->cin[i], P->w_r[i], a->conv_b[i], dim[i], K[i], S[i], rows, dst);
+            dpt_k_region_sync(r);
+            r_gelu(r, dst, (size_t)rows * dim[i]);
+            dpt_k_region_sync(r);
+            nxt = cur;
+            cur = dst;
+        }
+    }
 }
 
 /* out (c_used, conv_dim[n−1]) = conv stack over the padded clip, frames [0, c_used). */
 static dpt_status conv_stack(const dpt_audio_encoder *a, const pad_geom *g, const float *x,
-                             long c_used, enc_par nt, float *out, dpt_error *err) {
+                             long c_used, dpt_k_team *team, float *out, dpt_error *err) {
     const int N = a->n_conv;
     const int *K = a->conv_kernel, *S = a->conv_stride, *dim = a->conv_dim;
     conv_plan P;
@@ -272,8 +284,14 @@ static dpt_status conv_stack(const dpt_audio_encoder *a, const pad_geom *g, cons
         P.len[i] = t;
     }
     dpt_status st = DPT_OK;
-    float *sbuf = NULL, *buf0 = NULL, *buf1 = NULL, *scale = NULL, *shift = NULL;
-    double *mean = NULL, *m2 = NULL, *bmean = NULL, *bm2 = NULL;
+    conv_run c;
+    memset(&c, 0, sizeof c);
+    c.a = a;
+    c.g = g;
+    c.x = x;
+    c.c_used = c_used;
+    c.P = &P;
+    c.out = out;
 
     for (int i = 0; i < N; i++) {
         P.w_r[i] = dpt_alloc(sizeof(float) * (size_t)dim[i] * K[i] * P.cin[i]);
@@ -281,82 +299,40 @@ static dpt_status conv_stack(const dpt_audio_encoder *a, const pad_geom *g, cons
         dpt_k_conv_repack(a->conv_w[i], dim[i], P.cin[i], K[i], P.w_r[i]);
     }
     /* chunk geometry: rows of each layer needed for CONV_CHUNK final frames */
-    long clen[DPT_MAX_CONV_LAYERS], maxbuf = 0;
-    clen[N - 1] = CONV_CHUNK;
-    for (int i = N - 1; i > 0; i--) clen[i - 1] = (clen[i] - 1) * S[i] + K[i];
-    long nsamp = (clen[0] - 1) * S[0] + K[0];
+    long maxbuf = 0;
+    c.clen[N - 1] = CONV_CHUNK;
+    for (int i = N - 1; i > 0; i--) c.clen[i - 1] = (c.clen[i] - 1) * S[i] + K[i];
+    long nsamp = (c.clen[0] - 1) * S[0] + K[0];
     for (int i = 0; i < N; i++)
-        if (clen[i] * dim[i] > maxbuf) maxbuf = clen[i] * dim[i];
+        if (c.clen[i] * dim[i] > maxbuf) maxbuf = c.clen[i] * dim[i];
     int D0 = dim[0];
-    sbuf = dpt_alloc(sizeof(float) * (size_t)nsamp);
-    buf0 = dpt_alloc(sizeof(float) * (size_t)maxbuf);
-    buf1 = dpt_alloc(sizeof(float) * (size_t)maxbuf);
-    scale = dpt_alloc(sizeof(float) * D0);
-    shift = dpt_alloc(sizeof(float) * D0);
-    mean = dpt_alloc(sizeof(double) * D0);
-    m2 = dpt_alloc(sizeof(double) * D0);
-    bmean = dpt_alloc(sizeof(double) * D0);
-    bm2 = dpt_alloc(sizeof(double) * D0);
-    if (!sbuf || !buf0 || !buf1 || !scale || !shift || !mean || !m2 || !bmean || !bm2) goto nomem;
-
-    /* Pass 1: GroupNorm(D0 groups = channels) statistics of conv0 over all P.len[0] frames. */
-    long n_acc = 0;
-    for (long g0 = 0; g0 < P.len[0]; g0 += clen[0]) {
-        long rows = P.len[0] - g0 < clen[0] ? P.len[0] - g0 : clen[0];
-        pad_fetch(g, x, g0 * S[0], (rows - 1) * S[0] + K[0], sbuf);
-        par_conv(nt, sbuf, 1, P.w_r[0], a->conv_b[0], D0, K[0], S[0], rows, buf0);
-        dpt_k_col_moments(buf0, rows, D0, bmean, bm2);
-        n_acc = dpt_k_moments_merge(n_acc, mean, m2, rows, bmean, bm2, D0);
-    }
-    /* y = (x − μ)·rstd·γ + β folded into x·scale + shift (as PyTorch applies it) */
-    for (int c = 0; c < D0; c++) {
-        double var = m2[c] / (double)n_acc;
-        float rstd = (float)(1.0 / sqrt(var + GROUPNORM_EPS));
-        scale[c] = rstd * a->group_norm.gamma[c];
-        shift[c] = a->group_norm.beta[c] - (float)mean[c] * scale[c];
-    }
-
-    /* Pass 2: the whole stack, CONV_CHUNK final frames at a time. Layer i's output rows
-     * [ra[i], rb[i]) need its input rows [ra[i]·s, (rb[i]−1)·s + k); consecutive chunks
-     * recompute the k − s overlapping rows of each layer. */
-    for (long f0 = 0; f0 < c_used; f0 += CONV_CHUNK) {
-        long f1 = f0 + CONV_CHUNK < c_used ? f0 + CONV_CHUNK : c_used;
-        long ra[DPT_MAX_CONV_LAYERS], rb[DPT_MAX_CONV_LAYERS];
-        ra[N - 1] = f0;
-        rb[N - 1] = f1;
-        for (int i = N - 1; i > 0; i--) {
-            ra[i - 1] = ra[i] * S[i];
-            rb[i - 1] = (rb[i] - 1) * S[i] + K[i];
-        }
-        long rows0 = rb[0] - ra[0];
-        pad_fetch(g, x, ra[0] * S[0], (rows0 - 1) * S[0] + K[0], sbuf);
-        float *cur = N == 1 ? out + (size_t)f0 * dim[0] : buf0, *nxt = buf1;
-        par_conv(nt, sbuf, 1, P.w_r[0], a->conv_b[0], D0, K[0], S[0], rows0, cur);
-        gn_ctx gc = {cur, D0, scale, shift};
-        par_for(nt, rows0, 64, gn_gelu_range, &gc);
-        for (int i = 1; i < N; i++) {
-            long rows = rb[i] - ra[i];
-            float *dst = i == N - 1 ? out + (size_t)f0 * dim[i] : nxt;
-            par_conv(nt, cur, P.cin[i], P.w_r[i], a->conv_b[i], dim[i], K[i], S[i], rows, dst);
-            par_gelu(nt, dst, (size_t)rows * dim[i]);
-            nxt = cur;
-            cur = dst;
-        }
-    }
+    c.sbuf = dpt_alloc(sizeof(float) * (size_t)nsamp);
+    c.buf0 = dpt_alloc(sizeof(float) * (size_t)maxbuf);
+    c.buf1 = dpt_alloc(sizeof(float) * (size_t)maxbuf);
+    c.scale = dpt_alloc(sizeof(float) * D0);
+    c.shift = dpt_alloc(sizeof(float) * D0);
+    c.mean = dpt_alloc(sizeof(double) * D0);
+    c.m2 = dpt_alloc(sizeof(double) * D0);
+    c.bmean = dpt_alloc(sizeof(double) * D0);
+    c.bm2 = dpt_alloc(sizeof(double) * D0);
+    if (!c.sbuf || !c.buf0 || !c.buf1 || !c.scale || !c.shift || !c.mean || !c.m2 || !c.bmean ||
+        !c.bm2)
+        goto nomem;
+    dpt_k_parallel(team, dpt_k_team_size(team), conv_task, &c);
     goto done;
 nomem:
     st = dpt_fail(err, DPT_ERR_NOMEM, "audio encoder: out of memory (conv feature extractor)");
 done:
     conv_plan_free(&P);
-    dpt_alloc_free(sbuf);
-    dpt_alloc_free(buf0);
-    dpt_alloc_free(buf1);
-    dpt_alloc_free(scale);
-    dpt_alloc_free(shift);
-    dpt_alloc_free(mean);
-    dpt_alloc_free(m2);
-    dpt_alloc_free(bmean);
-    dpt_alloc_free(bm2);
+    dpt_alloc_free(c.sbuf);
+    dpt_alloc_free(c.buf0);
+    dpt_alloc_free(c.buf1);
+    dpt_alloc_free(c.scale);
+    dpt_alloc_free(c.shift);
+    dpt_alloc_free(c.mean);
+    dpt_alloc_free(c.m2);
+    dpt_alloc_free(c.bmean);
+    dpt_alloc_free(c.bm2);
     return st;
 }
 
@@ -369,32 +345,14 @@ typedef struct enc_bufs {
     float *inter;           /* (FFN_ROWS, F) */
 } enc_bufs;
 
-typedef struct scale_ctx {
-    float *x;
-    float s;
-} scale_ctx;
-
-static void scale_range(void *ctx, long b, long e, int tid) {
-    (void)tid;
-    scale_ctx *c = ctx;
-    for (long i = b; i < e; i++) c->x[i] *= c->s;
-}
-
-typedef struct att_ctx {
-    const enc_bufs *B;
-    int T, H, dh, nqb;
-} att_ctx;
-
 /* units [u0, u1) of (head j, query block): S (nb, T) = q_blk · k_jᵀ → softmax over the keys →
  * ctx_blk (nb, dh) = S · v_j, with head j in columns [j·dh, (j+1)·dh) of q, k, v and ctx.
  * The scores live in this thread's own block. */
-static void attention_range(void *ctx, long u0, long u1, int tid) {
-    const att_ctx *c = ctx;
-    const enc_bufs *B = c->B;
-    const int T = c->T, H = c->H, dh = c->dh;
+static void attention_units(const enc_bufs *B, int T, int H, int dh, int nqb, long u0, long u1,
+                            int tid) {
     float *S = B->scores + (size_t)tid * B->qb * T;
     for (long u = u0; u < u1; u++) {
-        int j = (int)(u / c->nqb), i0 = (int)(u % c->nqb) * B->qb;
+        int j = (int)(u / nqb), i0 = (int)(u % nqb) * B->qb;
         int nb = T - i0 < B->qb ? T - i0 : B->qb;
         float *o = B->ctx + (size_t)i0 * H + (size_t)j * dh;
         dpt_k_gemm_nt(nb, T, dh, 1.0f, B->q + (size_t)i0 * H + (size_t)j * dh, H,
@@ -404,49 +362,44 @@ static void attention_range(void *ctx, long u0, long u1, int tid) {
     }
 }
 
-/* One post-LN encoder layer, h (T, H) in place. */
-static void encoder_layer(const dpt_audio_encoder *a, const dpt_audio_layer *y, float *h, int T,
-                          enc_par nt, enc_bufs *B) {
+/* One post-LN encoder layer, h (T, H) in place; every thread of the region calls it. */
+static void encoder_layer(dpt_k_region *r, const dpt_audio_encoder *a, const dpt_audio_layer *y,
+                          float *h, int T, const enc_bufs *B) {
     const int H = a->hidden, nh = a->n_heads, dh = H / nh, F = a->ffn;
+    long b, e;
     /* q = (h·Wqᵀ + bq)·dh^−½ (scaling after the bias, as transformers does); k, v likewise unscaled */
-    par_linear(nt, &y->q, h, T, B->q);
-    par_linear(nt, &y->k, h, T, B->k);
-    par_linear(nt, &y->v, h, T, B->v);
-    scale_ctx sc = {B->q, (float)(1.0 / sqrt((double)dh))};
-    par_for(nt, (long)T * H, 1L << 14, scale_range, &sc);
+    r_linear(r, &y->q, h, T, B->q);
+    r_linear(r, &y->k, h, T, B->k);
+    r_linear(r, &y->v, h, T, B->v);
+    dpt_k_region_sync(r);
+    const float s = (float)(1.0 / sqrt((double)dh));
+    if (share(r, ALL_THREADS, (long)T * H, 1L << 14, &b, &e))
+        for (long i = b; i < e; i++) B->q[i] *= s;
+    dpt_k_region_sync(r);
 
-    att_ctx ac = {B, T, H, dh, (T + B->qb - 1) / B->qb};
-    par_for(nt, (long)nh * ac.nqb, 1, attention_range, &ac);
+    const int nqb = (T + B->qb - 1) / B->qb;
+    if (share(r, ALL_THREADS, (long)nh * nqb, 1, &b, &e))
+        attention_units(B, T, H, dh, nqb, b, e, dpt_k_region_tid(r));
+    dpt_k_region_sync(r);
 
     /* h = LN(h + ctx·Woᵀ + bo); q is free now and takes the projection */
-    par_linear(nt, &y->out, B->ctx, T, B->q);
-    par_layernorm(nt, h, B->q, T, H, y->ln.gamma, y->ln.beta, a->ln_eps);
+    r_linear(r, &y->out, B->ctx, T, B->q);
+    dpt_k_region_sync(r);
+    r_layernorm(r, h, B->q, T, H, y->ln.gamma, y->ln.beta, a->ln_eps);
+    dpt_k_region_sync(r);
     /* h = FinalLN(h + W2·GELU(W1·h + b1) + b2), row chunks (rows are independent) */
     for (int r0 = 0; r0 < T; r0 += FFN_ROWS) {
         int rows = T - r0 < FFN_ROWS ? T - r0 : FFN_ROWS;
         float *hr = h + (size_t)r0 * H;
-        par_linear(nt, &y->ff_in, hr, rows, B->inter);
-        par_gelu(nt, B->inter, (size_t)rows * F);
-        par_linear(nt, &y->ff_out, B->inter, rows, B->q);
-        par_layernorm(nt, hr, B->q, rows, H, y->final_ln.gamma, y->final_ln.beta, a->ln_eps);
+        r_linear(r, &y->ff_in, hr, rows, B->inter);
+        dpt_k_region_sync(r);
+        r_gelu(r, B->inter, (size_t)rows * F);
+        dpt_k_region_sync(r);
+        r_linear(r, &y->ff_out, B->inter, rows, B->q);
+        dpt_k_region_sync(r);
+        r_layernorm(r, hr, B->q, rows, H, y->final_ln.gamma, y->final_ln.beta, a->ln_eps);
+        dpt_k_region_sync(r);
     }
-}
-
-/* positional conv, groups split over the threads (each with its own im2col block) */
-typedef struct pos_ctx {
-    const float *h;
-    long T;
-    int H;
-    const float *w_r, *b;
-    int K, G;
-    float *scratch, *y;
-} pos_ctx;
-
-static void pos_range(void *ctx, long g0, long g1, int tid) {
-    const pos_ctx *c = ctx;
-    size_t per = (size_t)POS_ROWS * (c->H / c->G) * c->K;
-    dpt_k_conv1d_grouped(c->h, c->T, c->H, c->w_r, c->b, c->H, c->K, c->G, (int)g0, (int)g1,
-                         c->K / 2, c->T, c->y, c->scratch + (size_t)tid * per, POS_ROWS);
 }
 
 static void dump_stage(const dpt_hubert_dump *d, const char *stage, const float *x, long rows,
@@ -454,6 +407,74 @@ static void dump_stage(const dpt_hubert_dump *d, const char *stage, const float 
     if (d && d->fn) d->fn(d->user, stage, x, rows, cols);
 }
 
+typedef struct enc_run {
+    const dpt_audio_encoder *a;
+    const dpt_hubert_dump *dump;
+    long T, L;
+    int Cc;
+    float *conv;            /* (T, Cc) */
+    float *h;               /* (T, H) */
+    enc_bufs *B;
+    float *pos_wr, *pos_scr; /* repacked positional conv weight, im2col block per thread */
+    float *out;             /* (L, D) */
+} enc_run;
+
+/* Feature projection: LayerNorm(Cc) (if present) → Linear(Cc → H), conv → h. */
+static void projection_task(void *ctx, dpt_k_region *r) {
+    const enc_run *c = ctx;
+    const dpt_audio_encoder *a = c->a;
+    if (a->fp_ln.gamma) {
+        r_layernorm(r, c->conv, NULL, c->T, c->Cc, a->fp_ln.gamma, a->fp_ln.beta,
+                    a->ln_eps);
+        dpt_k_region_sync(r);
+    }
+    r_linear(r, &a->fp_proj, c->conv, (int)c->T, c->h);
+}
+
+/* Positional conv, the layers, back-resample and audio_feature_map: one region; stage dumps
+ * and the serial steps on thread 0 between barriers. */
+static void transformer_task(void *ctx, dpt_k_region *r) {
+    enc_run *c = ctx;
+    const dpt_audio_encoder *a = c->a;
+    const enc_bufs *B = c->B;
+    const int H = a->hidden, T = (int)c->T, lead = dpt_k_region_tid(r) == 0;
+    const int Kp = a->pos_kernel, G = a->pos_groups;
+    long g0, g1;
+    /* pos (T, H) = conv(h) with K/2 zero padding, `groups` groups split over the threads;
+     * computing only T outputs drops the extra last frame of an even kernel ("same pad" layer).
+     * Then h = LayerNorm(h + GELU(pos)). */
+    if (share(r, ALL_THREADS, G, 1, &g0, &g1)) {
+        size_t per = (size_t)POS_ROWS * (H / G) * Kp;
+        dpt_k_conv1d_grouped(c->h, T, H, c->pos_wr, a->pos_b, H, Kp, G, (int)g0, (int)g1, Kp / 2,
+                             T, B->q, c->pos_scr + (size_t)dpt_k_region_tid(r) * per, POS_ROWS);
+    }
+    dpt_k_region_sync(r);
+    if (lead) { /* 19 MB + an im2col block per thread: not kept through the layers */
+        dpt_alloc_free(c->pos_wr);
+        dpt_alloc_free(c->pos_scr);
+        c->pos_wr = c->pos_scr = NULL;
+    }
+    r_gelu(r, B->q, (size_t)T * H);
+    dpt_k_region_sync(r);
+    if (lead) dump_stage(c->dump, "pos_conv", B->q, T, H);
+    dpt_k_region_sync(r);
+    r_layernorm(r, c->h, B->q, T, H, a->enc_ln.gamma, a->enc_ln.beta, a->ln_eps);
+    dpt_k_region_sync(r);
+    if (lead) dump_stage(c->dump, "encoder_ln", c->h, T, H);
+    dpt_k_region_sync(r);
+
+    /* post-LN layers (no final LayerNorm) */
+    for (int l = 0; l < a->n_layers; l++) encoder_layer(r, a, &a->layers[l], c->h, T, B);
+
+    /* back-resample T → L (mean of frame pairs) into k, then audio_feature_map → (L, D) */
+    if (lead) {
+        dump_stage(c->dump, "last_hidden_state", c->h, T, H);
+        dpt_k_interp_linear(c->h, T, H, c->L, B->k);
+        dump_stage(c->dump, "back_resample", B->k, c->L, H);
+    }
+    dpt_k_region_sync(r);
+    r_linear(r, &a->feature_map, B->k, (int)c->L, c->out);
+}
 
 dpt_status dpt_hubert_encode_team(const dpt_model *m, dpt_k_team *team, const float *padded,
                                   size_t n_padded, int n_frames_total, const dpt_hubert_dump *dump,
@@ -479,7 +500,7 @@ dpt_status dpt_hubert_encode_team(const dpt_model *m, dpt_k_team *team, const fl
 
     const int H = a->hidden, Nc = a->n_conv, Cc = a->conv_dim[Nc - 1], D = a->feature_map.n_out;
     const long L = n_frames_total, T = 2 * L; /* frame_num = 2·L_tot */
-    const enc_par nt = {team, dpt_k_team_size(team)};
+    const int nthr = dpt_k_team_size(team);
 
     pad_geom g = pad_geometry((long)n_padded);
     if (g.r > 0 && g.r >= g.n)
@@ -503,6 +524,7 @@ dpt_status dpt_hubert_encode_team(const dpt_model *m, dpt_k_team *team, const fl
     float *conv = NULL, *ext = NULL, *h = NULL, *pos_wr = NULL, *pos_scr = NULL, *out = NULL;
     enc_bufs B;
     memset(&B, 0, sizeof B);
+    enc_run run = {a, dump, T, L, Cc, NULL, NULL, NULL, NULL, NULL, NULL};
 
     if (dump && dump->fn) {
         float *pa = dpt_alloc(sizeof(float) * (size_t)g.len);
@@ -515,7 +537,7 @@ dpt_status dpt_hubert_encode_team(const dpt_model *m, dpt_k_team *team, const fl
     /* 1. conv feature extractor → conv (c_used, Cc) */
     conv = dpt_alloc(sizeof(float) * (size_t)c_used * Cc);
     if (!conv) goto nomem;
-    st = conv_stack(a, &g, padded, c_used, nt, conv, err);
+    st = conv_stack(a, &g, padded, c_used, team, conv, err);
     if (st != DPT_OK) goto done;
     dump_stage(dump, "conv", conv, c_used, Cc);
 
@@ -531,11 +553,11 @@ dpt_status dpt_hubert_encode_team(const dpt_model *m, dpt_k_team *team, const fl
     dump_stage(dump, "extract_features", conv, T, Cc);
 
     /* 3. feature projection: LayerNorm(Cc) (if present) → Linear(Cc → H) */
-    if (a->fp_ln.gamma)
-        par_layernorm(nt, conv, NULL, T, Cc, a->fp_ln.gamma, a->fp_ln.beta, a->ln_eps);
     h = dpt_alloc(sizeof(float) * (size_t)T * H);
     if (!h) goto nomem;
-    par_linear(nt, &a->fp_proj, conv, (int)T, h);
+    run.conv = conv;
+    run.h = h;
+    dpt_k_parallel(team, nthr, projection_task, &run);
     dpt_alloc_free(conv);
     conv = NULL;
     dump_stage(dump, "feature_projection", h, T, H);
@@ -548,40 +570,26 @@ dpt_status dpt_hubert_encode_team(const dpt_model *m, dpt_k_team *team, const fl
     B.k = dpt_alloc(sizeof(float) * (size_t)T * H);
     B.v = dpt_alloc(sizeof(float) * (size_t)T * H);
     B.ctx = dpt_alloc(sizeof(float) * (size_t)T * H);
-    B.scores = dpt_alloc(sizeof(float) * (size_t)nt.n * B.qb * T);
+    B.scores = dpt_alloc(sizeof(float) * (size_t)nthr * B.qb * T);
     B.inter = dpt_alloc(sizeof(float) * (size_t)FFN_ROWS * a->ffn);
     if (!B.q || !B.k || !B.v || !B.ctx || !B.scores || !B.inter) goto nomem;
 
-    /* 4. positional conv: pos (T, H) = conv(h) with K/2 zero padding, `groups` groups; computing
-     * only T outputs drops the extra last frame of an even kernel ("same pad" layer). Then
-     * h = LayerNorm(h + GELU(pos)). */
+    /* 4.–6. positional conv, the layers, back-resample, audio_feature_map (transformer_task) */
     {
         int Kp = a->pos_kernel, G = a->pos_groups, cg = H / G;
         pos_wr = dpt_alloc(sizeof(float) * (size_t)H * cg * Kp);
-        pos_scr = dpt_alloc(sizeof(float) * (size_t)nt.n * POS_ROWS * cg * Kp);
-        if (!pos_wr || !pos_scr) goto nomem;
+        pos_scr = dpt_alloc(sizeof(float) * (size_t)nthr * POS_ROWS * cg * Kp);
+        out = malloc(sizeof(float) * (size_t)L * D);
+        if (!pos_wr || !pos_scr || !out) goto nomem;
         dpt_k_conv_repack(a->pos_w, H, cg, Kp, pos_wr);
-        pos_ctx pc = {h, T, H, pos_wr, a->pos_b, Kp, G, pos_scr, B.q};
-        par_for(nt, G, 1, pos_range, &pc);
-        dpt_alloc_free(pos_wr);
-        dpt_alloc_free(pos_scr);
-        pos_wr = pos_scr = NULL;
-        par_gelu(nt, B.q, (size_t)T * H);
-        dump_stage(dump, "pos_conv", B.q, T, H);
-        par_layernorm(nt, h, B.q, T, H, a->enc_ln.gamma, a->enc_ln.beta, a->ln_eps);
-        dump_stage(dump, "encoder_ln", h, T, H);
+        run.B = &B;
+        run.pos_wr = pos_wr;
+        run.pos_scr = pos_scr;
+        run.out = out;
+        dpt_k_parallel(team, nthr, transformer_task, &run);
+        pos_wr = run.pos_wr; /* freed in the region */
+        pos_scr = run.pos_scr;
     }
-
-    /* 5. post-LN layers (no final LayerNorm) */
-    for (int l = 0; l < a->n_layers; l++) encoder_layer(a, &a->layers[l], h, (int)T, nt, &B);
-    dump_stage(dump, "last_hidden_state", h, T, H);
-
-    /* 6. back-resample T → L (mean of frame pairs) into k, then audio_feature_map → (L, D) */
-    dpt_k_interp_linear(h, T, H, L, B.k);
-    dump_stage(dump, "back_resample", B.k, L, H);
-    out = malloc(sizeof(float) * (size_t)L * D);
-    if (!out) goto nomem;
-    par_linear(nt, &a->feature_map, B.k, (int)L, out);
     dump_stage(dump, "audio_feat", out, L, D);
     *features = out;
     out = NULL;

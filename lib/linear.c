@@ -1,45 +1,10 @@
-/* Linear layers: y = x·Wᵀ + b through the kernels (packed, f16 in place or plain f32), and the
- * packing of a layer's matrix at load (called by model.c). */
+/* The packing of a linear layer's matrix at load (called by model.c); the layer's compute is the
+ * kernels' dpt_k_lin_rows (kernels/ops.c, forwarded by model.h's dpt_linear_rows). */
 #include "model.h"
 
 #include "kernels.h"
 
 #include <string.h>
-
-static void linear_unpacked(const dpt_linear *lin, int row0, int n, const float *x, int rows, float *y,
-                            int ldy, float beta);
-
-void dpt_linear_rows(const dpt_linear *lin, int row0, int n, const float *x, int rows, float *y,
-                     int ldy) {
-    const float *b = lin->b ? lin->b + row0 : NULL;
-    if (b) {
-        for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * ldy, b, sizeof(float) * (size_t)n);
-    }
-    if (lin->pk && lin->pk_seg) { /* one packing per segment of rows (the K/V rows of ca_in) */
-        for (int r0 = row0; r0 < row0 + n;) {
-            const int s = r0 / lin->pk_seg, s1 = (s + 1) * lin->pk_seg,
-                      r1 = s1 < row0 + n ? s1 : row0 + n;
-            if (dpt_k_sgemm_packed(rows, r0 - s * lin->pk_seg, r1 - s * lin->pk_seg, 1.0f, x, lin->n_in,
-                                   &lin->pk[s], b ? 1.0f : 0.0f, y + (r0 - row0), ldy) != 0)
-                linear_unpacked(lin, r0, r1 - r0, x, rows, y + (r0 - row0), ldy, b ? 1.0f : 0.0f);
-            r0 = r1;
-        }
-        return;
-    }
-    if (lin->pk && dpt_k_sgemm_packed(rows, row0, row0 + n, 1.0f, x, lin->n_in, lin->pk,
-                                      b ? 1.0f : 0.0f, y, ldy) == 0)
-        return;
-    linear_unpacked(lin, row0, n, x, rows, y, ldy, b ? 1.0f : 0.0f);
-}
-
-static void linear_unpacked(const dpt_linear *lin, int row0, int n, const float *x, int rows, float *y,
-                            int ldy, float beta) {
-    const size_t off = (size_t)row0 * lin->n_in;
-    if (lin->wh)
-        dpt_k_sgemm_h(rows, n, lin->n_in, 1.0f, x, lin->n_in, lin->wh + off, lin->n_in, beta, y, ldy);
-    else
-        dpt_k_gemm_nt(rows, n, lin->n_in, 1.0f, x, lin->n_in, lin->w + off, lin->n_in, beta, y, ldy);
-}
 
 /* Pack a matrix for the own SGEMM once, so that the step loop never packs it again (the
  * originals are only read again if the packing cannot be used, e.g. after a switch of kernel

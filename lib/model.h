@@ -7,26 +7,19 @@
 #include "weights.h"
 #include "kernels.h"
 
-/* y = x·Wᵀ + b with W (n_out, n_in) row-major; b may be NULL. W is float32 (w), or, for a matrix
- * stored as float16 in the file, the file's halves used in place (wh; w NULL): converted while the
- * GEMM packs them, so an f16 model keeps no float32 copy of its matrices. */
-typedef struct dpt_linear {
-    const float *w;
-    const uint16_t *wh;
-    const float *b;
-    int n_out, n_in;
-    dpt_k_packed *pk; /* W packed for the own SGEMM at load (denoiser, f32, mapped file), or NULL */
-    int pk_seg;       /* 0: pk packs all n_out rows; else pk[s] packs rows [s·pk_seg, (s+1)·pk_seg) */
-} dpt_linear;
+/* A linear layer: the kernels' weight forms (kernels.h, dpt_k_lin). */
+typedef dpt_k_lin dpt_linear;
 
 /* y (rows, n) = x (rows, n_in) · W[row0 : row0+n]ᵀ + b[row0 : row0+n], the output rows row0.. of
  * the layer (a slice of a packed in_proj, say); y has row stride ldy. */
-void dpt_linear_rows(const dpt_linear *lin, int row0, int n, const float *x, int rows, float *y,
-                     int ldy);
+static inline void dpt_linear_rows(const dpt_linear *lin, int row0, int n, const float *x, int rows,
+                                   float *y, int ldy) {
+    dpt_k_lin_rows(lin, row0, n, x, rows, y, ldy);
+}
 
 /* y (rows, n_out) = x (rows, n_in) · Wᵀ + b */
 static inline void dpt_linear_fwd(const dpt_linear *lin, const float *x, int rows, float *y) {
-    dpt_linear_rows(lin, 0, lin->n_out, x, rows, y, lin->n_out);
+    dpt_k_lin_rows(lin, 0, lin->n_out, x, rows, y, lin->n_out);
 }
 
 /* Pack lin's matrix for precision prec (DPT_PRECISION_*) into buffers from alloc(ctx, bytes),

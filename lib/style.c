@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "kernels.h"
-#include "transformer.h"
 
 void dpt_sinusoid_row(float *row, int d, int p) {
     float step = (float)(-log(10000.0) / d);

@@ -716,7 +716,7 @@ static uint16_t rnd_half(void) {
 /* Own SGEMM with a half-precision B (converted while packed) against the own SGEMM on B converted
  * beforehand: bit-identical, at awkward and blocked shapes, 1 and 2 threads, every micro-kernel;
  * B is allocated to its exact size (ASan catches over-reads), C has guard regions. Then the
- * linear wrapper against dpt_k_linear. */
+ * halves-in-place linear layer against dpt_k_linear. */
 START_TEST(sgemm_half_b) {
     static const int S[][3] = {{1, 1, 1},   {3, 7, 17},     {17, 31, 129}, {65, 17, 257},
                                {333, 129, 512}, {7, 4099, 9}, {169, 33, 1000}, {2, 600, 3000}};
@@ -764,7 +764,9 @@ START_TEST(sgemm_half_b) {
         for (int i = 0; i < n_out * n_in; i++) wh[i] = rnd_half();
         dpt_k_half_to_float_ref(wh, w, (size_t)n_out * n_in);
         gbuf y = gb_new((size_t)rows * n_out);
-        dpt_k_linear_h(x, rows, n_in, wh, with_b ? bias : NULL, n_out, y.p);
+        /* the halves-in-place form of a linear layer (dpt_k_lin_rows) */
+        const dpt_k_lin lh = {.wh = wh, .b = with_b ? bias : NULL, .n_out = n_out, .n_in = n_in};
+        dpt_k_lin_rows(&lh, 0, n_out, x, rows, y.p, n_out);
         gb_check(&y, "linear_h");
         dpt_k_linear(x, rows, n_in, w, with_b ? bias : NULL, n_out, ref);
         for (int i = 0; i < rows * n_out; i++)

@@ -86,6 +86,9 @@ build_variant() { # $1: openblas | none
   if ! make -s -j2 CROSS=$CROSS $(blas_opt "$1") tests-build >"$build/build.log" 2>&1; then
     tail -n 30 "$build/build.log"; echo "C tests (aarch64 qemu, BLAS=$1): build failed"; return 1
   fi
+  # the NEON files' calls too (x86's make test-c sees them compiled empty)
+  tools/check_kernel_deps.sh "$build" "${CROSS}nm" || {
+    echo "C tests (aarch64 qemu, BLAS=$1): kernel call graph check failed"; return 1; }
 }
 
 run_suite() { # $1: openblas | none, $2: suite[@cpu]; prints its line and "RESULT checks failed skipped bad"

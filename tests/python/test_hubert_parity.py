@@ -141,3 +141,14 @@ def test_too_short_and_bad_input(tmp_path):
         with pytest.raises(RuntimeError) as e:
             hh.run_harness(model, x, tmp_path / name, stages=False)
         assert 'harness_hubert failed (1)' in str(e.value), str(e.value)
+
+
+def test_official_threads_same_bits(tmp_path):
+    """At official size (where columns, channels, rows and heads really are split over the threads)
+    the features at 1, 2 and 3 threads are the same bits."""
+    model, _ = hh.cached_model('official', 'hubert', seed=SEED['hubert'])
+    x = hh.clip(3 * 16000 + 123, seed=5)
+    got = [hh.run_harness(model, x, tmp_path / str(t), threads=t, stages=False)[0]['audio_feat']
+           for t in (1, 2, 3)]
+    for t, f in zip((2, 3), got[1:]):
+        assert f.tobytes() == got[0].tobytes(), f'1 vs {t} threads: features differ'
