@@ -110,14 +110,13 @@ static dpt_k_team *call_team(int n_threads) { return dpt_k_team_new(n_threads > 
 static dpt_status generate_samples(const dpt_model *model, dpt_k_team *team, const float *samples16k,
                                    size_t n_samples, const float *shape, const float *style,
                                    const dpt_gen_config *cfg, dpt_result **out, dpt_error *err) {
-    dpt_clip_layout lay;
-    dpt_status st = dpt_clip_layout_compute(n_samples, model->info.fps, model->info.n_motions, &lay, err);
-    if (st != DPT_OK) return st;
+    dpt_clip_layout lay; /* the encoder's: computed once */
     float *feats = NULL;
     int n_frames = 0;
-    st = cfg->p.no_context_audio_feat
-             ? dpt_encode_audio_windows_team(model, team, samples16k, n_samples, &feats, &n_frames, err)
-             : dpt_encode_audio_team(model, team, samples16k, n_samples, &feats, &n_frames, err);
+    dpt_status st =
+        cfg->p.no_context_audio_feat
+            ? dpt_encode_audio_windows_team(model, team, samples16k, n_samples, &feats, &n_frames, &lay, err)
+            : dpt_encode_audio_team(model, team, samples16k, n_samples, &feats, &n_frames, &lay, err);
     if (st != DPT_OK) return st;
     st = generate_features(model, team, feats, n_frames, &lay, shape, cfg, style, out, err);
     dpt_free(feats);

@@ -638,7 +638,8 @@ static dpt_status prepare_clip(const dpt_model *model, const float *samples16k, 
 }
 
 dpt_status dpt_encode_audio_team(const dpt_model *model, dpt_k_team *team, const float *samples16k,
-                                 size_t n_samples, float **features, int *n_frames, dpt_error *err) {
+                                 size_t n_samples, float **features, int *n_frames,
+                                 dpt_clip_layout *layout, dpt_error *err) {
     if (features) *features = NULL;
     if (n_frames) *n_frames = 0;
     if (!model || !features || !n_frames || (!samples16k && n_samples))
@@ -651,13 +652,17 @@ dpt_status dpt_encode_audio_team(const dpt_model *model, dpt_k_team *team, const
     st = dpt_hubert_encode_team(model, team, padded, n_padded, lay.n_frames_total, NULL, features,
                                 err);
     dpt_free(padded);
-    if (st == DPT_OK) *n_frames = lay.n_frames_total;
+    if (st == DPT_OK) {
+        *n_frames = lay.n_frames_total;
+        if (layout) *layout = lay;
+    }
     return st;
 }
 
 dpt_status dpt_encode_audio_windows_team(const dpt_model *model, dpt_k_team *team,
                                          const float *samples16k, size_t n_samples,
-                                         float **features, int *n_frames, dpt_error *err) {
+                                         float **features, int *n_frames, dpt_clip_layout *layout,
+                                         dpt_error *err) {
     if (features) *features = NULL;
     if (n_frames) *n_frames = 0;
     if (!model || !features || !n_frames || (!samples16k && n_samples))
@@ -688,6 +693,7 @@ dpt_status dpt_encode_audio_windows_team(const dpt_model *model, dpt_k_team *tea
     }
     *features = all;
     *n_frames = lay.n_frames_total;
+    if (layout) *layout = lay;
     return DPT_OK;
 }
 
@@ -696,7 +702,7 @@ dpt_status dpt_model_encode_audio_windows(const dpt_model *model, const float *s
                                     int *n_frames, dpt_error *err) {
     dpt_k_team *team = dpt_k_team_new(n_threads);
     dpt_status st = dpt_encode_audio_windows_team(model, team, samples16k, n_samples, features,
-                                                  n_frames, err);
+                                                  n_frames, NULL, err);
     dpt_k_team_free(team);
     return st;
 }
@@ -705,7 +711,7 @@ dpt_status dpt_model_encode_audio_windows(const dpt_model *model, const float *s
 dpt_status dpt_model_encode_audio(const dpt_model *model, const float *samples16k, size_t n_samples,
                             int n_threads, float **features, int *n_frames, dpt_error *err) {
     dpt_k_team *team = dpt_k_team_new(n_threads);
-    dpt_status st = dpt_encode_audio_team(model, team, samples16k, n_samples, features, n_frames, err);
+    dpt_status st = dpt_encode_audio_team(model, team, samples16k, n_samples, features, n_frames, NULL, err);
     dpt_k_team_free(team);
     return st;
 }

@@ -5,6 +5,7 @@
 #ifndef DPT_HUBERT_H
 #define DPT_HUBERT_H
 
+#include "audio.h"
 #include "core.h"
 #include "kernels.h"
 #include "model.h"
@@ -40,14 +41,17 @@ dpt_status dpt_hubert_encode(const dpt_model *m, const float *padded, size_t n_p
 dpt_status dpt_hubert_encode_team(const dpt_model *m, dpt_k_team *team, const float *padded,
                                   size_t n_padded, int n_frames_total, const dpt_hubert_dump *dump,
                                   float **features, dpt_error *err);
-/* dpt_model_encode_audio on a caller's team (the states' path). */
+/* dpt_model_encode_audio on a caller's team (the states' path); layout (may be NULL) receives the
+ * clip's window layout, so that a generation does not compute it again. */
 dpt_status dpt_encode_audio_team(const dpt_model *model, dpt_k_team *team, const float *samples16k,
-                                 size_t n_samples, float **features, int *n_frames, dpt_error *err);
+                                 size_t n_samples, float **features, int *n_frames,
+                                 dpt_clip_layout *layout, dpt_error *err);
 
-/* dpt_model_encode_audio_windows on a caller's team. */
+/* dpt_model_encode_audio_windows on a caller's team; layout as above. */
 dpt_status dpt_encode_audio_windows_team(const dpt_model *model, dpt_k_team *team,
                                          const float *samples16k, size_t n_samples,
-                                         float **features, int *n_frames, dpt_error *err);
+                                         float **features, int *n_frames, dpt_clip_layout *layout,
+                                         dpt_error *err);
 
 /* Same as dpt_hubert_encode_team on a team of its own, with an optional stage observer (dump may be NULL). */
 dpt_status dpt_hubert_encode_ex(const dpt_model *m, const float *padded, size_t n_padded,

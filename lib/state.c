@@ -47,7 +47,8 @@ int dpt_state_threads(const dpt_state *s) { return s ? dpt_k_team_size(s->team) 
 dpt_status dpt_state_encode_audio(dpt_state *s, const float *samples16k, size_t n_samples,
                                   float **features, int *n_frames, dpt_error *err) {
     if (!s) return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_state_encode_audio: NULL state");
-    return dpt_encode_audio_team(s->model, s->team, samples16k, n_samples, features, n_frames, err);
+    return dpt_encode_audio_team(s->model, s->team, samples16k, n_samples, features, n_frames, NULL,
+                                 err);
 }
 
 dpt_status dpt_state_generate(dpt_state *s, const float *samples16k, size_t n_samples,
