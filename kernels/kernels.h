@@ -159,6 +159,10 @@ void dpt_k_pack(const float *b, const uint16_t *bh, int n, int k, float *buf, dp
  * caller then uses the unpacked matrix. Bit-identical to dpt_k_sgemm on the unpacked B. */
 int dpt_k_sgemm_packed(int m, int n0, int n1, float alpha, const float *a, int lda,
                        const dpt_k_packed *b, float beta, float *c, int ldc);
+/* 1 if dpt_k_sgemm_packed can use b with the kernels active now (column ranges on its panel
+ * boundaries): int8 and native bf16/f16 packings always, float panels only with the micro-kernel
+ * they were laid out for. Callers without an unpacked fallback decide with it beforehand. */
+int dpt_k_packed_usable(const dpt_k_packed *b);
 
 /* A linear layer y = x · Wᵀ + b (ops.c), W (n_out, n_in) row-major, b (n_out) or NULL, in the forms
  * a model keeps it: float32 (w), or IEEE halves used in place (wh, w NULL: an f16 file's matrix,

@@ -53,6 +53,11 @@ int dpt_k_sgemm_packed(int m, int n0, int n1, float alpha, const float *a, int l
     return dpt_k_f32_gemm_packed(m, n0, n1, alpha, a, lda, b, beta, c, ldc);
 }
 
+int dpt_k_packed_usable(const dpt_k_packed *b) {
+    if (b->int8 || b->bf16 == DPT_K_BF16_NATIVE || b->bf16 == DPT_K_F16_NATIVE) return 1;
+    return b->ukr == (const void *)dpt_k_ops_active()->ukr;
+}
+
 /* ---- linear layers -------------------------------------------------------------------------- */
 
 /* y = x · W[row0 : row0+n]ᵀ + beta · y from the unpacked matrix (float32 or halves in place) */

@@ -166,7 +166,8 @@ typedef struct conv_plan {
     int n;                          /* layers */
     int cin[DPT_MAX_CONV_LAYERS];   /* input channels */
     long len[DPT_MAX_CONV_LAYERS];  /* output length of each layer over the whole clip */
-    float *w_r[DPT_MAX_CONV_LAYERS];/* repacked (dim, k, cin) */
+    float *w_r[DPT_MAX_CONV_LAYERS];/* repacked (dim, k, cin), or NULL: */
+    const dpt_linear *pk[DPT_MAX_CONV_LAYERS]; /* the layer's prepacked pieces (model.h) */
 } conv_plan;
 
 static void conv_plan_free(conv_plan *P) {
@@ -180,6 +181,25 @@ static void r_conv(const dpt_k_region *r, const float *x, int c_in, const float 
     if (share(r, t_out * c_out < 65536 ? 1 : ALL_THREADS, c_out, 16, &o0, &o1))
         dpt_k_conv1d_strided(x, c_in, w_r + (size_t)o0 * k * c_in, b ? b + o0 : NULL,
                              (int)(o1 - o0), k, s, t_out, y + o0, c_out);
+}
+
+/* The same layer from its prepacked pieces (reduced precisions): y = b, then y += piece p's GEMM
+ * over the strided view of x, p in order, as dpt_k_conv1d_strided does; output channels split in
+ * blocks of 96, on every packing's panel boundaries. */
+static void r_conv_packed(const dpt_k_region *r, const float *x, int c_in, const dpt_linear *pieces,
+                          const float *b, int c_out, int k, int s, long t_out, float *y) {
+    long o0, o1;
+    if (t_out <= 0 || !share(r, t_out * c_out < 65536 ? 1 : ALL_THREADS, c_out, 96, &o0, &o1)) return;
+    const int n = (int)(o1 - o0);
+    if (b)
+        for (long t = 0; t < t_out; t++) memcpy(y + (size_t)t * c_out + o0, b + o0, sizeof(float) * n);
+    float beta = b ? 1.0f : 0.0f;
+    for (int p = 0, j0 = 0; j0 < k; p++, j0 += s) {
+        /* usable: checked by conv_stack before the region */
+        (void)dpt_k_sgemm_packed((int)t_out, (int)o0, (int)o1, 1.0f, x + (size_t)j0 * c_in, s * c_in,
+                                 pieces[p].pk, beta, y + o0, c_out);
+        beta = 1.0f;
+    }
 }
 
 /* GroupNorm affine (folded into scale/shift) + GELU, rows split */
@@ -259,7 +279,10 @@ static void conv_task(void *ctx, dpt_k_region *r) {
         for (int i = 1; i < N; i++) {
             long rows = rb[i] - ra[i];
             float *dst = i == N - 1 ? c->out + (size_t)f0 * dim[i] : nxt;
-            r_conv(r, cur, P->cin[i], P->w_r[i], a->conv_b[i], dim[i], K[i], S[i], rows, dst);
+            if (P->pk[i])
+                r_conv_packed(r, cur, P->cin[i], P->pk[i], a->conv_b[i], dim[i], K[i], S[i], rows, dst);
+            else
+                r_conv(r, cur, P->cin[i], P->w_r[i], a->conv_b[i], dim[i], K[i], S[i], rows, dst);
             dpt_k_region_sync(r);
             r_gelu(r, dst, (size_t)rows * dim[i]);
             dpt_k_region_sync(r);
@@ -294,6 +317,12 @@ static dpt_status conv_stack(const dpt_audio_encoder *a, const pad_geom *g, cons
     c.out = out;
 
     for (int i = 0; i < N; i++) {
+        int packed = a->conv_pieces[i] > 0;
+        for (int p = 0; p < a->conv_pieces[i]; p++) packed &= dpt_k_packed_usable(a->conv_piece[i][p].pk);
+        if (packed) { /* else (a kernel switch since load) float32 from conv_w */
+            P.pk[i] = a->conv_piece[i];
+            continue;
+        }
         P.w_r[i] = dpt_alloc(sizeof(float) * (size_t)dim[i] * K[i] * P.cin[i]);
         if (!P.w_r[i]) goto nomem;
         dpt_k_conv_repack(a->conv_w[i], dim[i], P.cin[i], K[i], P.w_r[i]);

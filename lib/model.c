@@ -322,8 +322,10 @@ static void load_audio(loader *L) {
     a->n_conv = nk;
     int c_in = 1;
     for (int i = 0; i < nk; i++) {
+        L->in_matrix = i > 0 && L->packing; /* reduced precisions pack layers ≥ 1 (pack_conv): not copied */
         a->conv_w[i] = TN(L, (a->conv_dim[i], c_in, a->conv_kernel[i]),
                           "audio_encoder.feature_extractor.conv_layers.%d.conv.weight", i);
+        L->in_matrix = 0;
         a->conv_b[i] = conv_bias ? TN(L, (a->conv_dim[i]),
                                       "audio_encoder.feature_extractor.conv_layers.%d.conv.bias", i)
                                  : NULL;
@@ -608,6 +610,41 @@ static void pack_linear_seg(loader *L, dpt_linear *lin, int seg) {
 
 static void pack_linear(loader *L, dpt_linear *lin) { pack_linear_seg(L, lin, 0); }
 
+/* Reduced precisions: the audio encoder's conv layers ≥ 1 as the GEMMs of their strided lowering
+ * (model.h, conv_piece), packed; layer 0 (one input channel, 5-sample pieces) stays float32. The
+ * float32 piece matrices are made one at a time and dropped once packed. */
+static void pack_conv(loader *L) {
+    dpt_audio_encoder *a = &L->m->audio;
+    for (int i = 1; i < a->n_conv && !failed(L); i++) {
+        const int k = a->conv_kernel[i], s = a->conv_stride[i];
+        const int c_in = a->conv_dim[i - 1], c_out = a->conv_dim[i];
+        const int n_p = (k + s - 1) / s;
+        if (n_p > DPT_MAX_CONV_PIECES || !a->conv_w[i]) continue; /* stays float32 */
+        for (int p = 0; p < n_p && !failed(L); p++) {
+            const int j0 = p * s, j1 = j0 + s < k ? j0 + s : k, width = (j1 - j0) * c_in;
+            float *w = dpt_alloc(sizeof(float) * (size_t)c_out * width);
+            if (!w) {
+                L->st = dpt_fail(L->err, DPT_ERR_NOMEM, "%s: out of memory", L->path);
+                return;
+            }
+            const float *src = a->conv_w[i]; /* (c_out, c_in, k) */
+            for (int o = 0; o < c_out; o++)
+                for (int j = j0; j < j1; j++)
+                    for (int c = 0; c < c_in; c++)
+                        w[(size_t)o * width + (size_t)(j - j0) * c_in + c] = src[((size_t)o * c_in + c) * k + j];
+            dpt_linear *lin = &a->conv_piece[i][p];
+            memset(lin, 0, sizeof *lin);
+            lin->n_out = c_out;
+            lin->n_in = width;
+            lin->w = w;
+            L->st = dpt_linear_pack(lin, 0, L->precision, 1, own_cb, L, L->path, L->err);
+            lin->w = NULL;
+            dpt_alloc_free(w);
+        }
+        if (!failed(L)) a->conv_pieces[i] = n_p;
+    }
+}
+
 static void pack_denoiser(loader *L) {
     dpt_denoiser *n = &L->m->den;
     for (int l = 0; l < n->n_layers && n->layers; l++) {
@@ -635,6 +672,7 @@ static void pack_denoiser(loader *L) {
         }
         pack_linear(L, &a->fp_proj);
         pack_linear(L, &a->feature_map);
+        pack_conv(L);
     }
 }
 

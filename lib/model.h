@@ -38,6 +38,7 @@ typedef struct dpt_norm {
 
 /* ---- audio encoder (HuBERT / wav2vec 2.0 base) ---- */
 #define DPT_MAX_CONV_LAYERS 16
+#define DPT_MAX_CONV_PIECES 4   /* ⌈kernel/stride⌉ of a prepacked conv layer (HuBERT: 2) */
 
 typedef struct dpt_audio_layer {
     dpt_linear q, k, v, out;      /* attention.{q,k,v,out}_proj */
@@ -53,6 +54,12 @@ typedef struct dpt_audio_encoder {
         conv_stride[DPT_MAX_CONV_LAYERS];
     const float *conv_w[DPT_MAX_CONV_LAYERS];  /* (dim_out, dim_in, kernel) */
     const float *conv_b[DPT_MAX_CONV_LAYERS];  /* NULL when conv_bias is false */
+    /* Reduced precisions: conv layers 1 … n_conv−1 prepacked at load as the strided lowering's
+     * GEMMs (kernels/conv.h): piece p = taps [p·s, min((p+1)·s, k)) of every output channel, a
+     * (dim, taps·dim_in) matrix whose column (j − p·s)·dim_in + c is weight [o, c, j]; only .pk set
+     * (w NULL). conv_pieces[i] = 0: layer i runs float32 from conv_w. */
+    dpt_linear conv_piece[DPT_MAX_CONV_LAYERS][DPT_MAX_CONV_PIECES];
+    int conv_pieces[DPT_MAX_CONV_LAYERS];
     dpt_norm group_norm;          /* conv_layers.0.layer_norm: GroupNorm(dim0, dim0) */
     dpt_norm fp_ln;               /* feature_projection.layer_norm (gamma NULL if absent) */
     dpt_linear fp_proj;           /* feature_projection.projection (conv_dim[-1] → hidden) */

@@ -1,7 +1,7 @@
 /* Audio-encoder harness for the Python parity tests.
  *
  *   harness_hubert MODEL.dpt SAMPLES.npy OUTDIR [--threads N] [--padded L_TOT] [--no-stages]
- *                  [--stage-times] [--repeat N]
+ *                  [--stage-times] [--repeat N] [--precision f32|bf16|int8|f16]
  *
  * SAMPLES.npy: 1-D float32/float64 16 kHz mono samples, raw (unnormalised) by default; with
  * --padded L_TOT they are taken as the already prepared clip (§3) and L_TOT as the frame count.
@@ -99,13 +99,18 @@ int main(int argc, char **argv) {
     }
     const char *model_path = argv[1], *samples_path = argv[2], *outdir = argv[3];
     int threads = 0, padded_frames = 0, stages = 1, repeat = 1, times_only = 0;
+    dpt_precision precision = DPT_PRECISION_F32;
     for (int i = 4; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--padded") && i + 1 < argc) padded_frames = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-stages")) stages = 0;
         else if (!strcmp(argv[i], "--stage-times")) times_only = 1, stages = 0;
         else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = atoi(argv[++i]);
-        else {
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+            const char *v = argv[++i];
+            precision = !strcmp(v, "bf16") ? DPT_PRECISION_BF16 : !strcmp(v, "int8") ? DPT_PRECISION_INT8
+                      : !strcmp(v, "f16") ? DPT_PRECISION_F16 : DPT_PRECISION_F32;
+        } else {
             fprintf(stderr, "harness_hubert: unknown option %s\n", argv[i]);
             return 2;
         }
@@ -118,6 +123,7 @@ int main(int argc, char **argv) {
     dpt_error err = {0};
     dpt_model *m = NULL;
     dpt_load_params lp = dpt_load_params_default();
+    lp.precision = precision;
     if (dpt_model_load(model_path, &lp, &m, &err) != DPT_OK) {
         fprintf(stderr, "harness_hubert: %s\n", err.message);
         return 1;
