@@ -13,6 +13,7 @@
 #include "check_main.h"
 #include "dpt.h"
 #include "kernels.h"
+#include "model.h"
 
 #ifndef FIXTURE_DIR
 #define FIXTURE_DIR "tests/fixtures"
@@ -183,6 +184,57 @@ START_TEST(f16_near_f32_and_native_equals_emulated) {
 }
 END_TEST
 
+/* Reduced precisions prepack the encoder's conv layers 1 … n−1 (model.h conv_piece): features the
+ * same bits at 1, 2 and 3 threads; after a switch of kernel architecture that makes the float
+ * panels of an f16 load unusable, the encoder falls back to float32 convolutions and stays near. */
+static float *encode(const dpt_model *m, int threads, int *n_frames) {
+    const size_t n = 30000;
+    float *x = make_audio(n), *f = NULL;
+    dpt_error err = {0};
+    ck_assert_msg(dpt_model_encode_audio(m, x, n, threads, &f, n_frames, &err) == DPT_OK, "%s", err.message);
+    free(x);
+    return f;
+}
+
+START_TEST(encoder_conv_prepacked) {
+    const int precs[] = {DPT_PRECISION_BF16, DPT_PRECISION_INT8, DPT_PRECISION_F16};
+    for (size_t q = 0; q < sizeof precs / sizeof precs[0]; q++) {
+        dpt_load_params lp = dpt_load_params_default();
+        lp.precision = precs[q];
+        dpt_model *m = NULL;
+        dpt_error err = {0};
+        ck_assert_msg(dpt_model_load(fixture, &lp, &m, &err) == DPT_OK, "%s", err.message);
+        ck_assert_int_eq(m->audio.conv_pieces[0], 0); /* layer 0 stays float32 */
+        for (int i = 1; i < m->audio.n_conv; i++)
+            ck_assert_int_eq(m->audio.conv_pieces[i],
+                             (m->audio.conv_kernel[i] + m->audio.conv_stride[i] - 1) / m->audio.conv_stride[i]);
+        int n1 = 0, n2 = 0, n3 = 0;
+        float *f1 = encode(m, 1, &n1), *f2 = encode(m, 2, &n2), *f3 = encode(m, 3, &n3);
+        const size_t cnt = (size_t)n1 * m->info.feature_dim;
+        ck_assert(n1 == n2 && n1 == n3);
+        ck_assert_msg(!memcmp(f1, f2, sizeof(float) * cnt) && !memcmp(f1, f3, sizeof(float) * cnt),
+                      "precision %d: features differ between thread counts", precs[q]);
+        if (precs[q] == DPT_PRECISION_F16 && dpt_k_arch_active() != DPT_K_ARCH_SCALAR && !dpt_k_f16_native()) {
+            /* float panels for the active micro-kernel: unusable once the scalar one is active */
+            const dpt_k_arch was = dpt_k_arch_active();
+            ck_assert_int_eq(dpt_k_set_arch(DPT_K_ARCH_SCALAR), 0);
+            int nf = 0;
+            float *ff = encode(m, 2, &nf);
+            dpt_k_set_arch(was);
+            ck_assert_int_eq(nf, n1);
+            double d = 0.0, scale = max_abs(f1, cnt);
+            for (size_t i = 0; i < cnt; i++) d = fmax(d, fabs((double)ff[i] - f1[i]));
+            ck_assert_msg(isfinite(d) && d < 1e-2 * scale, "fallback: %g of %g", d, scale);
+            dpt_free(ff);
+        }
+        dpt_free(f1);
+        dpt_free(f2);
+        dpt_free(f3);
+        dpt_model_free(m);
+    }
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("precision");
     TCase *tc = tcase_create("precision");
@@ -192,6 +244,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, native_near_emulated);
     tcase_add_test(tc, int8_near_f32_thread_and_kernel_independent);
     tcase_add_test(tc, f16_near_f32_and_native_equals_emulated);
+    tcase_add_test(tc, encoder_conv_prepacked);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -152,3 +152,27 @@ def test_official_threads_same_bits(tmp_path):
            for t in (1, 2, 3)]
     for t, f in zip((2, 3), got[1:]):
         assert f.tobytes() == got[0].tobytes(), f'1 vs {t} threads: features differ'
+
+
+# bf16 / int8 audio features against the float32 reference, official size: every matrix product of
+# the encoder in the reduced precision (linear layers and, prepacked, conv layers 1-6; conv layer 0,
+# the normalisations, attention scores and the positional conv stay float32). Measured 2026-12-04
+# on 10 s of synthetic audio: bf16 6.0e-3, int8 2.1e-2 of max|ref| (bf16 linears only: 4.3e-3).
+LOW_PRECISION_TOL = {'bf16': 1e-2, 'int8': 4e-2}
+
+
+@pytest.mark.parametrize('precision', ['bf16', 'int8'])
+def test_official_low_precision_features(precision, tmp_path):
+    """Features at bf16 / int8 are within the documented bound of the float32 reference, not equal to
+    the float32 features, and the same bits at 1 and 2 threads."""
+    model, ck = hh.cached_model('official', 'hubert', seed=SEED['hubert'])
+    x = hh.clip(OFFICIAL_CLIPS[STAGE_CLIP], seed=len(STAGE_CLIP))
+    ref = hh.reference(ck['denoiser'], x, stages=False)
+    got = [hh.run_harness(model, x, tmp_path / f'{precision}{t}', threads=t, stages=False,
+                          extra=('--precision', precision))[0]['audio_feat'] for t in (1, 2)]
+    f32 = hh.run_harness(model, x, tmp_path / 'f32', threads=2, stages=False)[0]['audio_feat']
+    err = hh.max_rel_err(got[0], ref['audio_feat'])
+    report(f'official hubert {precision}', {'audio_feat': err})
+    assert err <= LOW_PRECISION_TOL[precision], f'{precision}: {err:.2e} × max|ref|'
+    assert not np.array_equal(got[0], f32)
+    assert got[0].tobytes() == got[1].tobytes(), f'{precision}: 1 vs 2 threads differ'
