@@ -234,7 +234,7 @@ void dpt_k_gemm_bf16_ref(int m, int n, int k, float alpha, const float *a, int l
  * scale max|column| / 127. Activations quantised per row when a GEMM packs them: unsigned 8-bit
  * over [min(0, row min), max(0, row max)] with a zero point (scale range / 255, nearest even).
  * Integer products summed exactly in int32, then scaled in float32 (gemm_int8.c gives the order).
- * Every path (AVX512-VNNI vpdpbusd, aarch64 SDOT / SUDOT, the portable C kernel) and every thread
+ * Every path (AVX512-VNNI vpdpbusd, aarch64 SDOT / USMMLA, the portable C kernel) and every thread
  * count give the same
  * bits; dpt_k_gemm_int8_ref computes the same formula element by element. */
 #define DPT_K_INT8_NATIVE 1
