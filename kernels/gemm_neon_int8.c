@@ -34,7 +34,10 @@ static inline void store_row(int32x4_t x0, int32x4_t x1, float *ci, int w, float
                              float32x4_t sb1, float alpha, float beta) {
     float t[8];
     float *d = w == 8 ? ci : t;
-    if (w < 8 && beta != 0.0f) memcpy(t, ci, sizeof(float) * (size_t)w);
+    if (w < 8) { /* a ragged chunk through a copy: C is not read or written past column w */
+        memset(t, 0, sizeof t);
+        if (beta != 0.0f) memcpy(t, ci, sizeof(float) * (size_t)w);
+    }
     const float32x4_t vsa = vdupq_n_f32(sa), va = vdupq_n_f32(alpha);
     float32x4_t r0 = vmulq_f32(vcvtq_f32_s32(x0), vmulq_f32(vsa, sb0));
     float32x4_t r1 = vmulq_f32(vcvtq_f32_s32(x1), vmulq_f32(vsa, sb1));
