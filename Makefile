@@ -114,6 +114,8 @@ endif
 # without the pre-allocation scheduler, which hoists all 6 A loads and spills 3 accumulators
 ifneq ($(filter aarch64%,$(MACHINE)),)
 $(BUILD)/obj/kernels/gemm_neon_bf16.o: KERNEL_FLAGS := -march=armv8.2-a+bf16 -fno-schedule-insns
+# the int8 kernels alone may use FEAT_DotProd (+i8mm on one function; gemm_int8.c checks the HWCAPs)
+$(BUILD)/obj/kernels/gemm_neon_int8.o: KERNEL_FLAGS := -march=armv8.2-a+dotprod -fno-schedule-insns
 endif
 
 # The renderer's shading loop is written for the vectoriser (-O3 vectorises it at the baseline ISA;

@@ -113,6 +113,8 @@ int dpt_k_int8_gemm_packed(int m, int n0, int n1, float alpha, const float *a, i
 #ifdef DPT_K_HAVE_NEON_BUILD
 extern const dpt_k_ukr_bf16 dpt_k_ukr_neon_bf16; /* gemm_neon_bf16.c: BFMMLA 12 × 8 (FEAT_BF16) */
 extern const dpt_k_ukr_bf16 dpt_k_ukr_neon_f16;  /* gemm_neon_f16.c: half panels, 8 × 12 */
+extern const dpt_k_ukr_int8 dpt_k_ukr_neon_sdot; /* gemm_neon_int8.c: SDOT 12 × 32 (FEAT_DotProd) */
+extern const dpt_k_ukr_int8 dpt_k_ukr_neon_i8mm; /* gemm_neon_int8.c: USMMLA 12 × 32 (FEAT_I8MM) */
 #endif
 /* Which kernel a reduced-precision kind runs (gemm_bf16.c's bf16 / f16, gemm_int8.c's int8): the
  * native one if `available` and the arch whose float32 tables it belongs with is active, unless

@@ -6,7 +6,7 @@
  * 127 · k < 2^31 for k ≤ DPT_K_INT8_MAX_K), then
  *   C[i, j] = alpha · (float(acc − zp[i] · colsum[j]) · (sa[i] · sb[j])) + beta · C[i, j]
  * in that order, unfused, in every micro-kernel and in the reference: results are the same bits
- * on every path (AVX512-VNNI, portable) and for every thread count.
+ * on every path (AVX512-VNNI, aarch64 SDOT / I8MM, portable) and for every thread count.
  *
  * Packing (one depth block: the whole k): panels of NR = 32 columns, each ⌈k/4⌉ steps of 32 words,
  * a word the 4 bytes of depths 4q … 4q+3 of one column (zero-padded); then colsum (int32, npad)
@@ -107,28 +107,93 @@ static const dpt_k_ukr_int8 ukr_int8_portable = {MR, NR, 120, ukr_portable, pack
 
 /* ---- selection ------------------------------------------------------------------------------ */
 
-static const dpt_k_ukr_int8 *native_ukr(void) {
+#if defined(DPT_K_HAVE_NEON_BUILD) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1ul << 20)
+#endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1ul << 13)
+#endif
+#endif
+
+/* The native kernels of this build, best first; a CPU gets the first it has. */
+typedef struct int8_kernel {
+    const char *name, *label; /* dpt_k_int8_kernel, model info's precision_name */
+    const dpt_k_ukr_int8 *u;
+    int (*has)(void);
+} int8_kernel;
+
 #if defined(DPT_K_HAVE_AVX2_BUILD) && defined(__GNUC__)
+static int has_vnni(void) {
     __builtin_cpu_init();
     /* libgcc's checks include the OS's ZMM state support (XCR0) */
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vnni"))
-        return &dpt_k_ukr_avx512vnni;
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vnni");
+}
 #endif
+#if defined(DPT_K_HAVE_NEON_BUILD) && defined(__linux__)
+static int has_i8mm(void) { return (getauxval(AT_HWCAP2) & HWCAP2_I8MM) != 0; }
+static int has_sdot(void) { return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0; }
+#endif
+
+static const int8_kernel kernels[] = {
+#if defined(DPT_K_HAVE_AVX2_BUILD) && defined(__GNUC__)
+    {"AVX512-VNNI", "int8 (AVX512-VNNI)", &dpt_k_ukr_avx512vnni, has_vnni},
+#endif
+#if defined(DPT_K_HAVE_NEON_BUILD) && defined(__linux__)
+    {"I8MM", "int8 (I8MM)", &dpt_k_ukr_neon_i8mm, has_i8mm},
+    {"SDOT", "int8 (SDOT)", &dpt_k_ukr_neon_sdot, has_sdot},
+#endif
+    {NULL, NULL, NULL, NULL},
+};
+
+/* index of the first native kernel considered (tests pick a weaker one by dpt_k_set_int8_kernel) */
+static atomic_int g_first;
+
+static const int8_kernel *native_kernel(void) {
+    for (int i = atomic_load(&g_first); kernels[i].name; i++)
+        if (kernels[i].has()) return &kernels[i];
     return NULL;
 }
 
-static int have_native(void) { return native_ukr() != NULL; }
+static int have_native(void) { return native_kernel() != NULL; }
 
 static dpt_k_choice g_int8 = {0, "DPT_INT8", "portable", DPT_K_INT8_NATIVE, DPT_K_INT8_PORTABLE, have_native};
 
 int dpt_k_int8_native(void) { return dpt_k_choice_get(&g_int8) == DPT_K_INT8_NATIVE; }
 
-int dpt_k_set_int8_native(int on) { return dpt_k_choice_set(&g_int8, on); }
+int dpt_k_set_int8_native(int on) {
+    if (on) atomic_store(&g_first, 0);
+    return dpt_k_choice_set(&g_int8, on);
+}
+
+static const int8_kernel *active_kernel(void) { return dpt_k_int8_native() ? native_kernel() : NULL; }
+
+const char *dpt_k_int8_kernel(void) {
+    const int8_kernel *k = active_kernel();
+    return k ? k->name : "portable";
+}
+
+const char *dpt_k_int8_label(void) {
+    const int8_kernel *k = active_kernel();
+    return k ? k->label : "int8 (portable)";
+}
+
+int dpt_k_set_int8_kernel(const char *name) {
+    if (!strcmp(name, "portable")) return dpt_k_set_int8_native(0);
+    for (int i = 0; kernels[i].name; i++)
+        if (!strcmp(name, kernels[i].name)) {
+            if (!kernels[i].has()) return -1;
+            atomic_store(&g_first, i);
+            return dpt_k_choice_set(&g_int8, 1);
+        }
+    return -1;
+}
 
 static const dpt_k_ukr_int8 *active_ukr(void) {
-    const dpt_k_ukr_int8 *u = dpt_k_int8_native() ? native_ukr() : NULL;
-    return u ? u : &ukr_int8_portable;
+    const int8_kernel *k = active_kernel();
+    return k ? k->u : &ukr_int8_portable;
 }
 
 /* ---- packing -------------------------------------------------------------------------------- */

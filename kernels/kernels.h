@@ -233,21 +233,30 @@ void dpt_k_pack_f16(const float *b, const uint16_t *bh, int n, int k, void *buf,
 void dpt_k_gemm_bf16_ref(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
                          int ldb, float beta, float *c, int ldc);
 
-/* ---- int8 compute (kernels/gemm_int8.c, kernels/gemm_avx512vnni.c) -------------------------
+/* ---- int8 compute (kernels/gemm_int8.c, gemm_avx512vnni.c, gemm_neon_int8.c) --------------
  * A weight matrix quantised once (dpt_k_pack_int8): per output column, symmetric signed 8-bit with
  * scale max|column| / 127. Activations quantised per row when a GEMM packs them: unsigned 8-bit
  * over [min(0, row min), max(0, row max)] with a zero point (scale range / 255, nearest even).
  * Integer products summed exactly in int32, then scaled in float32 (gemm_int8.c gives the order).
- * Every path (AVX512-VNNI vpdpbusd, the portable C kernel) and every thread count give the same
+ * Every path (AVX512-VNNI vpdpbusd, aarch64 SDOT / USMMLA, the portable C kernel) and every thread
+ * count give the same
  * bits; dpt_k_gemm_int8_ref computes the same formula element by element. */
 #define DPT_K_INT8_NATIVE 1
 #define DPT_K_INT8_PORTABLE 2
 #define DPT_K_INT8_MAX_K 65536 /* |int32 sums| ≤ 255 · 127 · k stay below 2^31 */
-/* 1 if int8 GEMMs use the AVX512-VNNI kernel (CPU has it, active arch avx2, not disabled by
- * DPT_INT8=portable or dpt_k_set_int8_native(0)). */
+/* 1 if int8 GEMMs use a native kernel — AVX512-VNNI on x86-64; I8MM, else SDOT on aarch64 — (CPU
+ * has it, active arch avx2 / neon, not disabled by DPT_INT8=portable or dpt_k_set_int8_native(0)). */
 int dpt_k_int8_native(void);
-/* Tests: 0 forces the portable kernel, 1 asks for the native one (−1 if the CPU or build has none). */
+/* Tests: 0 forces the portable kernel, 1 asks for the best native one (−1 if the CPU or build has
+ * none). */
 int dpt_k_set_int8_native(int on);
+/* The kernel int8 GEMMs use: "AVX512-VNNI", "I8MM", "SDOT" or "portable"; and as model info's
+ * precision_name, "int8 (SDOT)" etc. */
+const char *dpt_k_int8_kernel(void);
+const char *dpt_k_int8_label(void);
+/* Tests: use the named kernel (a name of dpt_k_int8_kernel); −1 if this build or CPU has not got it
+ * (nothing changes). */
+int dpt_k_set_int8_kernel(const char *name);
 /* Bytes needed to pack an (n, k) matrix with dpt_k_pack_int8 (64-byte aligned buffer). */
 size_t dpt_k_packed_int8_bytes(int n, int k);
 /* Quantise B (n, k) [ldb = k], float (b) or half (bh when not NULL), into buf; −1 if k is not in

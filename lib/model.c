@@ -761,7 +761,7 @@ dpt_status dpt_model_load(const char *path, const dpt_load_params *params, dpt_m
     inf->precision = p.precision;
     inf->precision_name = p.precision == DPT_PRECISION_F32 ? "f32"
                           : p.precision == DPT_PRECISION_INT8
-                              ? (dpt_k_int8_native() ? "int8 (AVX512-VNNI)" : "int8 (portable)")
+                              ? dpt_k_int8_label()
                           : p.precision == DPT_PRECISION_F16
                               ? (dpt_k_f16_native() ? "f16 (NEON half panels)" : "f16 (emulated)")
                           : !dpt_k_bf16_native() ? "bf16 (emulated)"

@@ -1085,8 +1085,24 @@ START_TEST(gemm_bf16_packed) {
 }
 END_TEST
 
-/* int8 GEMM (dpt_k_pack_int8 + dpt_k_sgemm_packed), native (AVX512-VNNI when the CPU has it) and
- * portable: bit-identical to dpt_k_gemm_int8_ref (integer sums are exact and every path scales
+/* DPT_EXPECT_INT8 (tools/test_aarch64.sh): the int8 kernel a CPU must get by default — I8MM (qemu
+ * max), SDOT (cortex-a76), portable (cortex-a53). 1 if kernel `name` must then be there: it is the
+ * expected one or below it in I8MM > SDOT > portable. */
+static int int8_required(const char *name) {
+    static const char *const order[] = {"I8MM", "SDOT", "portable"};
+    const char *want = getenv("DPT_EXPECT_INT8");
+    int wi = -1, ni = -1;
+    for (int i = 0; i < 3; i++) {
+        if (want && !strcmp(want, order[i])) wi = i;
+        if (!strcmp(name, order[i])) ni = i;
+    }
+    return wi >= 0 && ni >= wi;
+}
+
+static const char *const int8_kernels[] = {"AVX512-VNNI", "I8MM", "SDOT", "portable"};
+
+/* int8 GEMM (dpt_k_pack_int8 + dpt_k_sgemm_packed), every kernel this CPU has (AVX512-VNNI; I8MM,
+ * SDOT; portable): bit-identical to dpt_k_gemm_int8_ref (integer sums are exact and every path scales
  * them by the same float32 operations), to each other, for 1 and 2 threads and for column ranges
  * from a panel boundary; against the float32 product within the quantisation error:
  *   |α|·Σ_p (|a_p|·δb + |b_p|·δa + δa·δb) + 8·2⁻²⁴·(|α|·Σ|a·b| + |β·c|),
@@ -1097,11 +1113,18 @@ START_TEST(gemm_int8_packed) {
     static const int S[][3] = {{1, 1, 1}, {7, 17, 33}, {13, 33, 257}, {65, 50, 300}, {12, 1536, 512},
                                {37, 64, 2049}, {333, 512, 512}, {5, 40, 3}};
     float *first[sizeof S / sizeof S[0]] = {0};
-    for (int native = 1; native >= 0; native--) {
-        if (dpt_k_set_int8_native(native) != 0) {
-            printf("gemm_int8_packed: no AVX512-VNNI here: portable kernel only\n");
+    const char *first_kernel = NULL; /* the kernel whose results the others are compared with */
+    for (size_t ki = 0; ki < sizeof int8_kernels / sizeof int8_kernels[0]; ki++) {
+        const char *kname = int8_kernels[ki];
+        if (dpt_k_set_int8_kernel(kname) != 0) {
+            CHECK(!int8_required(kname), "no %s int8 kernel, but DPT_EXPECT_INT8=%s", kname,
+                  getenv("DPT_EXPECT_INT8"));
+            printf("gemm_int8_packed: no %s kernel in this build or CPU\n", kname);
             continue;
         }
+        CHECK(!strcmp(dpt_k_int8_kernel(), kname), "asked for %s, got %s", kname, dpt_k_int8_kernel());
+        if (!first_kernel) first_kernel = kname;
+        const int native = strcmp(kname, "portable") != 0;
         CHECK1(dpt_k_int8_native() == native);
         for (size_t si = 0; si < sizeof S / sizeof S[0]; si++) {
             const int m = S[si][0], n = S[si][1], k = S[si][2], ldc = n + 3;
@@ -1161,8 +1184,8 @@ START_TEST(gemm_int8_packed) {
                     for (int i = 0; i < m; i++)
                         for (int j = n0; j < n; j++) {
                             const float got = c.p[i * ldc + j - n0], want = cr[i * ldc + j];
-                            CHECK(!memcmp(&got, &want, 4), "native %d threads %d m %d n %d k %d (%d, %d): %.9g vs "
-                                  "ref %.9g", native, th, m, n, k, i, j, (double)got, (double)want);
+                            CHECK(!memcmp(&got, &want, 4), "%s threads %d m %d n %d k %d (%d, %d): %.9g vs "
+                                  "ref %.9g", kname, th, m, n, k, i, j, (double)got, (double)want);
                         }
                     if (n0 == 0 && th == 1) {
                         if (!first[si]) {
@@ -1171,7 +1194,7 @@ START_TEST(gemm_int8_packed) {
                         } else {
                             for (int i = 0; i < m; i++)
                                 CHECK(!memcmp(first[si] + (size_t)i * ldc, c.p + (size_t)i * ldc, sizeof(float) * n),
-                                      "m %d n %d k %d: the portable kernel differs from the native one", m, n, k);
+                                      "m %d n %d k %d: kernel %s differs from %s", m, n, k, kname, first_kernel);
                         }
                     }
                     gb_free(&c);
@@ -1197,8 +1220,8 @@ START_TEST(gemm_int8_packed) {
         float c[4];
         CHECK1(dpt_k_sgemm_packed(1, 0, 4, 1.0f, row, 4, &pk, 0.0f, c, 4) == 0);
         for (int j = 0; j < 4; j++)
-            CHECK(fabs(c[j] - levels[j] * (3.0 / 255.0)) <= 1e-6, "native %d: element %d became %.9g, want level %d",
-                  native, j, (double)c[j], levels[j]);
+            CHECK(fabs(c[j] - levels[j] * (3.0 / 255.0)) <= 1e-6, "%s: element %d became %.9g, want level %d",
+                  kname, j, (double)c[j], levels[j]);
         free(buf);
     }
     for (size_t si = 0; si < sizeof S / sizeof S[0]; si++) free(first[si]);
@@ -1206,6 +1229,23 @@ START_TEST(gemm_int8_packed) {
     dpt_k_packed pk;
     CHECK1(dpt_k_pack_int8(&one, NULL, 1, DPT_K_INT8_MAX_K + 1, NULL, &pk) == -1); /* sums could overflow */
     dpt_k_set_int8_native(1); /* back to the default where there is one */
+}
+END_TEST
+
+/* Which int8 kernel a CPU gets by default: DPT_EXPECT_INT8's (int8_required), and a kernel above
+ * it in I8MM > SDOT > portable is refused (qemu's cortex-a76 has dotprod, not i8mm; cortex-a53
+ * neither). Unset: whatever this CPU has is reported. */
+START_TEST(int8_native_detection) {
+    const char *want = getenv("DPT_EXPECT_INT8");
+    printf("int8 kernel by default here: %s\n", dpt_k_int8_kernel());
+    if (!want) return;
+    CHECK(!strcmp(dpt_k_int8_kernel(), want), "DPT_EXPECT_INT8=%s but the default kernel is %s", want,
+          dpt_k_int8_kernel());
+    for (size_t ki = 0; ki < sizeof int8_kernels / sizeof int8_kernels[0]; ki++)
+        if (!int8_required(int8_kernels[ki]))
+            CHECK(dpt_k_set_int8_kernel(int8_kernels[ki]) == -1, "DPT_EXPECT_INT8=%s but %s is there", want,
+                  int8_kernels[ki]);
+    dpt_k_set_int8_native(1);
 }
 END_TEST
 
@@ -1477,6 +1517,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, gemm_bf16_packed);
     tcase_add_test(tc, gemm_int8_packed);
     tcase_add_test(tc, bf16_native_detection);
+    tcase_add_test(tc, int8_native_detection);
     tcase_add_test(tc, half_rounding);
     tcase_add_test(tc, gemm_f16_packed);
     suite_add_tcase(s, tc);

@@ -2,8 +2,9 @@
  * generations are finite, near the float32 ones without being equal to them, the same bits at 1 and
  * 2 threads, and (where the CPU has AVX512-BF16) near the emulated kernel's, which rounds the same
  * weights and sums in another order. DPT_PRECISION_INT8: near float32, the same bits at 1 and 2
- * threads and with the portable kernel as with AVX512-VNNI (exact integer sums). The deviation bound against the reference is in
- * tests/python/test_sampler_parity.py (official size); here the tiny model's own figures. */
+ * threads and with every int8 kernel (portable, AVX512-VNNI, SDOT, I8MM: exact integer sums). The
+ * deviation bound against the reference is in tests/python/test_sampler_parity.py (official size);
+ * here the tiny model's own figures. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -132,16 +133,22 @@ START_TEST(int8_near_f32_thread_and_kernel_independent) {
                   "int8: 2 threads differ from 1");
     const double de = max_diff(q1->exp, f->exp, ne) / max_abs(f->exp, ne);
     const double dp = max_diff(q1->pose, f->pose, np) / max_abs(f->pose, np);
-    printf("tiny model, int8 (%s) vs f32: exp %.2e, pose %.2e of max|f32|\n",
-           dpt_k_int8_native() ? "AVX512-VNNI" : "portable", de, dp);
+    printf("tiny model, int8 (%s) vs f32: exp %.2e, pose %.2e of max|f32|\n", dpt_k_int8_kernel(), de, dp);
     /* 8-bit operands move by up to half a step of 1/255 of a row's range and 1/127 of a column's
      * largest weight; through 10 steps the tiny model moves by 4e-3 of its size (measured) */
     ck_assert(de > 0.0 && de < 5e-2 && dp < 5e-2);
-    if (dpt_k_set_int8_native(0) == 0) { /* the portable kernel: the same integer sums, the same bits */
+    /* every other kernel this CPU has (SDOT where I8MM is the default; portable): the same integer
+     * sums, the same bits */
+    static const char *const kernels[] = {"AVX512-VNNI", "I8MM", "SDOT", "portable"};
+    const char *def = dpt_k_int8_kernel();
+    for (int ki = 0; ki < 4; ki++) {
+        if (!strcmp(kernels[ki], def) || dpt_k_set_int8_kernel(kernels[ki]) != 0) continue;
         dpt_result *p2 = generate(DPT_PRECISION_INT8, 2);
         dpt_k_set_int8_native(1);
+        printf("int8: %s gives %s's bits: %s\n", kernels[ki], def,
+               !memcmp(q2->exp, p2->exp, sizeof(float) * ne) ? "yes" : "NO");
         ck_assert_msg(!memcmp(q2->exp, p2->exp, sizeof(float) * ne) && !memcmp(q2->pose, p2->pose, sizeof(float) * np),
-                      "int8: the portable kernel differs from the native one");
+                      "int8: kernel %s differs from %s", kernels[ki], def);
         dpt_result_free(p2);
     }
     dpt_result_free(f);

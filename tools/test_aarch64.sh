@@ -11,8 +11,9 @@
 # `make test-aarch64`; part of `make test`.
 #
 #   tools/test_aarch64.sh [--blas openblas|none|both] [-j 1|2] [--no-python] [test_suite ...]
-# test_kernels and test_precision also run as test_kernels@cortex-a76 / test_precision@cortex-a76
-# (QEMU_CPU=cortex-a76: no BF16, the fallback kernels); the plain runs use QEMU_CPU=max.
+# test_kernels and test_precision also run as suite@cortex-a76 (QEMU_CPU=cortex-a76: no BF16, no
+# I8MM: the bf16 fallback, the SDOT int8 kernel) and suite@cortex-a53 (no dotprod either: the
+# portable int8 kernel); the plain runs use QEMU_CPU=max.
 #
 # Everything is built first (make -j2), then the suites, the Python run and the static check run
 # as tasks on -j workers (default 2: about 3 minutes on 2 idle cores). Installs what it needs when run as root on Debian (gcc-aarch64-linux-gnu, qemu-user, arm64
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
     --blas) blas=$2; shift 2 ;;
     -j) jobs=$2; shift 2 ;;
     --no-python) python=0; shift ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) suites+=("$1"); shift ;;
   esac
 done
@@ -64,11 +65,13 @@ command -v "${CROSS}gcc" >/dev/null && command -v qemu-aarch64 >/dev/null || {
   echo "test_aarch64: ${CROSS}gcc or qemu-aarch64 not found; skipped"; exit 77; }
 
 [ ${#suites[@]} -eq 0 ] && for f in tests/test_*.c; do suites+=("$(basename "$f" .c)"); done
-# The suites of the bf16/f16 kernels run twice: on qemu's "max" CPU (FEAT_BF16, FP16, FHM, I8MM:
-# DPT_EXPECT_BF16=1 makes the native BFMMLA kernel required, not skippable) and as suite@cortex-a76
-# (Raspberry Pi 5's core, no FEAT_BF16: DPT_EXPECT_BF16=0 requires the emulated fallback).
+# The suites of the bf16/f16/int8 kernels run three times: on qemu's "max" CPU (FEAT_BF16, FP16,
+# FHM, DotProd, I8MM: DPT_EXPECT_BF16=1 and DPT_EXPECT_INT8=I8MM make the native BFMMLA and I8MM
+# kernels required, not skippable), as suite@cortex-a76 (Raspberry Pi 5's core, no FEAT_BF16, no
+# I8MM: the emulated bf16 fallback and the SDOT int8 kernel are required) and as suite@cortex-a53
+# (Armv8.0, no dotprod: the portable int8 kernel is required).
 for t in test_kernels test_precision; do
-  [[ " ${suites[*]} " == *" $t "* ]] && suites+=("$t@cortex-a76")
+  [[ " ${suites[*]} " == *" $t "* ]] && suites+=("$t@cortex-a76" "$t@cortex-a53")
 done
 export CK_FORK=yes CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-10} DPT_UNDER_QEMU=1
 
@@ -92,12 +95,18 @@ build_variant() { # $1: openblas | none
 }
 
 run_suite() { # $1: openblas | none, $2: suite[@cpu]; prints its line and "RESULT checks failed skipped bad"
-  local build out rc line n=0 f=0 e=0 start sk note bad=0 suite=${2%@*} cpu=max expect=1
+  local build out rc line n=0 f=0 e=0 start sk note bad=0 suite=${2%@*} cpu=max expect=1 int8=I8MM
   [[ $2 == *@* ]] && cpu=${2#*@}
-  [ "$cpu" = max ] || expect=0 # the other CPU model (cortex-a76) has no FEAT_BF16: the fallback
+  # the other CPU models have no FEAT_BF16 (the fallback); int8: cortex-a76 SDOT, cortex-a53 none
+  case "$cpu" in
+    max) ;;
+    cortex-a76) expect=0 int8=SDOT ;;
+    *) expect=0 int8=portable ;;
+  esac
   build=$(build_dir "$1")
   start=$(date +%s)
-  out=$(QEMU_CPU=$cpu DPT_EXPECT_BF16=$expect DPT_EXPECT_F16=1 qemu-aarch64 "$build/tests/$suite" 2>&1); rc=$?
+  out=$(QEMU_CPU=$cpu DPT_EXPECT_BF16=$expect DPT_EXPECT_INT8=$int8 DPT_EXPECT_F16=1 \
+        qemu-aarch64 "$build/tests/$suite" 2>&1); rc=$?
   line=$(printf '%s\n' "$out" | grep -E '^[0-9]+%: Checks: ' | tail -n 1)
   sk=$(printf '%s\n' "$out" | grep -c '^SKIPPED: ')
   note=""; [ "$sk" != 0 ] && note=", $sk skipped under emulation"
