@@ -33,7 +33,7 @@ static const cli_option OPTIONS[] = {
     {O_PRECISION, "--precision", "P", "matrix arithmetic: f32 (default), bf16 (weights and activations "
                                       "rounded to bfloat16, float32 sums: about 2x faster with AVX512-BF16 "
                                       "or BFMMLA), int8 (8-bit weights and activations, integer sums: faster "
-                                      "still with AVX512-VNNI) or f16 (weights rounded to half, float32 sums: "
+                                      "still with AVX512-VNNI, I8MM or SDOT) or f16 (weights rounded to half, float32 sums: "
                                       "half the weight memory on aarch64)"},
     {O_THREADS, "--threads", "N", "threads (0 = all cores, default)"},
     {O_SEED, "--seed", "S", "seed of the built-in random generator (default 0)"},

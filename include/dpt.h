@@ -108,16 +108,16 @@ typedef struct dpt_model dpt_model;
  *                     activations rounded to bfloat16 per product, products summed in float32:
  *                     about twice as fast on CPUs with AVX512-BF16 (Zen 4, Sapphire Rapids),
  *                     emulated (same rounding, float32 speed) elsewhere; README gives the measured
- *                     deviation from float32. The audio encoder's linear layers too; its
- *                     convolutions, attention scores, normalisations and the style encoder stay
- *                     float32. */
+ *                     deviation from float32. The audio encoder's linear layers and conv
+ *                     layers 1… too; its first conv layer, positional conv, attention scores,
+ *                     normalisations and the style encoder stay float32. */
 /*  DPT_PRECISION_INT8 weight matrices quantised once at load to signed 8 bits per output channel
  *                     (a quarter of the memory of float32), activations to unsigned 8 bits per
  *                     token on every product, exact integer sums: about four times float32's
- *                     speed on CPUs with AVX512-VNNI (Zen 4, Ice Lake and later), a portable
- *                     kernel with the same results elsewhere. The audio encoder's and denoiser's
- *                     linear layers; README lists the layers kept in float32 and the measured
- *                     deviation. */
+ *                     speed on CPUs with AVX512-VNNI (Zen 4, Ice Lake and later), I8MM or SDOT
+ *                     (aarch64), a portable kernel with the same results elsewhere. The audio
+ *                     encoder's linear and conv layers 1… and the denoiser's linear layers; README
+ *                     lists the layers kept in float32 and the measured deviation. */
 /*  DPT_PRECISION_F16  weights rounded to IEEE half once at load (exact for an f16 file), float32
  *                     activations and sums; on aarch64 half panels in memory, elsewhere float32. */
 typedef enum dpt_precision {
@@ -175,8 +175,9 @@ typedef struct dpt_model_info {
     int any_f16;                /* some tensors are stored as float16 */
     uint64_t file_size;
     dpt_precision precision;    /* the precision the model was loaded with */
-    const char *precision_name; /* "f32", "bf16 (AVX512-BF16)", "bf16 (emulated)", "int8 (AVX512-VNNI)"
-                                 * or "int8 (portable)" */
+    const char *precision_name; /* "f32", "bf16 (AVX512-BF16)", "bf16 (BFMMLA)", "bf16 (emulated)",
+                                 * "int8 (AVX512-VNNI)", "int8 (I8MM)", "int8 (SDOT)",
+                                 * "int8 (portable)", "f16 (NEON half panels)" or "f16 (emulated)" */
 } dpt_model_info;
 
 void dpt_model_get_info_sized(const dpt_model *model, dpt_model_info *info, size_t struct_size);

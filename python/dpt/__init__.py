@@ -330,7 +330,7 @@ class Model(_dpt._Model):
     precision='bf16' computes the denoiser's matrix products with bfloat16 operands and float32
     sums (dpt-generate --precision bf16: about twice as fast on CPUs with AVX512-BF16, README
     gives its deviation from float32); 'int8' with 8-bit weights and activations and integer sums
-    (--precision int8: faster still with AVX512-VNNI, a larger deviation, README); 'f16' rounds the
+    (--precision int8: faster still with AVX512-VNNI, I8MM or SDOT, a larger deviation, README); 'f16' rounds the
     weights to half once at load and keeps float32 activations and sums (--precision f16: half the
     weight memory on aarch64); 'f32' (default) is the reference arithmetic."""
 
