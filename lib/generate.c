@@ -123,21 +123,6 @@ static dpt_status generate_samples(const dpt_model *model, dpt_k_team *team, con
     return st;
 }
 
-dpt_status dpt_generate_features_team(const dpt_model *m, dpt_k_team *team, const float *feats,
-                                      int n_feat_frames, const dpt_clip_layout *layout,
-                                      const float *shape, const float *style,
-                                      const dpt_gen_params *params, dpt_result **out,
-                                      dpt_error *err) {
-    if (out) *out = NULL;
-    if (!m || !feats || !layout || !out)
-        return dpt_fail(err, DPT_ERR_INVALID_ARG, "dpt_model_generate: NULL argument");
-    /* the parameters first (their errors name the user's options), then the features */
-    dpt_gen_config cfg;
-    dpt_status st = dpt_gen_prepare(m, params, shape, style, &cfg, err);
-    if (st != DPT_OK) return st;
-    return generate_features(m, team, feats, n_feat_frames, layout, shape, &cfg, style, out, err);
-}
-
 dpt_status dpt_generate_features(const dpt_model *m, const float *feats, int n_feat_frames,
                                  const dpt_clip_layout *layout, const float *shape,
                                  const float *style, const dpt_gen_params *params,

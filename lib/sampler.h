@@ -27,17 +27,8 @@ typedef struct dpt_gen_config {
 dpt_status dpt_gen_prepare(const dpt_model *m, const dpt_gen_params *params, const float *shape,
                            const float *style, dpt_gen_config *cfg, dpt_error *err);
 
-/* Generation from precomputed whole-clip audio features (dpt_model_encode_audio output:
- * n_feat_frames × feature_dim, n_feat_frames = layout->n_frames_total) and the clip layout
- * (dpt_clip_layout_compute of the unpadded sample count). Used by dpt_model_generate, by tests and by
- * the programs' audio-feature cache. */
 /* The generation calls on a caller's team (borrowed; NULL = the calling thread alone): the
  * states' path. params->n_threads is not used by these. */
-dpt_status dpt_generate_features_team(const dpt_model *m, dpt_k_team *team, const float *feats,
-                                      int n_feat_frames, const dpt_clip_layout *layout,
-                                      const float *shape, const float *style,
-                                      const dpt_gen_params *params, dpt_result **out,
-                                      dpt_error *err);
 dpt_status dpt_generate_team(const dpt_model *model, dpt_k_team *team, const float *samples16k,
                              size_t n_samples, const float *shape, const float *style,
                              const dpt_gen_params *params, dpt_result **out, dpt_error *err);
@@ -47,7 +38,7 @@ dpt_status dpt_generate_from_features_team(const dpt_model *model, dpt_k_team *t
                                            const float *style, const dpt_gen_params *params,
                                            dpt_result **out, dpt_error *err);
 /* One generation run (the windows of one utterance share its noise stream and x_T): the
- * reverse process of one window at a time. Whole clips (dpt_generate_features_team) and streams
+ * reverse process of one window at a time. Whole clips (lib/generate.c) and streams
  * run the same code, so a stream fed the same windows gives the same bits. */
 typedef struct dpt_gen_run dpt_gen_run;
 /* Allocates everything the windows need, for a prepared config (dpt_gen_prepare with the same
@@ -70,7 +61,10 @@ dpt_status dpt_gen_run_window(dpt_gen_run *r, int win, int n_win, const float *a
  * returns 0 if x holds NaN or Inf. */
 int dpt_gen_run_denorm(const dpt_gen_run *r, const float *x, float *exp50, float *pose6);
 
-/* Same on a team of params->n_threads threads. */
+/* Generation from precomputed whole-clip audio features (dpt_model_encode_audio output:
+ * n_feat_frames × feature_dim, n_feat_frames = layout->n_frames_total) and the clip layout
+ * (dpt_clip_layout_compute of the unpadded sample count), on a team of params->n_threads
+ * threads: the tests' entry. */
 dpt_status dpt_generate_features(const dpt_model *m, const float *feats, int n_feat_frames,
                                  const dpt_clip_layout *layout, const float *shape,
                                  const float *style, const dpt_gen_params *params,
