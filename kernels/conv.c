@@ -44,6 +44,21 @@ void dpt_k_conv1d_strided(const float *x, int c_in, const float *w_r, const floa
     }
 }
 
+void dpt_k_conv1d_strided_packed(const float *x, int c_in, const dpt_k_lin *pieces, const float *b,
+                                 int o0, int o1, int k, int s, long t_out, float *y, int ldy) {
+    if (t_out <= 0 || o1 <= o0) return;
+    if (b) {
+        for (long t = 0; t < t_out; t++)
+            memcpy(y + (size_t)t * ldy + o0, b + o0, sizeof(float) * (size_t)(o1 - o0));
+    }
+    float beta = b ? 1.0f : 0.0f;
+    for (int p = 0, j0 = 0; j0 < k; p++, j0 += s) {
+        (void)dpt_k_sgemm_packed((int)t_out, o0, o1, 1.0f, x + (size_t)j0 * c_in, s * c_in, pieces[p].pk,
+                                 beta, y + o0, ldy);
+        beta = 1.0f;
+    }
+}
+
 void dpt_k_conv1d_grouped(const float *x, long t_in, int c_in, const float *w_r, const float *b,
                           int c_out, int k, int groups, int g0, int g1, int pad, long t_out,
                           float *y, float *scratch, int scratch_rows) {

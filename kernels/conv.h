@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include "kernels.h"
+
 /* w (c_out, c_in, k) → w_r (c_out, k, c_in). */
 void dpt_k_conv_repack(const float *w, int c_out, int c_in, int k, float *w_r);
 
@@ -27,6 +29,14 @@ long dpt_k_conv_out_len(long t_in, int k, int s);
  * s·c_in of one matrix (a BLAS-legal lda because each piece spans at most s taps). */
 void dpt_k_conv1d_strided(const float *x, int c_in, const float *w_r, const float *b, int c_out,
                           int k, int s, long t_out, float *y, int ldy);
+
+/* The same convolution, output channels [o0, o1) only, with the weights prepacked: pieces[p] is the
+ * packed (c_out, width_p) matrix of taps [p·s, min((p+1)·s, k)) — columns [p·s·c_in, …) of w_r —
+ * and the pieces are accumulated in order onto the bias exactly as above. o0 and o1 must lie on
+ * the packings' panel boundaries (dpt_k_packed_usable true for every piece). y (t_out, c_out)
+ * [ldy], columns o0 … o1−1 written. */
+void dpt_k_conv1d_strided_packed(const float *x, int c_in, const dpt_k_lin *pieces, const float *b,
+                                 int o0, int o1, int k, int s, long t_out, float *y, int ldy);
 
 /* Grouped stride-1 convolution with zero padding `pad` on the left (and as much on the right as
  * the output length needs):

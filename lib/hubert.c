@@ -183,23 +183,13 @@ static void r_conv(const dpt_k_region *r, const float *x, int c_in, const float 
                              (int)(o1 - o0), k, s, t_out, y + o0, c_out);
 }
 
-/* The same layer from its prepacked pieces (reduced precisions): y = b, then y += piece p's GEMM
- * over the strided view of x, p in order, as dpt_k_conv1d_strided does; output channels split in
- * blocks of 96, on every packing's panel boundaries. */
+/* The same layer from its prepacked pieces (reduced precisions; usable: checked by conv_stack
+ * before the region); output channels split in blocks of 96, on every packing's panel boundaries. */
 static void r_conv_packed(const dpt_k_region *r, const float *x, int c_in, const dpt_linear *pieces,
                           const float *b, int c_out, int k, int s, long t_out, float *y) {
     long o0, o1;
-    if (t_out <= 0 || !share(r, t_out * c_out < 65536 ? 1 : ALL_THREADS, c_out, 96, &o0, &o1)) return;
-    const int n = (int)(o1 - o0);
-    if (b)
-        for (long t = 0; t < t_out; t++) memcpy(y + (size_t)t * c_out + o0, b + o0, sizeof(float) * n);
-    float beta = b ? 1.0f : 0.0f;
-    for (int p = 0, j0 = 0; j0 < k; p++, j0 += s) {
-        /* usable: checked by conv_stack before the region */
-        (void)dpt_k_sgemm_packed((int)t_out, (int)o0, (int)o1, 1.0f, x + (size_t)j0 * c_in, s * c_in,
-                                 pieces[p].pk, beta, y + o0, c_out);
-        beta = 1.0f;
-    }
+    if (share(r, t_out * c_out < 65536 ? 1 : ALL_THREADS, c_out, 96, &o0, &o1))
+        dpt_k_conv1d_strided_packed(x, c_in, pieces, b, (int)o0, (int)o1, k, s, t_out, y, c_out);
 }
 
 /* GroupNorm affine (folded into scale/shift) + GELU, rows split */

@@ -5,6 +5,7 @@
 #include "model.h"
 #include "style.h"
 
+#include "conv.h"
 #include "kernels.h"
 #include "schedule.h"
 #include "sized.h"
@@ -620,18 +621,21 @@ static void pack_conv(loader *L) {
         const int c_in = a->conv_dim[i - 1], c_out = a->conv_dim[i];
         const int n_p = (k + s - 1) / s;
         if (n_p > DPT_MAX_CONV_PIECES || !a->conv_w[i]) continue; /* stays float32 */
+        /* w_r (c_out, k, c_in): piece p is its column block [j0·c_in, j1·c_in) */
+        float *w_r = dpt_alloc(sizeof(float) * (size_t)c_out * k * c_in);
+        float *w = dpt_alloc(sizeof(float) * (size_t)c_out * s * c_in);
+        if (!w_r || !w) {
+            dpt_alloc_free(w_r);
+            dpt_alloc_free(w);
+            L->st = dpt_fail(L->err, DPT_ERR_NOMEM, "%s: out of memory", L->path);
+            return;
+        }
+        dpt_k_conv_repack(a->conv_w[i], c_out, c_in, k, w_r);
         for (int p = 0; p < n_p && !failed(L); p++) {
             const int j0 = p * s, j1 = j0 + s < k ? j0 + s : k, width = (j1 - j0) * c_in;
-            float *w = dpt_alloc(sizeof(float) * (size_t)c_out * width);
-            if (!w) {
-                L->st = dpt_fail(L->err, DPT_ERR_NOMEM, "%s: out of memory", L->path);
-                return;
-            }
-            const float *src = a->conv_w[i]; /* (c_out, c_in, k) */
             for (int o = 0; o < c_out; o++)
-                for (int j = j0; j < j1; j++)
-                    for (int c = 0; c < c_in; c++)
-                        w[(size_t)o * width + (size_t)(j - j0) * c_in + c] = src[((size_t)o * c_in + c) * k + j];
+                memcpy(w + (size_t)o * width, w_r + (size_t)o * k * c_in + (size_t)j0 * c_in,
+                       sizeof(float) * (size_t)width);
             dpt_linear *lin = &a->conv_piece[i][p];
             memset(lin, 0, sizeof *lin);
             lin->n_out = c_out;
@@ -639,8 +643,9 @@ static void pack_conv(loader *L) {
             lin->w = w;
             L->st = dpt_linear_pack(lin, 0, L->precision, 1, own_cb, L, L->path, L->err);
             lin->w = NULL;
-            dpt_alloc_free(w);
         }
+        dpt_alloc_free(w_r);
+        dpt_alloc_free(w);
         if (!failed(L)) a->conv_pieces[i] = n_p;
     }
 }
