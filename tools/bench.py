@@ -70,8 +70,9 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def run_rss(cmd, env=None):
-    """Run cmd; return (wall seconds, peak RSS bytes of cmd itself, stdout)."""
+def run_rss(cmd, env=None, stderr=None):
+    """Run cmd; return (wall seconds, peak RSS bytes of cmd itself, stdout); its stderr is appended to
+    the list `stderr` when one is given."""
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, '-S', '-c', RSS_LAUNCHER] + [str(c) for c in cmd], capture_output=True,
                        text=True, env=env)
@@ -79,17 +80,18 @@ def run_rss(cmd, env=None):
     m = re.search(r'RSS_KIB (\d+)\s*$', p.stderr)
     if p.returncode != 0 or not m:
         raise RuntimeError(f'{cmd[0]} failed: {p.stderr.strip()}')
+    if stderr is not None:
+        stderr.append(p.stderr)
     return wall, int(m.group(1)) * 1024, p.stdout
 
 
-def timings_of(cmd):
-    """dpt-generate --timings' breakdown: {'model load': s, 'audio decoding': s, 'audio encoder': s,
-    'sampling': s, 'forwards': n, 'ms each': ms, 'outputs': s}."""
-    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+def parse_timings(stderr):
+    """dpt-generate --timings' breakdown from its stderr: {'model load': s, 'audio decoding': s,
+    'audio encoder': s, 'sampling': s, 'forwards': n, 'ms each': ms, 'outputs': s}."""
     m = re.search(r'timings: model load ([\d.]+) s, audio decoding ([\d.]+) s, audio encoder ([\d.]+) s, '
-                  r'sampling ([\d.]+) s \((\d+) forwards, ([\d.]+) ms each\), outputs ([\d.]+) s', p.stderr)
-    if p.returncode != 0 or not m:
-        raise RuntimeError(f'{cmd[0]} --timings failed: {p.stderr.strip()}')
+                  r'sampling ([\d.]+) s \((\d+) forwards, ([\d.]+) ms each\), outputs ([\d.]+) s', stderr)
+    if not m:
+        raise RuntimeError(f'no --timings line in: {stderr.strip()}')
     keys = ('model load', 'audio decoding', 'audio encoder', 'sampling', 'forwards', 'ms each', 'outputs')
     return dict(zip(keys, map(float, m.groups())))
 
@@ -240,7 +242,10 @@ def e2e_section(tmp, res, rows, quick=False):
                        '--threads', str(th), '-q', '-s', str(style), '--precision', prec]
                 if steps != lm.T:
                     cmd += ['--steps', str(steps)]
-                runs = [run_rss(cmd)[:2] for _ in range(ROUNDS if steps < 100 else 1)]
+                if steps == 25:  # where the time goes (the encoder then runs apart: same bits)
+                    cmd.append('--timings')
+                errs = []
+                runs = [run_rss(cmd, stderr=errs)[:2] for _ in range(ROUNDS if steps < 100 else 1)]
                 wall, rss = min(r[0] for r in runs), max(r[1] for r in runs)
                 key = f'e2e_{steps}steps_{th}t' + ('' if prec == 'f32' else f'_{prec}')
                 res[key] = dict(seconds=wall, rtf=wall / 10.0, peak_rss=rss, runs=len(runs), precision=prec)
@@ -250,8 +255,8 @@ def e2e_section(tmp, res, rows, quick=False):
                 rows.append((f'(c) 10.0 s speech, {steps} steps, {prec}, {th} thread{"s" if th > 1 else ""}',
                              f'{wall:.1f} s wall, real-time factor {wall / 10:.2f}'
                              + (f' (fastest of {len(runs)})' if len(runs) > 1 else ''), target))
-                if steps == 25:  # where the time goes (one more run, --timings: the encoder run apart)
-                    t = timings_of(cmd + ['--timings'])
+                if steps == 25:  # the fastest run's breakdown
+                    t = parse_timings(errs[min(range(len(runs)), key=lambda i: runs[i][0])])
                     res[key]['timings'] = t
                     rows.append((f'(c)   of which ({prec}, {th} thread{"s" if th > 1 else ""})',
                                  f"load {t['model load']:.2f} s, decode {t['audio decoding']:.2f} s, "
